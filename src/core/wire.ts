@@ -161,26 +161,41 @@ export function classify(d: Uint8Array): number | DropReason {
 
 /**
  * Why a datagram or packet was dropped. Every drop is counted under one of these names, so an
- * operator can tell garbage from replays from routing trouble (`xvpn status`, logs).
+ * operator can tell garbage from replays from routing trouble (logs, `xvpn status`).
  */
-export type DropReason =
-  | "short"
-  | "bad_version"
-  | "bad_type"
-  | "bad_length"
-  | "bad_mac1"
-  | "bad_handshake"
-  | "unknown_key"
-  | "replayed_handshake"
-  | "unknown_receiver"
-  | "bad_counter"
-  | "bad_tag"
-  | "replay"
-  | "expired_key"
-  | "bad_control"
-  | "bad_inner_packet"
-  | "bad_inner_src"
-  | "no_route"
-  | "no_session"
-  | "pool_exhausted"
-  | "unexpected";
+export const DROP_REASONS = [
+  "short",
+  "bad_version",
+  "bad_type",
+  "bad_length",
+  "bad_mac1",
+  "bad_handshake",
+  "unknown_key",
+  "replayed_handshake",
+  "handshake_rate",
+  "unknown_receiver",
+  "bad_counter",
+  "bad_tag",
+  "replay",
+  "expired_key",
+  "bad_control",
+  "bad_inner_packet",
+  "bad_inner_src",
+  "no_route",
+  "no_session",
+  "too_big",
+  "pool_exhausted",
+] as const;
+
+/** One of {@link DROP_REASONS}. */
+export type DropReason = typeof DROP_REASONS[number];
+
+/** Drop counters by reason. */
+export type DropCounters = Record<DropReason, number>;
+
+/** A zeroed set of drop counters. */
+export function newDropCounters(): DropCounters {
+  const c = {} as DropCounters;
+  for (const r of DROP_REASONS) c[r] = 0;
+  return c;
+}

@@ -1,0 +1,342 @@
+/**
+ * The client's protocol core: sans-I/O and synchronous, like {@link ServerCore}. It talks to one
+ * server; the runtime owns the socket and sends `outbox` datagrams to the server's address.
+ *
+ * Lifecycle: `start()` queues an initiation; retries back off (1 s doubling to 8 s, with
+ * jitter) until a response authenticates; then a config request goes out (it also confirms the
+ * new keys to the server) and is repeated each second until the config push arrives. After
+ * that: a keepalive ping every interval (the pong gives the RTT), a rekey after two minutes, and
+ * a fresh handshake when nothing authenticated has come back for three keepalive intervals
+ * (the server restarted, or the path changed under us).
+ *
+ * @module
+ */
+import type { Aead } from "../crypto/aead.ts";
+import {
+  ControlKind,
+  decodeConfigPush,
+  decodePing,
+  DisconnectReason,
+  encodePing,
+  type SessionConfig,
+} from "./control.ts";
+import {
+  checkMac1,
+  createInitiation,
+  mac1Key,
+  type PendingInitiation,
+  readResponse,
+} from "./handshake.ts";
+import { publicKeyOf } from "./keys.ts";
+import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
+import { PacketResult, Verdict } from "./result.ts";
+import {
+  CONFIG_RETRY_MS,
+  DEAD_AFTER_KEEPALIVES,
+  HANDSHAKE_RETRY_FIRST_MS,
+  HANDSHAKE_RETRY_JITTER,
+  HANDSHAKE_RETRY_MAX_MS,
+  REKEY_AFTER_MESSAGES,
+  REKEY_AFTER_TIME_MS,
+} from "./timers.ts";
+import {
+  classify,
+  type DropCounters,
+  type DropReason,
+  MessageType,
+  newDropCounters,
+  readU32,
+} from "./wire.ts";
+import { validInnerPacket } from "./inner.ts";
+
+/** Everything the client core needs; no I/O handles. */
+export interface ClientOptions {
+  /** Our static private key. */
+  privateKey: Uint8Array;
+  /** The server's static public key. */
+  serverPublicKey: Uint8Array;
+  /** Data-path AEAD. */
+  aead: Aead;
+  /** Keepalive interval to use instead of the server's. */
+  keepaliveMs?: number;
+  /** Fills a buffer with random bytes (injected for deterministic tests). */
+  random?: (buf: Uint8Array) => void;
+}
+
+/** Something the runtime must act on or log. */
+export type ClientEvent =
+  | { type: "handshake_sent"; attempt: number }
+  | { type: "connected"; connId: number; rekey: boolean }
+  | { type: "config"; config: SessionConfig }
+  | { type: "path_dead"; silentMs: number }
+  | { type: "rtt"; rttMs: number }
+  | { type: "disconnected"; reason: string };
+
+/** Default keepalive until the server's config arrives. */
+const DEFAULT_KEEPALIVE_MS = 10_000;
+
+/** Client protocol state machine. */
+export class ClientCore {
+  /** Datagrams for the server (control path); the runtime drains this after each call. */
+  readonly outbox: Uint8Array[] = [];
+  /** Events; the runtime drains this. */
+  readonly events: ClientEvent[] = [];
+  /** Drops by reason. */
+  readonly drops: DropCounters = newDropCounters();
+  /** The pushed config, once received. */
+  config: SessionConfig | undefined;
+  /** Last measured keepalive round trip (ms), -1 before the first. */
+  rttMs = -1;
+  /** Packet counters. */
+  readonly stats = { rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, handshakes: 0 };
+
+  readonly #o: ClientOptions;
+  readonly #mac1Key: Uint8Array;
+  readonly #localId: number;
+  readonly #random: (buf: Uint8Array) => void;
+  readonly #result = new PacketResult();
+  readonly #plain = new Uint8Array(2048);
+  #pending: PendingInitiation | undefined;
+  #attempt = 0;
+  #retryAtMs = Infinity;
+  #current: Keypair | undefined;
+  #previous: Keypair | undefined;
+  #lastRecvMs = 0;
+  #lastPingMs = -Infinity;
+  #configRequestAtMs = Infinity;
+  #pingSeq = 0;
+  #closed = false;
+
+  constructor(opts: ClientOptions) {
+    this.#o = opts;
+    this.#random = opts.random ?? ((b) => crypto.getRandomValues(b));
+    this.#mac1Key = mac1Key(publicKeyOf(opts.privateKey));
+    const id = new Uint8Array(4);
+    do this.#random(id); while (readU32(id, 0) === 0);
+    this.#localId = readU32(id, 0);
+  }
+
+  /** True once keys are up and the config has arrived. */
+  get ready(): boolean {
+    return this.#current !== undefined && this.config !== undefined;
+  }
+
+  /** Our sender id (receiver id of what the server sends). */
+  get localId(): number {
+    return this.#localId;
+  }
+
+  /** The keepalive interval in force. */
+  get keepaliveMs(): number {
+    return this.#o.keepaliveMs ?? this.config?.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
+  }
+
+  /** Starts (or restarts) a handshake now. */
+  start(now: number, wallMs: number): void {
+    this.#attempt = 0;
+    this.#initiate(now, wallMs);
+  }
+
+  #initiate(now: number, wallMs: number): void {
+    this.#pending = createInitiation({
+      staticPrivate: this.#o.privateKey,
+      serverPublic: this.#o.serverPublicKey,
+      localId: this.#localId,
+      wallMs,
+    });
+    this.#attempt++;
+    this.stats.handshakes++;
+    const base = Math.min(
+      HANDSHAKE_RETRY_FIRST_MS * 2 ** (this.#attempt - 1),
+      HANDSHAKE_RETRY_MAX_MS,
+    );
+    const j = new Uint8Array(1);
+    this.#random(j);
+    this.#retryAtMs = now + base * (1 + HANDSHAKE_RETRY_JITTER * (j[0]! / 255));
+    this.outbox.push(this.#pending.datagram);
+    this.events.push({ type: "handshake_sent", attempt: this.#attempt });
+  }
+
+  #drop(reason: DropReason): PacketResult {
+    this.drops[reason]++;
+    const r = this.#result;
+    r.verdict = Verdict.Drop;
+    r.reason = reason;
+    r.length = 0;
+    return r;
+  }
+
+  #none(): PacketResult {
+    this.#result.verdict = Verdict.None;
+    this.#result.length = 0;
+    return this.#result;
+  }
+
+  /** Handles one datagram from the server. `out` receives an inner packet for the TUN. */
+  receive(now: number, d: Uint8Array, out: Uint8Array): PacketResult {
+    const type = classify(d);
+    if (typeof type === "string") return this.#drop(type);
+    if (type === MessageType.HandshakeResponse) return this.#onResponse(now, d);
+    if (type !== MessageType.Data && type !== MessageType.Control) return this.#drop("bad_type");
+    if (readU32(d, 4) !== this.#localId) return this.#drop("unknown_receiver");
+    const epoch = d[2]!;
+    const kp = this.#current?.epoch === epoch
+      ? this.#current
+      : this.#previous?.epoch === epoch
+      ? this.#previous
+      : undefined;
+    if (!kp || kp.expired(now)) return this.#drop("expired_key");
+    const plain = type === MessageType.Data ? out : this.#plain;
+    if (d.length - SEAL_OVERHEAD_BYTES > plain.length) return this.#drop("too_big");
+    const n = kp.open(this.#o.aead, d, plain);
+    if (n < 0) return this.#drop(n === -1 ? "bad_tag" : n === -2 ? "replay" : "bad_counter");
+    this.#lastRecvMs = now;
+    this.stats.rxPackets++;
+    this.stats.rxBytes += d.length;
+    if (type === MessageType.Control) return this.#onControl(now, plain.subarray(0, n));
+    if (n === 0) return this.#none();
+    if (!validInnerPacket(out, n)) return this.#drop("bad_inner_packet");
+    const r = this.#result;
+    r.verdict = Verdict.Tun;
+    r.length = (out[2]! << 8) | out[3]!; // IPv4 total length: trims any padding
+    return r;
+  }
+
+  #onResponse(now: number, d: Uint8Array): PacketResult {
+    const pending = this.#pending;
+    if (!pending || readU32(d, 4) !== pending.localId) return this.#drop("unknown_receiver");
+    if (!checkMac1(this.#mac1Key, d)) return this.#drop("bad_mac1");
+    const connId = readResponse(d, pending);
+    if (connId === undefined) return this.#drop("bad_handshake");
+    const keys = pending.state.split();
+    const rekey = this.#current !== undefined;
+    this.#previous = this.#current;
+    this.#current = new Keypair(
+      keys.initiatorToResponder,
+      keys.responderToInitiator,
+      d[2]!,
+      connId,
+      now,
+    );
+    this.#pending = undefined;
+    this.#retryAtMs = Infinity;
+    this.#attempt = 0;
+    this.#lastRecvMs = now;
+    this.events.push({ type: "connected", connId, rekey });
+    if (!this.config || this.config.connId !== connId) {
+      // A new session (first connect, or the server forgot us): ask for the config. This is
+      // also the first packet under the new keys, which confirms them to the server.
+      this.#sendConfigRequest(now);
+    } else {
+      this.#ping(now); // confirm the new keys at once so the server switches to them
+    }
+    return this.#none();
+  }
+
+  #onControl(now: number, msg: Uint8Array): PacketResult {
+    switch (msg[0]) {
+      case ControlKind.ConfigPush: {
+        const c = decodeConfigPush(msg.subarray(1));
+        if (!c) return this.#drop("bad_control");
+        this.config = c;
+        this.#configRequestAtMs = Infinity;
+        this.events.push({ type: "config", config: c });
+        return this.#none();
+      }
+      case ControlKind.Pong: {
+        const p = decodePing(msg.subarray(1));
+        if (!p) return this.#drop("bad_control");
+        this.rttMs = ((now >>> 0) - p[1]) >>> 0;
+        this.events.push({ type: "rtt", rttMs: this.rttMs });
+        return this.#none();
+      }
+      case ControlKind.Disconnect: {
+        const reason = msg[1] === DisconnectReason.PoolExhausted
+          ? "the server's address pool is exhausted"
+          : "the server shut down";
+        this.#current = this.#previous = undefined;
+        this.events.push({ type: "disconnected", reason });
+        return this.#none();
+      }
+      default:
+        return this.#drop("bad_control");
+    }
+  }
+
+  #sendControl(msg: Uint8Array): void {
+    const kp = this.#current;
+    if (!kp) return;
+    const data = new Uint8Array(msg.length + SEAL_OVERHEAD_BYTES);
+    kp.seal(this.#o.aead, MessageType.Control, msg, data);
+    this.stats.txPackets++;
+    this.stats.txBytes += data.length;
+    this.outbox.push(data);
+  }
+
+  #sendConfigRequest(now: number): void {
+    this.#sendControl(new Uint8Array([ControlKind.ConfigRequest]));
+    this.#configRequestAtMs = now + CONFIG_RETRY_MS;
+  }
+
+  #ping(now: number): void {
+    this.#sendControl(encodePing(ControlKind.Ping, ++this.#pingSeq, now));
+    this.#lastPingMs = now;
+  }
+
+  /** Seals one packet read from the TUN for the server. `out` needs `pkt.length + 32` bytes. */
+  fromTun(now: number, pkt: Uint8Array, out: Uint8Array): PacketResult {
+    const kp = this.#current;
+    if (!kp || !this.config) return this.#drop("no_session");
+    if (kp.expired(now)) return this.#drop("expired_key");
+    if (pkt.length + SEAL_OVERHEAD_BYTES > out.length) return this.#drop("too_big");
+    const r = this.#result;
+    r.length = kp.seal(this.#o.aead, MessageType.Data, pkt, out);
+    r.verdict = Verdict.Net;
+    this.stats.txPackets++;
+    this.stats.txBytes += r.length;
+    return r;
+  }
+
+  /** Runs timers: retries, config requests, keepalives, rekey, dead-path detection. Returns
+   * the next deadline (monotonic ms). */
+  tick(now: number, wallMs: number): number {
+    if (this.#closed) return Infinity;
+    if (this.#pending && now >= this.#retryAtMs) this.#initiate(now, wallMs);
+    const kp = this.#current;
+    if (kp) {
+      if (now >= this.#configRequestAtMs) this.#sendConfigRequest(now);
+      const ka = this.keepaliveMs;
+      const silent = now - this.#lastRecvMs;
+      if (!this.#pending && silent >= DEAD_AFTER_KEEPALIVES * ka) {
+        this.events.push({ type: "path_dead", silentMs: silent });
+        this.#attempt = 0;
+        this.#initiate(now, wallMs);
+      } else if (
+        !this.#pending &&
+        (now - kp.createdMs >= REKEY_AFTER_TIME_MS || kp.sendCounter >= REKEY_AFTER_MESSAGES)
+      ) {
+        this.#attempt = 0;
+        this.#initiate(now, wallMs);
+      }
+      if (this.config && now - this.#lastPingMs >= ka) this.#ping(now);
+    }
+    let next = Math.min(this.#retryAtMs, this.#configRequestAtMs);
+    if (kp) {
+      next = Math.min(
+        next,
+        this.#lastPingMs + this.keepaliveMs,
+        this.#lastRecvMs + DEAD_AFTER_KEEPALIVES * this.keepaliveMs,
+        kp.createdMs + REKEY_AFTER_TIME_MS,
+      );
+    }
+    return Math.max(next, now + 1);
+  }
+
+  /** Closes the session: queues a sealed disconnect for the server, stops all timers. */
+  close(): void {
+    this.#sendControl(new Uint8Array([ControlKind.Disconnect, DisconnectReason.Shutdown]));
+    this.#closed = true;
+    this.#current = this.#previous = undefined;
+    this.#pending = undefined;
+  }
+}

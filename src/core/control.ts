@@ -1,0 +1,129 @@
+/**
+ * Control messages: the plaintext of a `Control` datagram. Byte 0 is the kind; the rest depends
+ * on it. They travel sealed with the session keys, so only the peer can send them, but a peer can
+ * still be buggy: every decoder returns undefined for anything malformed.
+ *
+ * @module
+ */
+import { type Cidr, formatCidr, formatIPv4, parseCidr, parseIPv4 } from "./ip.ts";
+import { readU32, writeU32 } from "./wire.ts";
+
+/** Control kinds (byte 0 of the plaintext). */
+export const ControlKind = {
+  /** Client asks for its session config (sent after each handshake until a push arrives). */
+  ConfigRequest: 1,
+  /** Server's session config, JSON. */
+  ConfigPush: 2,
+  /** Keepalive probe: u32 sequence, u32 sender's clock in ms (echoed back, gives RTT). */
+  Ping: 3,
+  /** Answer to a ping, echoing its 8 bytes. */
+  Pong: 4,
+  /** The sender closes the session; one byte of reason follows. */
+  Disconnect: 5,
+} as const;
+
+/** Why a peer closed the session. */
+export const DisconnectReason = {
+  /** Shutting down (SIGINT/SIGTERM). */
+  Shutdown: 1,
+  /** The server has no free address for this client. */
+  PoolExhausted: 2,
+} as const;
+
+/** What the server pushes to a client after the handshake. */
+export interface SessionConfig {
+  /** The client's tunnel address and the pool prefix length. */
+  address: Cidr;
+  /** The server's tunnel address (gateway inside the tunnel). */
+  serverAddress: number;
+  /** The server's TUN MTU; the client must use exactly this (field notes, trap 2). */
+  mtu: number;
+  /** Prefixes to route into the tunnel. */
+  routes: Cidr[];
+  /** DNS servers to use while the tunnel is up. */
+  dns: number[];
+  /** Keepalive interval the client should use. */
+  keepaliveMs: number;
+  /** The connection id the server allocated with the address. */
+  connId: number;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder("utf-8", { fatal: true });
+
+/** Encodes a config push (kind byte + JSON). */
+export function encodeConfigPush(c: SessionConfig): Uint8Array {
+  const json = JSON.stringify({
+    v: 1,
+    address: `${formatIPv4(c.address.addr)}/${c.address.prefix}`,
+    server: formatIPv4(c.serverAddress),
+    mtu: c.mtu,
+    routes: c.routes.map(formatCidr),
+    dns: c.dns.map(formatIPv4),
+    keepalive_ms: c.keepaliveMs,
+    conn_id: c.connId,
+  });
+  const body = enc.encode(json);
+  const out = new Uint8Array(1 + body.length);
+  out[0] = ControlKind.ConfigPush;
+  out.set(body, 1);
+  return out;
+}
+
+function isInt(v: unknown, min: number, max: number): v is number {
+  return typeof v === "number" && Number.isInteger(v) && v >= min && v <= max;
+}
+
+/** Decodes a config push body (after the kind byte); undefined when anything is off. */
+export function decodeConfigPush(body: Uint8Array): SessionConfig | undefined {
+  let o: Record<string, unknown>;
+  try {
+    const v = JSON.parse(dec.decode(body));
+    if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+    o = v as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (o.v !== 1 || typeof o.address !== "string" || typeof o.server !== "string") return undefined;
+  if (!isInt(o.mtu, 576, 65535) || !isInt(o.keepalive_ms, 100, 3_600_000)) return undefined;
+  if (!isInt(o.conn_id, 1, 0xffffffff)) return undefined;
+  if (!Array.isArray(o.routes) || !Array.isArray(o.dns)) return undefined;
+  const address = parseCidr(o.address);
+  const serverAddress = parseIPv4(o.server);
+  if (!address || serverAddress === undefined) return undefined;
+  const routes: Cidr[] = [];
+  for (const r of o.routes) {
+    const c = typeof r === "string" ? parseCidr(r) : undefined;
+    if (!c) return undefined;
+    routes.push(c);
+  }
+  const dns: number[] = [];
+  for (const d of o.dns) {
+    const a = typeof d === "string" ? parseIPv4(d) : undefined;
+    if (a === undefined) return undefined;
+    dns.push(a);
+  }
+  return {
+    address,
+    serverAddress,
+    mtu: o.mtu,
+    routes,
+    dns,
+    keepaliveMs: o.keepalive_ms,
+    connId: o.conn_id,
+  };
+}
+
+/** Encodes a ping or pong. */
+export function encodePing(kind: 3 | 4, seq: number, timeMs: number): Uint8Array {
+  const out = new Uint8Array(9);
+  out[0] = kind;
+  writeU32(out, 1, seq);
+  writeU32(out, 5, timeMs >>> 0);
+  return out;
+}
+
+/** Decodes a ping/pong body: [seq, timeMs] or undefined. */
+export function decodePing(body: Uint8Array): [number, number] | undefined {
+  return body.length === 8 ? [readU32(body, 0), readU32(body, 4)] : undefined;
+}

@@ -1,0 +1,49 @@
+/**
+ * The data path's answer to one packet, as a single mutable object owned by a core instance and
+ * reused for every call: the hot path allocates no result objects. Read it before the next call.
+ *
+ * @module
+ */
+import type { DropReason } from "./wire.ts";
+
+/** A UDP peer address, shaped like `Deno.NetAddr` so runtime addresses pass through as-is. */
+export interface Endpoint {
+  /** IP address text. */
+  hostname: string;
+  /** UDP port. */
+  port: number;
+}
+
+/** What to do with the bytes the core wrote into the caller's `out` buffer. */
+export const Verdict = {
+  /** Nothing to do (the message was consumed by the control path). */
+  None: 0,
+  /** Write `out[0..length)` to the TUN device. */
+  Tun: 1,
+  /** Send `out[0..length)` as a datagram to `to`. */
+  Net: 2,
+  /** The input was dropped for `reason` (already counted). */
+  Drop: 3,
+} as const;
+
+/** The reusable result of a data-path call. */
+export class PacketResult {
+  /** One of {@link Verdict}. */
+  verdict: number = Verdict.None;
+  /** Bytes written to `out`. */
+  length = 0;
+  /** Destination for {@link Verdict.Net}. */
+  to: Endpoint | undefined = undefined;
+  /** Reason for {@link Verdict.Drop}. */
+  reason: DropReason | undefined = undefined;
+}
+
+/** Two endpoints name the same socket address. */
+export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
+  return a.port === b.port && a.hostname === b.hostname;
+}
+
+/** `host:port` text of an endpoint (IPv6 in brackets). */
+export function formatEndpoint(e: Endpoint): string {
+  return e.hostname.includes(":") ? `[${e.hostname}]:${e.port}` : `${e.hostname}:${e.port}`;
+}

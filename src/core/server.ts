@@ -1,0 +1,490 @@
+/**
+ * The server's protocol core: sans-I/O and synchronous. The runtime feeds it datagrams, TUN
+ * packets and the time; it answers through a reused {@link PacketResult} for the data path and
+ * through `outbox` / `events` for the control path (handshakes, config pushes, pongs, logs).
+ *
+ * Inbound flow (network to TUN), {@link ServerCore.receive}:
+ *   1. classify the header (version, type, length) — drop and count anything else;
+ *   2. handshake initiation: mac1, Noise IK, client key in the allow-list, timestamp newer than
+ *      the last one from that key, then lease (address + connection id, sticky per key), reply;
+ *   3. data/control: find the session by connection id and the keys by epoch, check the replay
+ *      window, open; a session that shows up from a new address moves there (roaming);
+ *   4. data: the inner packet must be IPv4 from the client's own tunnel address; to the TUN.
+ * Outbound flow (TUN to network), {@link ServerCore.fromTun}: destination address -> session
+ * -> current confirmed keys -> seal -> the session's last authenticated endpoint.
+ *
+ * @module
+ */
+import type { Aead } from "../crypto/aead.ts";
+import {
+  ControlKind,
+  decodePing,
+  DisconnectReason,
+  encodeConfigPush,
+  type SessionConfig,
+} from "./control.ts";
+import { checkMac1, createResponse, mac1Key, newerTimestamp, readInitiation } from "./handshake.ts";
+import { type Cidr, formatIPv4, ipv4Dst, ipv4Src } from "./ip.ts";
+import { encodeKey, publicKeyOf } from "./keys.ts";
+import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
+import { IpPool, type Lease, PoolExhaustedError } from "./pool.ts";
+import { type Endpoint, formatEndpoint, PacketResult, sameEndpoint, Verdict } from "./result.ts";
+import { MIN_INITIATION_INTERVAL_MS } from "./timers.ts";
+import {
+  classify,
+  type DropCounters,
+  type DropReason,
+  MessageType,
+  newDropCounters,
+  readU32,
+} from "./wire.ts";
+import { validInnerPacket } from "./inner.ts";
+
+/** A client allowed to connect. */
+export interface AllowedClient {
+  /** Name used in logs. */
+  name: string;
+  /** X25519 public key. */
+  publicKey: Uint8Array;
+  /** Static tunnel address, if configured. */
+  address?: number;
+}
+
+/** Everything the server core needs; no I/O handles. */
+export interface ServerOptions {
+  /** Server static private key. */
+  privateKey: Uint8Array;
+  /** Allow-list. */
+  clients: AllowedClient[];
+  /** Address pool; the server owns its first host address. */
+  pool: Cidr;
+  /** The server's TUN MTU, pushed to every client. */
+  mtu: number;
+  /** Routes pushed to clients. */
+  routes: Cidr[];
+  /** DNS servers pushed to clients. */
+  dns: number[];
+  /** Keepalive interval pushed to clients. */
+  keepaliveMs: number;
+  /** Sessions silent for this long are expired. */
+  sessionTimeoutMs: number;
+  /** Data-path AEAD. */
+  aead: Aead;
+  /** Fills a buffer with random bytes (injected for deterministic tests). */
+  random?: (buf: Uint8Array) => void;
+}
+
+/** Something worth a log line. */
+export type ServerEvent =
+  | {
+    type: "session_up";
+    name: string;
+    address: number;
+    connId: number;
+    endpoint: Endpoint;
+    rekey: boolean;
+  }
+  | { type: "roamed"; name: string; from: Endpoint; to: Endpoint }
+  | { type: "session_expired"; name: string; address: number; idleMs: number }
+  | { type: "session_closed"; name: string; address: number; reason: string }
+  | { type: "pool_exhausted"; name: string; message: string };
+
+/** A control-path datagram to send. */
+export interface Outgoing {
+  /** Bytes (owned by the receiver of this object). */
+  data: Uint8Array;
+  /** Destination. */
+  to: Endpoint;
+}
+
+interface Peer {
+  name: string;
+  publicKey: Uint8Array;
+  keyText: string;
+  /** Greatest accepted initiation timestamp (replay protection); survives sessions. */
+  lastTimestamp?: Uint8Array;
+  lastInitMs: number;
+}
+
+/** One client's live session. */
+export interface ServerSession {
+  /** Who. */
+  readonly peer: Readonly<Peer>;
+  /** Address and connection id. */
+  readonly lease: Lease;
+  /** Where its last authenticated datagram came from. */
+  endpoint: Endpoint;
+  /** The client's sender id: receiver id of everything we send. */
+  clientId: number;
+  /** Confirmed keys used for sending. */
+  current?: Keypair;
+  /** Keys before the last rekey, still accepted for stragglers. */
+  previous?: Keypair;
+  /** Keys of the newest handshake, not yet confirmed by the client. */
+  next?: Keypair;
+  /** Last epoch handed out. */
+  epoch: number;
+  /** Monotonic ms of the last authenticated datagram. */
+  lastRecvMs: number;
+  /** Counters. */
+  rxPackets: number;
+  txPackets: number;
+  rxBytes: number;
+  txBytes: number;
+}
+
+/** Server protocol state machine. */
+export class ServerCore {
+  /** Control-path datagrams waiting to be sent; the runtime drains this after each call. */
+  readonly outbox: Outgoing[] = [];
+  /** Events waiting to be logged; the runtime drains this. */
+  readonly events: ServerEvent[] = [];
+  /** Drops by reason. */
+  readonly drops: DropCounters = newDropCounters();
+  /** The pool (exposed for status and tests). */
+  readonly pool: IpPool;
+
+  readonly #o: ServerOptions;
+  readonly #mac1Key: Uint8Array;
+  readonly #peers = new Map<string, Peer>();
+  readonly #byConnId = new Map<number, ServerSession>();
+  readonly #byAddress = new Map<number, ServerSession>();
+  readonly #byKey = new Map<string, ServerSession>();
+  readonly #result = new PacketResult();
+  readonly #random: (buf: Uint8Array) => void;
+  readonly #plain = new Uint8Array(2048);
+
+  constructor(opts: ServerOptions) {
+    this.#o = opts;
+    this.#random = opts.random ?? ((b) => crypto.getRandomValues(b));
+    const rnd = new Uint8Array(4);
+    this.pool = new IpPool(opts.pool, () => {
+      this.#random(rnd);
+      return readU32(rnd, 0);
+    });
+    this.#mac1Key = mac1Key(publicKeyOf(opts.privateKey));
+    for (const c of opts.clients) {
+      const keyText = encodeKey(c.publicKey);
+      this.#peers.set(keyText, {
+        name: c.name,
+        publicKey: c.publicKey,
+        keyText,
+        lastInitMs: -Infinity,
+      });
+      if (c.address !== undefined) this.pool.reserve(keyText, c.address);
+    }
+  }
+
+  /** Live sessions. */
+  sessions(): IterableIterator<ServerSession> {
+    return this.#byConnId.values();
+  }
+
+  /** The server's tunnel address. */
+  get serverAddress(): number {
+    return this.pool.serverAddress;
+  }
+
+  #drop(reason: DropReason): PacketResult {
+    this.drops[reason]++;
+    const r = this.#result;
+    r.verdict = Verdict.Drop;
+    r.reason = reason;
+    r.length = 0;
+    return r;
+  }
+
+  #none(): PacketResult {
+    const r = this.#result;
+    r.verdict = Verdict.None;
+    r.length = 0;
+    return r;
+  }
+
+  /**
+   * Handles one datagram from the network. `out` receives a packet for the TUN (it needs room
+   * for the datagram's length). Never throws on datagram content.
+   */
+  receive(now: number, d: Uint8Array, from: Endpoint, out: Uint8Array): PacketResult {
+    const type = classify(d);
+    if (typeof type === "string") return this.#drop(type);
+    switch (type) {
+      case MessageType.HandshakeInit:
+        return this.#onInitiation(now, d, from);
+      case MessageType.Data:
+      case MessageType.Control:
+        return this.#onSealed(now, d, from, out, type);
+      default:
+        return this.#drop("bad_type"); // a server never receives responses
+    }
+  }
+
+  #onInitiation(now: number, d: Uint8Array, from: Endpoint): PacketResult {
+    if (!checkMac1(this.#mac1Key, d)) return this.#drop("bad_mac1");
+    const init = readInitiation(d, this.#o.privateKey);
+    if (!init) return this.#drop("bad_handshake");
+    const peer = this.#peers.get(encodeKey(init.clientPublic));
+    if (!peer) return this.#drop("unknown_key");
+    if (!newerTimestamp(init.timestamp, peer.lastTimestamp)) {
+      return this.#drop("replayed_handshake");
+    }
+    if (now - peer.lastInitMs < MIN_INITIATION_INTERVAL_MS) return this.#drop("handshake_rate");
+    peer.lastTimestamp = init.timestamp;
+    peer.lastInitMs = now;
+
+    let session = this.#byKey.get(peer.keyText);
+    const rekey = session !== undefined;
+    if (!session) {
+      let lease: Lease;
+      try {
+        lease = this.pool.allocate(peer.keyText);
+      } catch (err) {
+        if (!(err instanceof PoolExhaustedError)) throw err;
+        // Complete the handshake so that we can tell the client why, authenticated.
+        this.#refuse(now, init, from, err.message);
+        return this.#drop("pool_exhausted");
+      }
+      const epochByte = new Uint8Array(1);
+      this.#random(epochByte);
+      session = {
+        peer,
+        lease,
+        endpoint: from,
+        clientId: init.clientId,
+        epoch: epochByte[0]!,
+        lastRecvMs: now,
+        rxPackets: 0,
+        txPackets: 0,
+        rxBytes: 0,
+        txBytes: 0,
+      };
+      this.#byConnId.set(lease.connId, session);
+      this.#byAddress.set(lease.address, session);
+      this.#byKey.set(peer.keyText, session);
+    }
+    session.epoch = (session.epoch + 1) & 255;
+    session.clientId = init.clientId;
+    session.endpoint = from;
+    session.lastRecvMs = now;
+    const response = createResponse({
+      state: init.state,
+      clientId: init.clientId,
+      clientPublic: init.clientPublic,
+      connId: session.lease.connId,
+      epoch: session.epoch,
+    });
+    const keys = init.state.split();
+    session.next = new Keypair(
+      keys.responderToInitiator,
+      keys.initiatorToResponder,
+      session.epoch,
+      init.clientId,
+      now,
+    );
+    this.outbox.push({ data: response, to: from });
+    this.events.push({
+      type: "session_up",
+      name: peer.name,
+      address: session.lease.address,
+      connId: session.lease.connId,
+      endpoint: from,
+      rekey,
+    });
+    return this.#none();
+  }
+
+  #refuse(
+    now: number,
+    init: NonNullable<ReturnType<typeof readInitiation>>,
+    from: Endpoint,
+    message: string,
+  ) {
+    const response = createResponse({
+      state: init.state,
+      clientId: init.clientId,
+      clientPublic: init.clientPublic,
+      connId: 0xffffffff,
+      epoch: 0,
+    });
+    const keys = init.state.split();
+    const kp = new Keypair(
+      keys.responderToInitiator,
+      keys.initiatorToResponder,
+      0,
+      init.clientId,
+      now,
+    );
+    const msg = new Uint8Array([ControlKind.Disconnect, DisconnectReason.PoolExhausted]);
+    const sealed = new Uint8Array(msg.length + SEAL_OVERHEAD_BYTES);
+    kp.seal(this.#o.aead, MessageType.Control, msg, sealed);
+    this.outbox.push({ data: response, to: from }, { data: sealed, to: from });
+    this.events.push({
+      type: "pool_exhausted",
+      name: this.#peers.get(encodeKey(init.clientPublic))!.name,
+      message,
+    });
+  }
+
+  #onSealed(
+    now: number,
+    d: Uint8Array,
+    from: Endpoint,
+    out: Uint8Array,
+    type: number,
+  ): PacketResult {
+    const session = this.#byConnId.get(readU32(d, 4));
+    if (!session) return this.#drop("unknown_receiver");
+    const epoch = d[2]!;
+    let kp: Keypair | undefined;
+    let isNext = false;
+    if (session.current?.epoch === epoch) kp = session.current;
+    else if (session.next?.epoch === epoch) (kp = session.next), (isNext = true);
+    else if (session.previous?.epoch === epoch) kp = session.previous;
+    if (!kp) return this.#drop("expired_key");
+    if (kp.expired(now)) return this.#drop("expired_key");
+    const plain = type === MessageType.Data ? out : this.#plain;
+    if (d.length - SEAL_OVERHEAD_BYTES > plain.length) return this.#drop("too_big");
+    const n = kp.open(this.#o.aead, d, plain);
+    if (n < 0) return this.#drop(n === -1 ? "bad_tag" : n === -2 ? "replay" : "bad_counter");
+    // Authenticated from here on.
+    if (isNext) {
+      // First packet under the new keys confirms them (the client has them).
+      session.previous = session.current;
+      session.current = kp;
+      session.next = undefined;
+    }
+    session.lastRecvMs = now;
+    session.rxPackets++;
+    session.rxBytes += d.length;
+    if (!sameEndpoint(session.endpoint, from)) {
+      this.events.push({
+        type: "roamed",
+        name: session.peer.name,
+        from: session.endpoint,
+        to: from,
+      });
+      session.endpoint = from;
+    }
+    if (type === MessageType.Control) return this.#onControl(now, session, plain.subarray(0, n));
+    if (n === 0) return this.#none(); // an empty data message is a bare keepalive
+    if (!validInnerPacket(out, n)) return this.#drop("bad_inner_packet");
+    if (ipv4Src(out) !== session.lease.address) return this.#drop("bad_inner_src");
+    const r = this.#result;
+    r.verdict = Verdict.Tun;
+    r.length = (out[2]! << 8) | out[3]!; // IPv4 total length: trims any padding
+    return r;
+  }
+
+  #onControl(now: number, s: ServerSession, msg: Uint8Array): PacketResult {
+    switch (msg[0]) {
+      case ControlKind.ConfigRequest:
+        this.#sendControl(s, encodeConfigPush(this.configFor(s)));
+        return this.#none();
+      case ControlKind.Ping: {
+        if (!decodePing(msg.subarray(1))) return this.#drop("bad_control");
+        const pong = msg.slice();
+        pong[0] = ControlKind.Pong;
+        this.#sendControl(s, pong);
+        return this.#none();
+      }
+      case ControlKind.Disconnect:
+        this.#remove(s);
+        this.events.push({
+          type: "session_closed",
+          name: s.peer.name,
+          address: s.lease.address,
+          reason: "client disconnected",
+        });
+        void now;
+        return this.#none();
+      default:
+        return this.#drop("bad_control");
+    }
+  }
+
+  /** The config pushed to a session. */
+  configFor(s: ServerSession): SessionConfig {
+    return {
+      address: { addr: s.lease.address, prefix: this.#o.pool.prefix },
+      serverAddress: this.pool.serverAddress,
+      mtu: this.#o.mtu,
+      routes: this.#o.routes,
+      dns: this.#o.dns,
+      keepaliveMs: this.#o.keepaliveMs,
+      connId: s.lease.connId,
+    };
+  }
+
+  #sendControl(s: ServerSession, msg: Uint8Array): void {
+    const kp = s.current;
+    if (!kp) return;
+    const data = new Uint8Array(msg.length + SEAL_OVERHEAD_BYTES);
+    kp.seal(this.#o.aead, MessageType.Control, msg, data);
+    s.txPackets++;
+    s.txBytes += data.length;
+    this.outbox.push({ data, to: s.endpoint });
+  }
+
+  /**
+   * Seals one IP packet read from the TUN for the client that owns its destination address.
+   * `out` needs `pkt.length + 32` bytes.
+   */
+  fromTun(now: number, pkt: Uint8Array, out: Uint8Array): PacketResult {
+    const dst = ipv4Dst(pkt);
+    if (dst < 0 || pkt[0]! >> 4 !== 4) return this.#drop("bad_inner_packet");
+    const s = this.#byAddress.get(dst);
+    if (!s) return this.#drop("no_route");
+    const kp = s.current;
+    if (!kp) return this.#drop("no_session");
+    if (kp.expired(now)) return this.#drop("expired_key");
+    if (pkt.length + SEAL_OVERHEAD_BYTES > out.length) return this.#drop("too_big");
+    const r = this.#result;
+    r.length = kp.seal(this.#o.aead, MessageType.Data, pkt, out);
+    r.verdict = Verdict.Net;
+    r.to = s.endpoint;
+    s.txPackets++;
+    s.txBytes += r.length;
+    return r;
+  }
+
+  /** Expires silent sessions. Call at least every second; returns the next deadline (ms). */
+  tick(now: number): number {
+    let next = now + 1000;
+    for (const s of [...this.#byConnId.values()]) {
+      const idle = now - s.lastRecvMs;
+      if (idle >= this.#o.sessionTimeoutMs) {
+        this.#remove(s);
+        this.events.push({
+          type: "session_expired",
+          name: s.peer.name,
+          address: s.lease.address,
+          idleMs: idle,
+        });
+        continue;
+      }
+      next = Math.min(next, s.lastRecvMs + this.#o.sessionTimeoutMs);
+      if (s.previous?.expired(now)) s.previous = undefined;
+    }
+    return next;
+  }
+
+  /** Closes every session, queueing a sealed "shutdown" disconnect to each client. */
+  shutdown(): void {
+    for (const s of [...this.#byConnId.values()]) {
+      this.#sendControl(s, new Uint8Array([ControlKind.Disconnect, DisconnectReason.Shutdown]));
+      this.#remove(s);
+    }
+  }
+
+  #remove(s: ServerSession): void {
+    this.#byConnId.delete(s.lease.connId);
+    this.#byAddress.delete(s.lease.address);
+    this.#byKey.delete(s.peer.keyText);
+    this.pool.release(s.peer.keyText);
+  }
+}
+
+/** Describes a session for logs: `name (10.7.0.2) at 1.2.3.4:5678`. */
+export function describeSession(s: ServerSession): string {
+  return `${s.peer.name} (${formatIPv4(s.lease.address)}) at ${formatEndpoint(s.endpoint)}`;
+}

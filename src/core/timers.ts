@@ -1,0 +1,31 @@
+/**
+ * Protocol timing constants. Names carry their unit; where a value follows WireGuard, the
+ * whitepaper section is cited (WireGuard, "Protocol & Cryptography", section 6.1).
+ *
+ * @module
+ */
+
+/** Start a new handshake once the current keys are this old (WireGuard Rekey-After-Time). */
+export const REKEY_AFTER_TIME_MS = 120_000;
+/** Never use keys older than this (WireGuard Reject-After-Time). */
+export const REJECT_AFTER_TIME_MS = 180_000;
+/** Start a new handshake after this many messages under one key (WireGuard: 2^60; ours is
+ * lower so that counters stay exact JavaScript integers, far below 2^53). */
+export const REKEY_AFTER_MESSAGES = 2 ** 48;
+/** Never send or accept more messages than this under one key. */
+export const REJECT_AFTER_MESSAGES = 2 ** 48 + 2 ** 32;
+/** First handshake retransmission delay. Lower than WireGuard's 5 s (Rekey-Timeout): a gamer
+ * waiting for the tunnel should not wait 5 s per lost datagram. Doubled per retry. */
+export const HANDSHAKE_RETRY_FIRST_MS = 1_000;
+/** Cap of the doubling retry delay. */
+export const HANDSHAKE_RETRY_MAX_MS = 8_000;
+/** Random jitter added to each retry delay, as a fraction (spreads reconnect storms). */
+export const HANDSHAKE_RETRY_JITTER = 0.2;
+/** Resend a config request this often until the push arrives. */
+export const CONFIG_RETRY_MS = 1_000;
+/** The client considers the path dead after this many keepalive intervals without any
+ * authenticated datagram from the server, and re-handshakes. */
+export const DEAD_AFTER_KEEPALIVES = 3;
+/** The server ignores initiations from one client that come faster than this (WireGuard
+ * section 5.1: at most one per Rekey-Timeout... we allow more for quick reconnects). */
+export const MIN_INITIATION_INTERVAL_MS = 50;
