@@ -1,0 +1,113 @@
+/**
+ * The `xvpn connect` config file. The client needs little: where the server is, which key it
+ * must present, its own key, and optionally extra routes; everything else is pushed by the server.
+ *
+ * @module
+ */
+import { type Cidr, formatCidr } from "../core/ip.ts";
+import { encodeKey, publicKeyOf } from "../core/keys.ts";
+import {
+  cidr,
+  duration,
+  endpoint,
+  ifName,
+  key,
+  list,
+  openDocument,
+  opt,
+  parser,
+  type ReadFile,
+  readMap,
+  req,
+  struct,
+} from "./schema.ts";
+import {
+  type Endpoint,
+  type LogConfig,
+  logConfig,
+  logSection,
+  privateKeyFields,
+  privateKeyOf,
+} from "./common.ts";
+import { DEFAULT_TUN_NAME } from "./server.ts";
+
+/** A validated `xvpn connect` config. */
+export interface ClientConfig {
+  /** The config file, as named to the loader. */
+  file: string;
+  /** The server's UDP endpoint (host may be a hostname, resolved when connecting). */
+  server: Endpoint;
+  /** The key the server must prove it holds. */
+  serverPublicKey: Uint8Array;
+  /** The client's X25519 private key. */
+  privateKey: Uint8Array;
+  /** TUN device settings (the MTU always comes from the server). */
+  tun: { name: string };
+  /** Extra local routes into the tunnel, on top of those the server pushes. */
+  routes: Cidr[];
+  /** Keepalive override in milliseconds; absent means use the server's. */
+  keepaliveMs?: number;
+  /** Logging. */
+  log: LogConfig;
+}
+
+// Both ends must agree on the MTU or large packets vanish silently, so only the server sets it.
+const noMtu = parser<never>("no mtu", (at) => {
+  at.ctx.report(
+    at.offset,
+    at.path,
+    "not allowed in a client config: the server pushes the MTU to its clients; " +
+      "set tun.mtu in the server config instead",
+  );
+  return undefined;
+});
+
+const CLIENT = {
+  server: req(endpoint(true)),
+  server_public_key: req(key),
+  ...privateKeyFields,
+  tun: opt(struct({ name: opt(ifName), mtu: opt(noMtu) }, "a mapping with name")),
+  routes: opt(list("a list of IPv4 CIDRs such as [192.168.50.0/24]", cidr(), formatCidr)),
+  keepalive: opt(duration),
+  log: opt(logSection),
+};
+
+/**
+ * Parses and validates the text of a client config. Every mistake is collected and thrown as one
+ * {@link ConfigError}; nothing outside `readFile` (used for `private_key_file`) is touched.
+ *
+ * @param text YAML source.
+ * @param file Name used in messages; relative paths in the config resolve against its directory.
+ * @param readFile Reads referenced files; defaults to `Deno.readTextFileSync`.
+ */
+export function parseClientConfig(
+  text: string,
+  file: string,
+  readFile: ReadFile = Deno.readTextFileSync,
+): ClientConfig {
+  const root = openDocument(text, file, readFile);
+  const { ctx } = root;
+  const m = readMap(root, CLIENT, "a mapping of client settings");
+  if (!m) throw ctx.error();
+  const v = m.values;
+  const privateKey = privateKeyOf(m, root);
+  // Pasting the client's own public key where the server's belongs is an easy slip to make.
+  if (privateKey && v.server_public_key) {
+    if (encodeKey(publicKeyOf(privateKey)) === encodeKey(v.server_public_key)) {
+      const at = m.at.server_public_key!;
+      ctx.report(at.offset, at.path, "this is the client's own public key, not the server's");
+    }
+  }
+  ctx.finish();
+  const out: ClientConfig = {
+    file,
+    server: v.server!,
+    serverPublicKey: v.server_public_key!,
+    privateKey: privateKey!,
+    tun: { name: v.tun?.name ?? DEFAULT_TUN_NAME },
+    routes: v.routes ?? [],
+    log: logConfig(v.log),
+  };
+  if (v.keepalive !== undefined) out.keepaliveMs = v.keepalive;
+  return out;
+}

@@ -1,0 +1,146 @@
+import { deepStrictEqual as eq } from "node:assert/strict";
+import { parseIPv4 } from "../core/ip.ts";
+import { decodeKey } from "../core/keys.ts";
+import { parseClientConfig } from "./client.ts";
+import { ConfigError } from "./errors.ts";
+
+// Fixed keys so line and column numbers in the expectations below never move.
+const S_PUB = "7oxW/Wv7fO9AN91/ONegrVYlOf7EwRxj20ZreJBFY2g=";
+const A_PRIV = "LXO0xxWaePc/mno4l6yXWgLSUzFg6BeC6PLNtB7WM9w=";
+const A_PUB = "toyR7CXM/J9+BK367bLkjW7tB0nsxh8/7ndcV6Pp2T0=";
+
+const noFiles = (path: string): string => {
+  throw new Error(`unexpected read of ${path}`);
+};
+
+/** The formatted issue lines of a config that must be refused. */
+function errors(text: string, readFile = noFiles): string[] {
+  try {
+    parseClientConfig(text, "client.yaml", readFile);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.message.split("\n");
+    throw e;
+  }
+  throw new Error("config was accepted");
+}
+
+Deno.test("client: full valid config parses to the expected values", () => {
+  const c = parseClientConfig(
+    `server: vpn.example.com:51820
+server_public_key: ${S_PUB}
+private_key_file: client.key
+tun: { name: vpn0 }
+routes: [192.168.50.0/24]
+keepalive: 1500ms
+log: { level: trace, file: /var/log/xvpn.log }
+`,
+    "conf/client.yaml",
+    (p) => p === "conf/client.key" ? A_PRIV : noFiles(p),
+  );
+  eq(c, {
+    file: "conf/client.yaml",
+    server: { host: "vpn.example.com", port: 51820 },
+    serverPublicKey: decodeKey(S_PUB)!,
+    privateKey: decodeKey(A_PRIV)!,
+    tun: { name: "vpn0" },
+    routes: [{ addr: parseIPv4("192.168.50.0")!, prefix: 24 }],
+    keepaliveMs: 1500,
+    log: { level: "trace", file: "/var/log/xvpn.log" },
+  });
+});
+
+Deno.test("client: minimal config gets the documented defaults", () => {
+  const c = parseClientConfig(
+    `server: 203.0.113.7:443
+server_public_key: ${S_PUB}
+private_key: ${A_PRIV}
+`,
+    "client.yaml",
+    noFiles,
+  );
+  eq(c.server, { host: "203.0.113.7", port: 443 });
+  eq(c.tun, { name: "xvpn0" });
+  eq(c.routes, []);
+  eq(c.keepaliveMs, undefined);
+  eq(c.log, { level: "info" });
+});
+
+Deno.test("client: tun.mtu is refused because the server pushes it", () => {
+  eq(
+    errors(`server: vpn.example.com:51820
+server_public_key: ${S_PUB}
+private_key: ${A_PRIV}
+tun:
+  name: xvpn0
+  mtu: 1400
+`),
+    [
+      "client.yaml:6:8: tun.mtu: not allowed in a client config: the server pushes the MTU to " +
+      "its clients; set tun.mtu in the server config instead",
+    ],
+  );
+});
+
+Deno.test("client: bad server endpoints", () => {
+  const at = (server: string) =>
+    errors(`server: ${server}
+server_public_key: ${S_PUB}
+private_key: ${A_PRIV}
+`);
+  const msg = (got: string) =>
+    "client.yaml:1:9: server: expected host:port such as vpn.example.com:51820 (port 1-65535), " +
+    `got ${got}`;
+  eq(at("vpn.example.com"), [msg('"vpn.example.com"')]);
+  eq(at("vpn.example.com:99999"), [msg('"vpn.example.com:99999"')]);
+  eq(at("10.0.0.300:51820"), [msg('"10.0.0.300:51820"')]);
+  eq(at("vpn_example.com:51820"), [msg('"vpn_example.com:51820"')]);
+});
+
+Deno.test("client: missing keys, unknown keys and a swapped server key", () => {
+  eq(
+    errors(`server: vpn.example.com:51820
+server_publickey: ${S_PUB}
+private_key: ${A_PRIV}
+`),
+    [
+      "client.yaml:1:1: server_public_key: missing required key; expected a base64 key of 32 " +
+      "bytes (44 characters, as printed by xvpn genkey)",
+      'client.yaml:2:1: server_publickey: unknown key; did you mean "server_public_key"?',
+    ],
+  );
+  eq(
+    errors(`server: vpn.example.com:51820
+server_public_key: ${A_PUB}
+private_key: ${A_PRIV}
+`),
+    ["client.yaml:2:20: server_public_key: this is the client's own public key, not the server's"],
+  );
+});
+
+Deno.test("client: private_key and private_key_file together are refused", () => {
+  eq(
+    errors(
+      `server: vpn.example.com:51820
+server_public_key: ${S_PUB}
+private_key_file: client.key
+private_key: ${A_PRIV}
+`,
+      () => A_PRIV,
+    ),
+    ["client.yaml:3:1: private_key_file: give either private_key or private_key_file, not both"],
+  );
+});
+
+Deno.test("client: bad keepalive duration", () => {
+  eq(
+    errors(`server: vpn.example.com:51820
+server_public_key: ${S_PUB}
+private_key: ${A_PRIV}
+keepalive: "25"
+`),
+    [
+      "client.yaml:4:12: keepalive: expected a duration such as 10s, 1500ms, 2m or a number of " +
+      'seconds, got "25"',
+    ],
+  );
+});
