@@ -1,0 +1,83 @@
+/**
+ * Command-line entry: parses the command and its flags, runs it, maps errors to exit codes
+ * (src/cli/report.ts). Commands compose modules; they hold no logic of their own.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { connect } from "./connect.ts";
+import { genkey, pubkey } from "./keys.ts";
+import { EXIT_OK, report, UsageError } from "./report.ts";
+import { serve } from "./serve.ts";
+
+/** xvpn's version. */
+export const VERSION = "0.1.0";
+
+const USAGE = `xvpn ${VERSION}: a userspace VPN for game acceleration
+
+Usage:
+  xvpn serve   --config server.yaml   run the server (root: creates a TUN device)
+  xvpn connect --config client.yaml   connect to a server (root: TUN, address, routes)
+  xvpn genkey                         print a new private key (base64)
+  xvpn pubkey                         read a private key on stdin, print its public key
+  xvpn demo                           build network namespaces and run a real tunnel (root)
+  xvpn tcp-check sink|source ...      checksummed TCP transfer (used by demo and tests)
+  xvpn help | version
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
+`;
+
+function configFlag(command: string, args: string[]): string {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { config: { type: "string", short: "c" } },
+    allowPositionals: true,
+  });
+  if (positionals.length) {
+    throw new UsageError(`${command}: unexpected argument "${positionals[0]}"`);
+  }
+  if (!values.config) throw new UsageError(`${command}: --config <file> is required`);
+  return values.config;
+}
+
+/** Runs xvpn with `args` (without the program name); returns the process exit code. */
+export async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    switch (command) {
+      case "serve":
+        return await serve(configFlag("serve", rest));
+      case "connect":
+        return await connect(configFlag("connect", rest));
+      case "genkey":
+        return genkey();
+      case "pubkey":
+        return await pubkey();
+      case "tcp-check": {
+        const { tcpCheck } = await import("./tcpcheck.ts");
+        return await tcpCheck(rest);
+      }
+      case "demo": {
+        const { demo } = await import("./demo.ts");
+        return await demo(rest);
+      }
+      case "version":
+      case "--version":
+        console.log(VERSION);
+        return EXIT_OK;
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        console.log(USAGE);
+        return EXIT_OK;
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof TypeError && (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      return report(new UsageError(err.message));
+    }
+    return report(err);
+  }
+}

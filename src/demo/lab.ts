@@ -1,0 +1,227 @@
+/**
+ * A lab: three network namespaces (client, server, and a "game" host behind the server) with a
+ * real `xvpn serve` and `xvpn connect` running as separate processes. Used by `xvpn demo`, the
+ * root integration tests and the tunnel benchmark, so all three exercise the same real CLI.
+ *
+ *   client 10.201.1.1 ──veth── 10.201.1.2 server 10.201.2.1 ──veth── 10.201.2.2 game
+ *            xvpn0 10.77.0.2 ═══ tunnel ═══ xvpn0 10.77.0.1
+ *
+ * @module
+ */
+import { encodeKey, generatePrivateKey, publicKeyOf } from "../core/keys.ts";
+import { Topology } from "../netns/topology.ts";
+import { selfCommand } from "../cli/self.ts";
+
+/** Lab addresses, fixed so that logs and docs read the same every time. */
+export const LAB = {
+  pool: "10.77.0.0/24",
+  serverTunnel: "10.77.0.1",
+  clientTunnel: "10.77.0.2",
+  underlay: "10.201.1.0/24",
+  serverUnderlay: "10.201.1.2",
+  clientUnderlay: "10.201.1.1",
+  gameNet: "10.201.2.0/24",
+  game: "10.201.2.2",
+  otherNet: "10.201.3.0/24",
+  other: "10.201.3.2",
+  port: 51820,
+} as const;
+
+/** Options of a lab. */
+export interface LabOptions {
+  /** TUN MTU of the server (pushed to the client). Default 1420. */
+  mtu?: number;
+  /** MTU of the client-server underlay link. Default 1500. */
+  underlayMtu?: number;
+  /** Server NATs the pool instead of the game host routing back. */
+  nat?: boolean;
+  /** Log level of both xvpn processes. */
+  logLevel?: "debug" | "info";
+  /** Extra lines appended to server.yaml. */
+  serverExtra?: string;
+  /** Extra lines appended to client.yaml. */
+  clientExtra?: string;
+  /** Also build an "other" host behind the server whose subnet is not pushed. */
+  withOther?: boolean;
+}
+
+/** A running lab. */
+export class Lab {
+  /** Temporary directory with keys, configs and logs. */
+  readonly dir: string;
+  readonly serverKey = generatePrivateKey();
+  readonly clientKey = generatePrivateKey();
+  server: Deno.ChildProcess | undefined;
+  client: Deno.ChildProcess | undefined;
+
+  private constructor(readonly topo: Topology, dir: string, readonly opts: LabOptions) {
+    this.dir = dir;
+  }
+
+  /** Builds namespaces and links, writes keys and configs. Nothing xvpn runs yet. */
+  static async create(opts: LabOptions = {}): Promise<Lab> {
+    const hosts = ["client", "server", "game", ...(opts.withOther ? ["other"] : [])];
+    const topo = await Topology.create({
+      hosts,
+      links: [
+        { a: "client", b: "server", subnet: LAB.underlay, mtu: opts.underlayMtu ?? 1500 },
+        { a: "server", b: "game", subnet: LAB.gameNet },
+        ...(opts.withOther ? [{ a: "server", b: "other", subnet: LAB.otherNet }] : []),
+      ],
+      forwarding: ["server"],
+      routes: [
+        ...(opts.nat ? [] : [{ host: "game", to: LAB.pool, via: "server" }]),
+        ...(opts.withOther && !opts.nat ? [{ host: "other", to: LAB.pool, via: "server" }] : []),
+      ],
+    });
+    const dir = await Deno.makeTempDir({ prefix: "xvpn-lab-" });
+    const lab = new Lab(topo, dir, opts);
+    topo.onDestroy(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
+    await lab.#writeConfigs();
+    return lab;
+  }
+
+  /** Path of a file in the lab directory. */
+  path(name: string): string {
+    return `${this.dir}/${name}`;
+  }
+
+  async #writeConfigs(): Promise<void> {
+    const o = this.opts;
+    const level = o.logLevel ?? "info";
+    await Deno.writeTextFile(
+      this.path("server.yaml"),
+      [
+        `listen: "${LAB.serverUnderlay}:${LAB.port}"`,
+        `private_key: "${encodeKey(this.serverKey)}"`,
+        `tun: { name: xvpn0, mtu: ${o.mtu ?? 1420} }`,
+        `pool: ${LAB.pool}`,
+        `routes: [${LAB.gameNet}]`,
+        `dns: [${LAB.serverTunnel}]`,
+        `keepalive: 2s`,
+        `session_timeout: 10s`,
+        `nat: ${o.nat ? "true" : "false"}`,
+        `clients:`,
+        `  - name: demo-client`,
+        `    public_key: "${encodeKey(publicKeyOf(this.clientKey))}"`,
+        `log: { level: ${level}, file: ${this.path("server.log")} }`,
+        o.serverExtra ?? "",
+      ].join("\n"),
+    );
+    await Deno.writeTextFile(
+      this.path("client.yaml"),
+      [
+        `server: "${LAB.serverUnderlay}:${LAB.port}"`,
+        `server_public_key: "${encodeKey(publicKeyOf(this.serverKey))}"`,
+        `private_key: "${encodeKey(this.clientKey)}"`,
+        `tun: { name: xvpn0 }`,
+        `log: { level: ${level}, file: ${this.path("client.log")} }`,
+        o.clientExtra ?? "",
+      ].join("\n"),
+    );
+  }
+
+  /** Starts `xvpn serve` in the server namespace. */
+  startServer(): Deno.ChildProcess {
+    this.server = this.topo.spawn("server", [
+      ...selfCommand(),
+      "serve",
+      "--config",
+      this.path("server.yaml"),
+    ], {
+      logFile: this.path("server.out"),
+    });
+    return this.server;
+  }
+
+  /** Starts `xvpn connect` in the client namespace. */
+  startClient(config = "client.yaml"): Deno.ChildProcess {
+    this.client = this.topo.spawn("client", [
+      ...selfCommand(),
+      "connect",
+      "--config",
+      this.path(config),
+    ], {
+      logFile: this.path("client.out"),
+    });
+    return this.client;
+  }
+
+  /** Waits until `host` has `address` on xvpn0; throws with both logs after `timeoutMs`. */
+  async waitAddress(host: string, address: string, timeoutMs = 20_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      const r = await this.topo.exec(host, ["ip", "-j", "addr", "show", "dev", "xvpn0"], {
+        allowFailure: true,
+      });
+      if (r.code === 0 && r.stdout.includes(`"${address}"`)) return;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    throw new Error(
+      `xvpn0 in ${host} did not get ${address} within ${timeoutMs} ms\n${await this.logs()}`,
+    );
+  }
+
+  /** Starts server and client and waits until the client's tunnel is configured. */
+  async up(timeoutMs = 20_000): Promise<void> {
+    this.startServer();
+    await this.waitAddress("server", LAB.serverTunnel, timeoutMs);
+    this.startClient();
+    await this.waitAddress("client", LAB.clientTunnel, timeoutMs);
+  }
+
+  /** The last lines of both processes' output, for failure messages. */
+  async logs(lines = 30): Promise<string> {
+    const tail = async (f: string) => {
+      try {
+        return (await Deno.readTextFile(this.path(f))).split("\n").slice(-lines).join("\n");
+      } catch {
+        return "(none)";
+      }
+    };
+    return `--- server output ---\n${await tail("server.out")}\n--- client output ---\n${await tail(
+      "client.out",
+    )}`;
+  }
+
+  /** Sends SIGTERM to a process and waits for it (SIGKILL after `graceMs`); returns its status. */
+  static async stop(
+    child: Deno.ChildProcess | undefined,
+    graceMs = 10_000,
+  ): Promise<Deno.CommandStatus | undefined> {
+    if (!child) return undefined;
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const killer = new Promise<void>((res) => {
+      timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // gone
+        }
+        res();
+      }, graceMs);
+    });
+    const status = await Promise.race([child.status, killer.then(() => child.status)]);
+    clearTimeout(timer);
+    return status;
+  }
+
+  /** Stops both xvpn processes (client first) and returns their exit statuses. */
+  async stopAll(): Promise<{ client?: Deno.CommandStatus; server?: Deno.CommandStatus }> {
+    const client = await Lab.stop(this.client);
+    const server = await Lab.stop(this.server);
+    this.client = this.server = undefined;
+    return { client, server };
+  }
+
+  /** Stops xvpn and removes namespaces, veths and the lab directory. */
+  async destroy(): Promise<void> {
+    await this.stopAll().catch(() => {});
+    await this.topo.destroy();
+  }
+}

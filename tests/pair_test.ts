@@ -1,0 +1,185 @@
+/**
+ * Client and server cores over an in-memory link with a virtual clock: handshake, data both
+ * ways, keepalive, expiry, rekey, replays, restart — minutes of protocol time in milliseconds.
+ */
+import { assert, assertEquals } from "../src/testing/assert.ts";
+import { Pair } from "./support/pair.ts";
+import { udpPacket } from "./support/packets.ts";
+import { formatCidr, formatIPv4, parseIPv4 } from "../src/core/ip.ts";
+import { ClientCore } from "../src/core/client.ts";
+import { generatePrivateKey, publicKeyOf } from "../src/core/keys.ts";
+import { REKEY_AFTER_TIME_MS } from "../src/core/timers.ts";
+
+const GAME = parseIPv4("198.51.100.7")!;
+
+function connected(): Pair {
+  const p = new Pair();
+  p.client.start(p.now, p.wall);
+  p.run(20);
+  assert(p.client.ready, "client ready after the handshake and config push");
+  return p;
+}
+
+Deno.test("Pair handshake pushes address, MTU, routes, DNS and keepalive", () => {
+  const p = connected();
+  const c = p.client.config!;
+  assertEquals(`${formatIPv4(c.address.addr)}/${c.address.prefix}`, "10.7.0.2/24");
+  assertEquals(formatIPv4(c.serverAddress), "10.7.0.1");
+  assertEquals(c.mtu, 1420);
+  assertEquals(c.routes.map(formatCidr), ["198.51.100.0/24"]);
+  assertEquals(c.dns.map(formatIPv4), ["10.7.0.1"]);
+  assertEquals(c.keepaliveMs, 10_000);
+  const [s] = [...p.server.sessions()];
+  assertEquals(s!.lease.connId, c.connId);
+  assertEquals(p.client.events.some((e) => e.type === "config"), true);
+});
+
+Deno.test("Pair data flows both ways with the bytes intact", () => {
+  const p = connected();
+  const me = p.client.config!.address.addr;
+  for (let i = 0; i < 100; i++) {
+    const payload = crypto.getRandomValues(new Uint8Array(i * 13 % 1400));
+    const up = udpPacket(me, GAME, payload);
+    assert(p.clientSend(up));
+    const down = udpPacket(GAME, me, payload);
+    p.run(2);
+    assert(p.serverSend(down));
+    p.run(2);
+    assertEquals(p.serverTun.at(-1), up);
+    assertEquals(p.clientTun.at(-1), down);
+  }
+  assertEquals(p.serverTun.length, 100);
+  assertEquals(p.clientTun.length, 100);
+});
+
+Deno.test("Pair server drops an inner packet with a spoofed source", () => {
+  const p = connected();
+  assert(p.clientSend(udpPacket(parseIPv4("10.7.0.99")!, GAME, new Uint8Array(10))));
+  p.run(2);
+  assertEquals(p.serverTun.length, 0);
+  assertEquals(p.server.drops.bad_inner_src, 1);
+});
+
+Deno.test("Pair keepalive pings every interval and measures RTT", () => {
+  const p = new Pair({ delayMs: 7 });
+  p.client.start(p.now, p.wall);
+  p.run(100);
+  const before = p.wire.length;
+  p.run(30_000);
+  const pings = p.wire.length - before;
+  assert(pings >= 6 && pings <= 8, `3 pings + 3 pongs in 30 s, saw ${pings} datagrams`);
+  assertEquals(p.client.rttMs, 14);
+  assertEquals([...p.server.sessions()].length, 1, "keepalives keep the session");
+});
+
+Deno.test("Pair server expires a silent session and returns its address", () => {
+  const p = connected();
+  p.linkUp = false;
+  p.run(59_000);
+  assertEquals([...p.server.sessions()].length, 1);
+  p.run(2_000);
+  assertEquals([...p.server.sessions()].length, 0);
+  assertEquals(p.server.pool.size, 0);
+  assert(p.server.events.some((e) => e.type === "session_expired"));
+});
+
+Deno.test("Pair rekeys after two minutes without losing a packet", () => {
+  const p = connected();
+  const me = p.client.config!.address.addr;
+  const epoch0 = [...p.server.sessions()][0]!.current!.epoch;
+  let sent = 0;
+  for (let t = 0; t < REKEY_AFTER_TIME_MS + 10_000; t += 500) {
+    assert(p.clientSend(udpPacket(me, GAME, new Uint8Array([t & 255]))));
+    assert(p.serverSend(udpPacket(GAME, me, new Uint8Array([t & 255]))));
+    sent++;
+    p.run(500);
+  }
+  const s = [...p.server.sessions()][0]!;
+  assert(s.current!.epoch !== epoch0, "new keys in use");
+  assertEquals(p.server.pool.size, 1);
+  assertEquals(p.serverTun.length, sent);
+  assertEquals(p.clientTun.length, sent);
+  assertEquals(p.client.stats.handshakes, 2);
+  assertEquals(p.client.config!.address.addr, me, "same address after rekey");
+});
+
+Deno.test("Pair replayed data packets are dropped by the replay window", () => {
+  const p = connected();
+  const me = p.client.config!.address.addr;
+  p.clientSend(udpPacket(me, GAME, new Uint8Array([1, 2, 3])));
+  p.run(2);
+  const data = p.wire.filter((f) => f.toServer && f.data[1] === 3);
+  assertEquals(data.length, 1);
+  p.deliver(data[0]!);
+  p.deliver(data[0]!);
+  assertEquals(p.serverTun.length, 1);
+  assertEquals(p.server.drops.replay, 2);
+});
+
+Deno.test("Pair replayed handshake initiation is rejected and creates nothing", () => {
+  const p = connected();
+  const init = p.wire.find((f) => f.toServer && f.data[1] === 1)!;
+  const sessionsBefore = [...p.server.sessions()][0]!.current;
+  p.deliver(init);
+  p.flush();
+  assertEquals(p.server.drops.replayed_handshake, 1);
+  assertEquals(p.server.outbox.length, 0);
+  assertEquals([...p.server.sessions()][0]!.current, sessionsBefore);
+});
+
+Deno.test("Pair server ignores a client with an unknown key and sends nothing", () => {
+  const p = new Pair();
+  const stranger = new ClientCore({
+    privateKey: generatePrivateKey(),
+    serverPublicKey: publicKeyOf(p.serverKey),
+    aead: p.aead,
+  });
+  stranger.start(p.now, p.wall);
+  for (const d of stranger.outbox.splice(0)) {
+    p.deliver({ data: d, toServer: true, from: p.clientEndpoint });
+  }
+  assertEquals(p.server.drops.unknown_key, 1);
+  assertEquals(p.server.outbox.length, 0);
+  assertEquals(p.server.pool.size, 0);
+});
+
+Deno.test("Pair handshake survives 30% loss through retries", () => {
+  const p = new Pair({ loss: 0.3, seed: 7 });
+  p.client.start(p.now, p.wall);
+  p.run(30_000);
+  assert(p.client.ready);
+});
+
+Deno.test("Pair client reconnects by itself after a server restart and keeps its address", () => {
+  const p = connected();
+  const addr = p.client.config!.address.addr;
+  p.server = p.newServer();
+  p.run(31_000); // three keepalive intervals of silence, then a new handshake
+  assert(p.client.events.some((e) => e.type === "path_dead"));
+  assert(p.client.ready);
+  assertEquals(p.client.config!.address.addr, addr);
+  const me = addr;
+  assert(p.clientSend(udpPacket(me, GAME, new Uint8Array([9]))));
+  p.run(2);
+  assertEquals(p.serverTun.length, 1);
+});
+
+Deno.test("Pair session follows the client to a new address (roaming)", () => {
+  const p = connected();
+  const me = p.client.config!.address.addr;
+  p.clientEndpoint = { hostname: "203.0.113.5", port: 1234 };
+  p.clientSend(udpPacket(me, GAME, new Uint8Array([1])));
+  p.run(2);
+  assertEquals([...p.server.sessions()][0]!.endpoint, p.clientEndpoint);
+  assert(p.serverSend(udpPacket(GAME, me, new Uint8Array([2]))));
+  p.run(2);
+  assertEquals(p.clientTun.length, 1);
+});
+
+Deno.test("Pair client disconnect frees the address at once", () => {
+  const p = connected();
+  p.client.close();
+  p.run(5);
+  assertEquals(p.server.pool.size, 0);
+  assert(p.server.events.some((e) => e.type === "session_closed"));
+});
