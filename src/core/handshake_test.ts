@@ -1,0 +1,79 @@
+import { assert, assertEquals } from "../testing/assert.ts";
+import {
+  checkMac1,
+  createInitiation,
+  createResponse,
+  mac1Key,
+  newerTimestamp,
+  readInitiation,
+  readResponse,
+  tai64n,
+} from "./handshake.ts";
+import { generatePrivateKey, publicKeyOf } from "./keys.ts";
+import { HANDSHAKE_INIT_BYTES, HANDSHAKE_RESPONSE_BYTES } from "./wire.ts";
+
+const client = generatePrivateKey();
+const server = generatePrivateKey();
+
+function init() {
+  return createInitiation({
+    staticPrivate: client,
+    serverPublic: publicKeyOf(server),
+    localId: 0x01020304,
+    wallMs: 1_800_000_000_123,
+  });
+}
+
+Deno.test("createInitiation() and createResponse() complete a handshake with matching keys", () => {
+  const p = init();
+  assertEquals(p.datagram.length, HANDSHAKE_INIT_BYTES);
+  assert(checkMac1(mac1Key(publicKeyOf(server)), p.datagram));
+  const got = readInitiation(p.datagram, server)!;
+  assertEquals(got.clientPublic, publicKeyOf(client));
+  assertEquals(got.clientId, 0x01020304);
+  assertEquals(got.timestamp, tai64n(1_800_000_000_123));
+  const resp = createResponse({
+    state: got.state,
+    clientId: got.clientId,
+    clientPublic: got.clientPublic,
+    connId: 77,
+    epoch: 5,
+  });
+  assertEquals(resp.length, HANDSHAKE_RESPONSE_BYTES);
+  assert(resp.length < p.datagram.length, "a response never amplifies");
+  assert(checkMac1(mac1Key(publicKeyOf(client)), resp));
+  assertEquals(readResponse(resp, p), 77);
+  const a = p.state.split();
+  const b = got.state.split();
+  assertEquals(a.initiatorToResponder, b.initiatorToResponder);
+  assertEquals(a.responderToInitiator, b.responderToInitiator);
+});
+
+Deno.test("checkMac1() fails for another server's key and for any flipped byte", () => {
+  const p = init();
+  assertEquals(checkMac1(mac1Key(publicKeyOf(generatePrivateKey())), p.datagram), false);
+  const key = mac1Key(publicKeyOf(server));
+  for (let i = 0; i < HANDSHAKE_INIT_BYTES - 16; i++) {
+    const d = p.datagram.slice();
+    d[i]! ^= 1;
+    assertEquals(checkMac1(key, d), false, `byte ${i}`);
+  }
+});
+
+Deno.test("readInitiation() returns undefined for a corrupted Noise message", () => {
+  const p = init();
+  for (let i = 20; i < 20 + 108; i += 7) {
+    const d = p.datagram.slice();
+    d[i]! ^= 0x80;
+    assertEquals(readInitiation(d, server), undefined, `byte ${i}`);
+  }
+  assertEquals(readInitiation(p.datagram, generatePrivateKey()), undefined, "wrong server key");
+});
+
+Deno.test("newerTimestamp() orders TAI64N stamps and rejects equal ones", () => {
+  const t = tai64n(1_800_000_000_000);
+  assert(newerTimestamp(t, undefined));
+  assert(newerTimestamp(tai64n(1_800_000_000_001), t));
+  assert(!newerTimestamp(t, t));
+  assert(!newerTimestamp(tai64n(1_799_999_999_999), t));
+});
