@@ -19,7 +19,8 @@ import {
 /** Log level names accepted in config files (LogTape's names). */
 export type XvpnLogLevel = "trace" | "debug" | "info" | "warning" | "error";
 
-const format = getTextFormatter({ timestamp: "date-time-tz", category: "." });
+// "bare": strings go into lines unquoted (control characters still escaped).
+const format = getTextFormatter({ timestamp: "date-time-tz", category: ".", value: "bare" });
 const enc = new TextEncoder();
 
 function stderrSink(record: LogRecord): void {

@@ -80,7 +80,12 @@ export async function runClient(
       tun.wake();
       udp.close();
     };
-    const stop = aborted(deps.signal).then(stopLoops);
+    const stop = aborted(deps.signal).then(async () => {
+      // Tell the server at once, so our address is free for the next start; best effort.
+      core.close();
+      await Promise.allSettled(core.outbox.splice(0).map((d) => udp.send(d, server)));
+      stopLoops();
+    });
 
     // Config changes are applied one at a time, in order.
     let applying: Promise<void> = Promise.resolve();
@@ -216,13 +221,6 @@ export async function runClient(
     await Promise.race([Promise.all([netLoop(), tunLoop()]), stop]);
     stopLoops();
     await applying;
-    if (exit.code === 0) {
-      // Tell the server at once, so our address is free for the next start; best effort.
-      core.close();
-      const bye = new DenoUdpSocket("0.0.0.0", 0);
-      await Promise.allSettled(core.outbox.splice(0).map((d) => bye.send(d, server)));
-      bye.close();
-    }
     const drops = formatDrops(core.drops);
     if (drops) log.info("Dropped datagrams by reason: {drops}", { drops });
   } finally {

@@ -97,7 +97,12 @@ export async function runServer(
       for (const e of core.events.splice(0)) logServerEvent(e);
     };
     let running = true;
-    const stop = aborted(deps.signal).then(() => {
+    const stop = aborted(deps.signal).then(async () => {
+      // Tell every client first, on the same socket (so they see the server's own address).
+      const n = [...core.sessions()].length;
+      if (n) log.info("Shutting down: telling {n} clients", { n });
+      core.shutdown();
+      await Promise.allSettled(core.outbox.splice(0).map((o) => sock.send(o.data, o.to)));
       running = false;
       dev.wake();
       sock.close();
@@ -151,12 +156,6 @@ export async function runServer(
     cleanup.add("stop stats timer", () => clearInterval(statsTimer));
 
     await Promise.all([netLoop(), tunLoop(), stop]);
-    log.info("Shutting down: telling {n} clients", { n: [...core.sessions()].length });
-    core.shutdown();
-    // Best effort: a fresh socket, since the loop's socket is closed to end its receive.
-    const bye = new DenoUdpSocket(cfg.listen.host === "0.0.0.0" ? "0.0.0.0" : cfg.listen.host, 0);
-    await Promise.allSettled(core.outbox.splice(0).map((o) => bye.send(o.data, o.to)));
-    bye.close();
     const drops = formatDrops(core.drops);
     if (drops) log.info("Dropped datagrams by reason: {drops}", { drops });
   } finally {
