@@ -1,0 +1,94 @@
+/**
+ * The data-path AEAD: ChaCha20-Poly1305 with a 96-bit nonce (RFC 8439, "IETF" variant), behind
+ * one small interface with two interchangeable implementations:
+ *
+ * - `libsodium` (src/crypto/sodium.ts): synchronous FFI into the system libsodium. The fastest
+ *   option; needs the library installed and `--allow-ffi`.
+ * - `node:crypto` (src/crypto/node_aead.ts): Deno's Node compatibility layer. Always available,
+ *   but allocates a few objects per call.
+ *
+ * Both write into caller-owned buffers and return a length (boringtun's `encapsulate(src, dst)`
+ * shape), so the packet path can reuse its buffers.
+ *
+ * @module
+ */
+import { createNodeAead } from "./node_aead.ts";
+import { createSodiumAead } from "./sodium.ts";
+
+/** Length of the Poly1305 authentication tag appended to every ciphertext (RFC 8439 §2.8). */
+export const AEAD_TAG_BYTES = 16;
+/** Length of a ChaCha20-Poly1305 key (RFC 8439 §2.8). */
+export const AEAD_KEY_BYTES = 32;
+/** Length of the IETF ChaCha20-Poly1305 nonce (RFC 8439 §2.8). */
+export const AEAD_NONCE_BYTES = 12;
+
+/**
+ * ChaCha20-Poly1305 (IETF) sealing and opening into caller-owned buffers.
+ *
+ * (The implementations import only this type from here, never values: this file imports them,
+ * and a value cycle would hit uninitialized bindings at load time.)
+ *
+ * Both methods throw `RangeError` only on caller bugs that would otherwise make the native code
+ * read or write out of bounds: a key that is not 32 bytes, a nonce that is not 12 bytes, or (for
+ * `seal`) an `out` shorter than `plain.length + 16`. Bytes from the network never cause a throw.
+ */
+export interface Aead {
+  /** Which implementation this is, for logs and benchmarks. */
+  readonly name: "libsodium" | "node:crypto";
+  /**
+   * Seals `plain` into `out` as ciphertext||tag and returns the bytes written
+   * (`plain.length + 16`). `out` must not overlap `plain`.
+   */
+  seal(
+    out: Uint8Array,
+    plain: Uint8Array,
+    ad: Uint8Array,
+    nonce: Uint8Array,
+    key: Uint8Array,
+  ): number;
+  /**
+   * Opens `sealed` (ciphertext||tag) into `out` and returns the plaintext length, or -1 when
+   * authentication fails, `sealed` is shorter than the tag, or `out` cannot hold the plaintext.
+   * On -1 nothing unauthenticated is left for the caller to use. Never throws on bad input.
+   */
+  open(
+    out: Uint8Array,
+    sealed: Uint8Array,
+    ad: Uint8Array,
+    nonce: Uint8Array,
+    key: Uint8Array,
+  ): number;
+}
+
+/**
+ * Returns an AEAD implementation.
+ *
+ * - `"auto"` (default): libsodium when it can be loaded and `--allow-ffi` is already granted,
+ *   node:crypto otherwise. Never prompts for a permission.
+ * - `"libsodium"`: libsodium or an Error saying why it could not be loaded.
+ * - `"node:crypto"`: always node:crypto.
+ */
+export function createAead(prefer: "libsodium" | "node:crypto" | "auto" = "auto"): Aead {
+  switch (prefer) {
+    case "node:crypto":
+      return createNodeAead();
+    case "libsodium":
+      return createSodiumAead();
+    case "auto": {
+      // Asking first keeps `auto` from triggering an interactive permission prompt.
+      if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return createNodeAead();
+      try {
+        return createSodiumAead();
+      } catch {
+        // Missing library or refused dlopen: the portable implementation is the fallback.
+        return createNodeAead();
+      }
+    }
+    default:
+      throw new Error(
+        `Unknown AEAD implementation "${
+          String(prefer)
+        }": expected "libsodium", "node:crypto" or "auto"`,
+      );
+  }
+}
