@@ -1,0 +1,94 @@
+/**
+ * Helpers for the root integration tests: pings, TCP transfers and captures inside a lab.
+ *
+ * @module
+ */
+import { LAB, Lab } from "../../src/demo/lab.ts";
+import { selfCommand } from "../../src/cli/self.ts";
+import { parsePing } from "../../src/cli/demo.ts";
+
+/** Pings `dst` from `host`; returns the parsed result. */
+export async function ping(
+  lab: Lab,
+  host: string,
+  dst: string,
+  opts: { count?: number; size?: number; interval?: number; df?: boolean } = {},
+): Promise<ReturnType<typeof parsePing> & { out: string }> {
+  const argv = [
+    "ping",
+    "-n",
+    "-c",
+    String(opts.count ?? 3),
+    "-i",
+    String(opts.interval ?? 0.2),
+    "-W",
+    "2",
+  ];
+  if (opts.size !== undefined) argv.push("-s", String(opts.size));
+  if (opts.df) argv.push("-M", "do");
+  argv.push(dst);
+  const r = await lab.topo.exec(host, argv, { allowFailure: true });
+  return { ...parsePing(r.stdout), out: r.stdout + r.stderr };
+}
+
+/** Moves `bytes` over TCP from `from` to a sink on `to` (at `toAddr`); returns both ends' reports. */
+export async function tcpTransfer(
+  lab: Lab,
+  from: string,
+  to: string,
+  toAddr: string,
+  bytes: number,
+  port = 5201,
+): Promise<
+  {
+    sent: { bytes: number; sha256: string; seconds: number };
+    got: { bytes: number; sha256: string };
+  }
+> {
+  const sink = lab.topo.spawn(to, [...selfCommand(), "tcp-check", "sink", "--port", String(port)], {
+    stdout: "piped",
+  });
+  const out = new Response(sink.stdout).text();
+  for (let i = 0; i < 200; i++) {
+    const r = await lab.topo.exec(to, ["ss", "-Hltn", `sport = :${port}`], { allowFailure: true });
+    if (r.stdout.trim()) break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  const src = await lab.topo.exec(from, [
+    ...selfCommand(),
+    "tcp-check",
+    "source",
+    "--to",
+    `${toAddr}:${port}`,
+    "--bytes",
+    String(bytes),
+    "--seed",
+    String(1 + Math.floor(Math.random() * 1e6)),
+  ], { timeoutMs: 120_000 });
+  await sink.status;
+  const last = (s: string) => JSON.parse(s.trim().split("\n").pop()!);
+  return { sent: last(src.stdout), got: last(await out) };
+}
+
+/** The tcpdump lines (one per packet) captured on `host`'s underlay interface during `fn`. */
+export async function capture(
+  lab: Lab,
+  host: string,
+  filter: string,
+  fn: () => Promise<void>,
+): Promise<string[]> {
+  const iface = lab.topo.iface(host, host === "client" ? "server" : "client");
+  const cap = lab.topo.spawn(host, ["tcpdump", "-i", iface, "-n", "-l", "-q", filter], {
+    stdout: "piped",
+    stderr: "null",
+  });
+  const text = new Response(cap.stdout).text();
+  await new Promise((r) => setTimeout(r, 1000)); // let tcpdump arm the capture
+  await fn();
+  await new Promise((r) => setTimeout(r, 500));
+  cap.kill("SIGINT");
+  await cap.status;
+  return (await text).split("\n").filter((l) => l.trim());
+}
+
+export { LAB, Lab };
