@@ -1,0 +1,190 @@
+/**
+ * The one private FFI symbol table for libc (`libc.so.6`), shared by every module that makes
+ * system calls (TUN today; the data-plane Worker adds recvmmsg/sendmmsg/setsockopt later).
+ *
+ * To add a call, add an entry to {@link LIBC_SYMBOLS}; the library is opened lazily, once per
+ * isolate (a Worker gets its own copy, which is what the thread-local `errno` needs anyway).
+ *
+ * Conventions for entries, because they decide whether V8 can use its fast-call path
+ * (20–60 ns instead of microseconds):
+ * - 64-bit parameters (`size_t`, `unsigned long`, `nfds_t`) are `"usize"`/`"u64"` and must be
+ *   passed as BigInt; passing a JS number makes Deno take the slow path.
+ * - `ssize_t` results are declared `"i32"`: on x86_64 and aarch64 the callee fills the whole
+ *   return register and reading its low 32 bits is exact for any count below 2 GiB (and keeps
+ *   -1 as -1), while a 64-bit result would allocate a BigInt per call.
+ * - Memory the kernel reads or writes is passed as `"buffer"` (a Uint8Array). A buffer whose
+ *   address ends up inside a C struct, or that a `nonblocking` call uses, must stay referenced
+ *   from JS until the call is over, or the GC may free it underneath the kernel.
+ * - A `nonblocking: true` call runs on a helper thread (~35 µs per call), so `errno` set by it
+ *   is that thread's and cannot be read afterwards; use such calls only where the result alone
+ *   is enough (poll). Variants share a C function through `name` (see `poll_wait`).
+ *
+ * Variadic C functions (open, ioctl, fcntl) are declared with their fixed arity; on the
+ * System V x86_64 and AAPCS64 ABIs integer/pointer varargs are passed exactly like fixed ones.
+ *
+ * @module
+ */
+
+/** The libc functions xvpn calls, as a `Deno.dlopen` symbol table. Extend here, nowhere else. */
+export const LIBC_SYMBOLS = {
+  /** int open(const char *path, int flags, mode_t mode) */
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  /** int close(int fd) */
+  close: { parameters: ["i32"], result: "i32" },
+  /** ssize_t read(int fd, void *buf, size_t count) — result truncated to i32, see above. */
+  read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  /** ssize_t write(int fd, const void *buf, size_t count) — result truncated to i32. */
+  write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  /** int ioctl(int fd, unsigned long request, void *arg) */
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  /** int fcntl(int fd, int cmd, int arg) */
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout) — synchronous; use timeout 0. */
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  /** poll() on a helper thread, for waiting without blocking the event loop. errno is lost. */
+  poll_wait: {
+    name: "poll",
+    parameters: ["buffer", "u64", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** int eventfd(unsigned int initval, int flags) */
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  /** int socket(int domain, int type, int protocol) */
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /** int *__errno_location(void) — glibc's address of the calling thread's errno. */
+  __errno_location: { parameters: [], result: "pointer" },
+  /** char *strerror(int errnum) */
+  strerror: { parameters: ["i32"], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The callable symbols of libc. */
+export type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
+
+/** Flags and constants from the Linux x86_64/aarch64 UAPI headers that the FFI callers use. */
+export const O_RDWR = 0o2;
+/** Open in non-blocking mode. */
+export const O_NONBLOCK = 0o4000;
+/** Close the fd across exec (so spawned `ip`/`nft` processes do not inherit the TUN fd). */
+export const O_CLOEXEC = 0o2000000;
+/** eventfd: non-blocking. */
+export const EFD_NONBLOCK = O_NONBLOCK;
+/** eventfd: close on exec. */
+export const EFD_CLOEXEC = O_CLOEXEC;
+/** poll: data to read. */
+export const POLLIN = 0x001;
+/** poll: error condition. */
+export const POLLERR = 0x008;
+/** poll: hang up. */
+export const POLLHUP = 0x010;
+/** poll: fd not open. */
+export const POLLNVAL = 0x020;
+
+let lib: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
+let errnoCell: Int32Array | undefined;
+
+/**
+ * The libc symbols, opening `libc.so.6` on first use (Linux/glibc only; needs `--allow-ffi`).
+ * Throws a plain Error naming the platform when called anywhere else.
+ */
+export function libc(): Libc {
+  if (lib) return lib.symbols;
+  if (Deno.build.os !== "linux") {
+    throw new Error(`libc FFI is only wired up for Linux, not ${Deno.build.os}`);
+  }
+  lib = Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
+  return lib.symbols;
+}
+
+/**
+ * The calling thread's errno. Call it right after the failing synchronous FFI call: no other
+ * libc call may run in between. The thread-local errno cell is mapped once as an Int32Array, so
+ * reading it is a plain memory load (~1 ns) rather than an FFI call; that is sound because this
+ * isolate always runs on the same OS thread (a Worker has its own module instance and cell).
+ */
+export function errno(): number {
+  if (!errnoCell) {
+    const p = libc().__errno_location();
+    if (p === null) throw new Error("__errno_location() returned NULL");
+    errnoCell = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(p, 4));
+  }
+  return errnoCell[0]!;
+}
+
+/** Linux errno numbers by name (the ones worth naming in messages and branching on). */
+export const Errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
+  EIO: 5,
+  ENXIO: 6,
+  E2BIG: 7,
+  EBADF: 9,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EACCES: 13,
+  EFAULT: 14,
+  EBUSY: 16,
+  EEXIST: 17,
+  ENODEV: 19,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  ENFILE: 23,
+  EMFILE: 24,
+  ENOTTY: 25,
+  ENOSPC: 28,
+  EPIPE: 32,
+  ERANGE: 34,
+  ENOSYS: 38,
+  EBADFD: 77,
+  EMSGSIZE: 90,
+  EPROTONOSUPPORT: 93,
+  EOPNOTSUPP: 95,
+  EAFNOSUPPORT: 97,
+  EADDRINUSE: 98,
+  EADDRNOTAVAIL: 99,
+  ENETDOWN: 100,
+  ENETUNREACH: 101,
+  ECONNRESET: 104,
+  ENOBUFS: 105,
+  ETIMEDOUT: 110,
+  ECONNREFUSED: 111,
+  EHOSTUNREACH: 113,
+} as const;
+
+const errnoNames = new Map<number, string>(Object.entries(Errno).map(([k, v]) => [v, k]));
+
+/** The symbolic name of an errno value (`EPERM`), or `errno <n>` for ones not in {@link Errno}. */
+export function errnoName(n: number): string {
+  return errnoNames.get(n) ?? `errno ${n}`;
+}
+
+/** libc's description of an errno value ("Operation not permitted"). */
+export function strerror(n: number): string {
+  const p = libc().strerror(n);
+  return p === null ? `errno ${n}` : Deno.UnsafePointerView.getCString(p);
+}
+
+/** A failed system call, carrying its errno; `code` is the symbolic name (`EPERM`). */
+export class ErrnoError extends Error {
+  /** Numeric errno. */
+  readonly errno: number;
+  /** Symbolic errno name, e.g. `EAGAIN`. */
+  readonly code: string;
+  constructor(message: string, errnoValue: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ErrnoError";
+    this.errno = errnoValue;
+    this.code = errnoName(errnoValue);
+  }
+}
+
+/** A NUL-terminated copy of `s` for passing a path to C (keep it referenced during the call). */
+export function cString(s: string): Uint8Array<ArrayBuffer> {
+  const bytes = new TextEncoder().encode(s);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}

@@ -1,0 +1,82 @@
+/**
+ * Server-side NAT: masquerade the client pool out of the host and turn IPv4 forwarding on, then
+ * put everything back.
+ *
+ * @module
+ */
+import type { Cidr } from "../../core/ip.ts";
+import type { CommandRunner } from "../command.ts";
+import { planNatDisable, planNatEnable, planReadForwarding } from "./plan.ts";
+
+/** Masquerading for a VPN server, through `nft` and `sysctl` run by a {@link CommandRunner}. */
+export class Nat {
+  /** ip_forward before our first enable(), or undefined while disabled. */
+  #oldForward: string | undefined;
+
+  /**
+   * @param runner runs `nft` and `sysctl` (wrap it to target a network namespace).
+   * @param tag names our table `xvpn_nat_<tag>`; use the TUN interface name so that several
+   *   servers on one host do not collide.
+   */
+  constructor(private readonly runner: CommandRunner, readonly tag = "xvpn0") {}
+
+  /** True between a successful enable() and disable(). */
+  get enabled(): boolean {
+    return this.#oldForward !== undefined;
+  }
+
+  /**
+   * Masquerades traffic from `pool` (leaving through `outIface` when given) and enables IPv4
+   * forwarding, remembering the old forwarding value. Calling it again replaces the rule
+   * atomically and keeps the first remembered value. On failure, undoes what it changed and
+   * rethrows the CommandError.
+   */
+  async enable(pool: Cidr, outIface?: string): Promise<void> {
+    const first = this.#oldForward === undefined;
+    const old = first
+      ? (await this.runner.run(planReadForwarding())).stdout.trim()
+      : this.#oldForward!;
+    if (!/^[01]$/.test(old)) throw new Error(`unexpected net.ipv4.ip_forward value "${old}"`);
+    const [table, forward] = planNatEnable({ tag: this.tag, pool, outIface });
+    try {
+      await this.runner.run(table!);
+      await this.runner.run(forward!);
+    } catch (err) {
+      // A re-enable keeps the previous, working state's bookkeeping; the new rule did not apply
+      // or forwarding was already on, so only a first enable has something to undo.
+      if (first) {
+        for (const argv of planNatDisable(this.tag, old)) {
+          await this.runner.run(argv, { allowFailure: true });
+        }
+      }
+      throw err;
+    }
+    this.#oldForward = old;
+  }
+
+  /**
+   * Deletes our table and restores ip_forward. Best effort: runs every step, then throws an
+   * AggregateError listing failures. Idempotent; a table that is already gone counts as done.
+   */
+  async disable(): Promise<void> {
+    const old = this.#oldForward;
+    if (old === undefined) return;
+    this.#oldForward = undefined;
+    const errors: unknown[] = [];
+    for (const argv of planNatDisable(this.tag, old)) {
+      try {
+        await this.runner.run(argv);
+      } catch (err) {
+        const gone = argv[0] === "nft" && /No such file or directory/.test(String(err));
+        if (!gone) errors.push(err);
+      }
+    }
+    if (errors.length > 0) {
+      throw new AggregateError(
+        errors,
+        `NAT teardown: ${errors.length} command(s) failed: ` +
+          errors.map((e) => (e instanceof Error ? e.message : String(e))).join("; "),
+      );
+    }
+  }
+}

@@ -1,0 +1,41 @@
+import { assertEquals, assertThrows } from "../../testing/assert.ts";
+import { parseCidr } from "../../core/ip.ts";
+import { natTableName, planNatDisable, planNatEnable } from "./plan.ts";
+
+const pool = parseCidr("10.7.0.1/24")!; // host bits are cleared in the rule
+
+Deno.test("planNatEnable() adds our own masquerade table, then turns forwarding on", () => {
+  assertEquals(planNatEnable({ tag: "xvpn0", pool, outIface: "eth0" }), [
+    [
+      "nft",
+      "add table ip xvpn_nat_xvpn0; delete table ip xvpn_nat_xvpn0; add table ip xvpn_nat_xvpn0 " +
+      "{ chain postrouting { type nat hook postrouting priority 100; policy accept; " +
+      'ip saddr 10.7.0.0/24 oifname "eth0" masquerade; }; }',
+    ],
+    ["sysctl", "-w", "net.ipv4.ip_forward=1"],
+  ]);
+});
+
+Deno.test("planNatEnable() without an output interface masquerades on every interface", () => {
+  const [nft] = planNatEnable({ tag: "xvpn0", pool });
+  assertEquals(nft![1]!.includes("ip saddr 10.7.0.0/24 masquerade;"), true);
+  assertEquals(nft![1]!.includes("oifname"), false);
+});
+
+Deno.test("planNatDisable() deletes the table and restores forwarding only if it was off", () => {
+  assertEquals(planNatDisable("xvpn0", "0"), [
+    ["nft", "delete", "table", "ip", "xvpn_nat_xvpn0"],
+    ["sysctl", "-w", "net.ipv4.ip_forward=0"],
+  ]);
+  assertEquals(planNatDisable("xvpn0", "1"), [["nft", "delete", "table", "ip", "xvpn_nat_xvpn0"]]);
+});
+
+Deno.test("natTableName() keeps names nft accepts and rejects unsafe interfaces", () => {
+  assertEquals(natTableName("wg-0.a"), "xvpn_nat_wg_0_a");
+  assertThrows(() => natTableName(""), Error, "empty");
+  assertThrows(
+    () => planNatEnable({ tag: "x", pool, outIface: 'eth0" accept; #' }),
+    Error,
+    "bad output interface",
+  );
+});

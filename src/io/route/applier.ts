@@ -1,0 +1,171 @@
+/**
+ * Executing route plans: bring a tunnel link up with rollback on failure, and take down exactly
+ * what was brought up.
+ *
+ * @module
+ */
+import { formatIPv4, parseIPv4 } from "../../core/ip.ts";
+import type { CommandRunner } from "../command.ts";
+import { planLinuxSteps } from "./linux.ts";
+import { planMacosSteps } from "./macos.ts";
+import { type Endpoint, type LinkState, needsEndpointRoute, type RouteStep } from "./state.ts";
+import { planWindowsSteps } from "./windows.ts";
+
+/** Operating systems as named by `Deno.build.os`. */
+export type OsName = typeof Deno.build.os;
+
+/** The plan for `s` on `os`, as steps with their undo commands. */
+export function planSteps(os: OsName, s: LinkState): RouteStep[] {
+  switch (os) {
+    case "linux":
+      return planLinuxSteps(s);
+    case "windows":
+      return planWindowsSteps(s);
+    case "darwin":
+      return planMacosSteps(s);
+    default:
+      throw new Error(`route configuration is not implemented for ${os}`);
+  }
+}
+
+/** The original path to a destination: next hop (when not on-link) and outgoing device. */
+export interface OriginalRoute {
+  /** Next hop, when the destination is not on-link. */
+  gateway?: number;
+  /** Outgoing interface. */
+  dev?: string;
+}
+
+/**
+ * Parses the JSON of `ip -j route get <ip>` (`[{"dst":…,"gateway":…,"dev":…}]`). Throws when
+ * the output has no device, or an IPv6 next hop that an IPv4 host route cannot use.
+ */
+export function parseLinuxRouteGet(json: string): OriginalRoute {
+  const parsed: unknown = JSON.parse(json);
+  const first = Array.isArray(parsed) ? parsed[0] : undefined;
+  if (typeof first !== "object" || first === null) {
+    throw new Error(`unexpected output from ip route get: ${json.trim()}`);
+  }
+  const r = first as { gateway?: unknown; dev?: unknown };
+  const out: OriginalRoute = {};
+  if (typeof r.dev === "string") out.dev = r.dev;
+  if (typeof r.gateway === "string") {
+    const gw = parseIPv4(r.gateway);
+    if (gw === undefined) throw new Error(`cannot use the IPv6 next hop ${r.gateway}`);
+    out.gateway = gw;
+  }
+  if (out.dev === undefined) throw new Error(`no device in ip route get output: ${json.trim()}`);
+  return out;
+}
+
+/** Parses the `gateway:` and `interface:` lines of macOS `route -n get <ip>`. */
+export function parseMacosRouteGet(text: string): OriginalRoute {
+  const out: OriginalRoute = {};
+  const gw = /^\s*gateway:\s*(\S+)/m.exec(text)?.[1];
+  const dev = /^\s*interface:\s*(\S+)/m.exec(text)?.[1];
+  // An on-link destination reports a link address (e.g. "link#4") as gateway: not a next hop.
+  const gwIp = gw === undefined ? undefined : parseIPv4(gw);
+  if (gwIp !== undefined) out.gateway = gwIp;
+  if (dev !== undefined) out.dev = dev;
+  if (out.dev === undefined && out.gateway === undefined) {
+    throw new Error(`no gateway or interface in route get output: ${text.trim()}`);
+  }
+  return out;
+}
+
+/**
+ * Applies a {@link LinkState} through a {@link CommandRunner} and remembers what it changed.
+ *
+ * `up` runs the plan in order; when a command fails it undoes the steps that had succeeded
+ * (last first) and rethrows the CommandError, which names the argv and the command's output.
+ * Steps whose undo also failed stay recorded, so a later `down` retries them.
+ */
+export class RouteApplier {
+  /** Steps that took effect, in the order they ran. */
+  #applied: RouteStep[] = [];
+
+  /** Creates an applier that runs commands with `runner`, planning for `os`. */
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly os: OsName = Deno.build.os,
+  ) {}
+
+  /** True while something applied by `up` has not been taken down. */
+  get active(): boolean {
+    return this.#applied.length > 0;
+  }
+
+  /**
+   * Brings `s` up. For a full tunnel without a known original path to the endpoint, first asks
+   * the OS how it reaches the endpoint now (`ip route get` on Linux, `route -n get` on macOS),
+   * before anything is changed. Throws if a previous `up` is still active.
+   */
+  async up(s: LinkState): Promise<void> {
+    if (this.active) throw new Error(`routes for ${s.ifname} are already up; call down() first`);
+    const steps = planSteps(this.os, await this.#withOriginalRoute(s));
+    const done: RouteStep[] = [];
+    for (const step of steps) {
+      try {
+        await this.runner.run(step.up);
+      } catch (err) {
+        this.#applied = await this.#undo(done, []);
+        throw err;
+      }
+      done.push(step);
+    }
+    this.#applied = done;
+  }
+
+  /**
+   * Removes exactly what `up` added, last first. Best effort: continues past failures and then
+   * throws an AggregateError listing them. Idempotent: a second call has nothing left to do.
+   */
+  async down(): Promise<void> {
+    const steps = this.#applied;
+    this.#applied = [];
+    const errors: unknown[] = [];
+    await this.#undo(steps, errors);
+    if (errors.length > 0) {
+      throw new AggregateError(
+        errors,
+        `route teardown: ${errors.length} command(s) failed: ` +
+          errors.map((e) => (e instanceof Error ? e.message : String(e))).join("; "),
+      );
+    }
+  }
+
+  /** Undoes `steps` last first; returns the steps whose undo failed, collecting the errors. */
+  async #undo(steps: readonly RouteStep[], errors: unknown[]): Promise<RouteStep[]> {
+    const left: RouteStep[] = [];
+    for (const step of [...steps].reverse()) {
+      if (!step.down) continue;
+      try {
+        await this.runner.run(step.down);
+      } catch (err) {
+        errors.push(err);
+        left.unshift(step);
+      }
+    }
+    return left;
+  }
+
+  /** Fills in the endpoint's original route when the plan needs it and it was not given. */
+  async #withOriginalRoute(s: LinkState): Promise<LinkState> {
+    const ep = s.endpoint;
+    if (!ep || ep.gateway !== undefined || ep.dev !== undefined) return s;
+    if (!needsEndpointRoute(s)) return s;
+    const ip = formatIPv4(ep.ip);
+    let found: OriginalRoute;
+    if (this.os === "linux") {
+      const r = await this.runner.run(["ip", "-j", "route", "get", ip]);
+      found = parseLinuxRouteGet(r.stdout);
+    } else if (this.os === "darwin") {
+      const r = await this.runner.run(["route", "-n", "get", ip]);
+      found = parseMacosRouteGet(r.stdout);
+    } else {
+      return s; // the plan reports that endpoint.gateway/dev are needed
+    }
+    const endpoint: Endpoint = { ...ep, ...found };
+    return { ...s, endpoint };
+  }
+}

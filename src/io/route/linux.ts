@@ -1,0 +1,71 @@
+/**
+ * Route plans for Linux, as `ip` (iproute2) commands.
+ *
+ * @module
+ */
+import { type Cidr, formatCidr, formatIPv4 } from "../../core/ip.ts";
+import { invalidIfnameReason } from "../tun/device.ts";
+import {
+  checkLinkState,
+  type Endpoint,
+  formatIfaceAddress,
+  type LinkState,
+  type RouteStep,
+  tunnelRoutes,
+  undoAll,
+} from "./state.ts";
+
+function endpointSpec(ep: Endpoint): string[] {
+  const spec = [`${formatIPv4(ep.ip)}/32`];
+  if (ep.gateway !== undefined) spec.push("via", formatIPv4(ep.gateway));
+  if (ep.dev !== undefined) spec.push("dev", ep.dev);
+  return spec;
+}
+
+function routeSpec(r: Cidr, ifname: string): string[] {
+  return [formatCidr(r), "dev", ifname];
+}
+
+/**
+ * The Linux steps for `s`, each with its undo: MTU, address, link up, then the endpoint's host
+ * route via the old path (before anything could divert it), then the tunnel routes.
+ */
+export function planLinuxSteps(s: LinkState): RouteStep[] {
+  const ep = checkLinkState(s);
+  const bad = invalidIfnameReason(s.ifname);
+  if (bad) throw new Error(`bad interface name "${s.ifname}": ${bad}`);
+  const dev = ["dev", s.ifname];
+  const addr = formatIfaceAddress(s.address);
+  const steps: RouteStep[] = [
+    // The link is ours (a TUN that vanishes on close), so the old MTU is not worth restoring.
+    { up: ["ip", "link", "set", ...dev, "mtu", String(s.mtu)] },
+    {
+      up: ["ip", "address", "add", addr, ...dev],
+      down: ["ip", "address", "del", addr, ...dev],
+    },
+    { up: ["ip", "link", "set", ...dev, "up"], down: ["ip", "link", "set", ...dev, "down"] },
+  ];
+  if (ep) {
+    steps.push({
+      up: ["ip", "route", "add", ...endpointSpec(ep)],
+      down: ["ip", "route", "del", ...endpointSpec(ep)],
+    });
+  }
+  for (const r of tunnelRoutes(s)) {
+    steps.push({
+      up: ["ip", "route", "add", ...routeSpec(r, s.ifname)],
+      down: ["ip", "route", "del", ...routeSpec(r, s.ifname)],
+    });
+  }
+  return steps;
+}
+
+/** The argv lists that bring `s` up on Linux, in order. */
+export function planLinuxUp(s: LinkState): string[][] {
+  return planLinuxSteps(s).map((st) => st.up);
+}
+
+/** The argv lists that undo {@link planLinuxUp}, in reverse order. */
+export function planLinuxDown(s: LinkState): string[][] {
+  return undoAll(planLinuxSteps(s));
+}

@@ -1,0 +1,137 @@
+/**
+ * The desired state of a tunnel link and the OS-independent part of planning it: which routes
+ * to install (full tunnel split into two halves, duplicates and the connected subnet dropped)
+ * and whether the server endpoint needs a host route around the tunnel.
+ *
+ * Plans are pure: desired state in, argv lists out. Executing them is `RouteApplier`'s job.
+ *
+ * @module
+ */
+import { type Cidr, cidrContains, formatIPv4, maskOf, networkOf } from "../../core/ip.ts";
+
+/** Where the VPN server is and how it was reached before the tunnel came up. */
+export interface Endpoint {
+  /** The server's IPv4 address (u32). */
+  ip: number;
+  /** The original next hop towards the server, when it is not on-link. */
+  gateway?: number;
+  /** The original outgoing interface towards the server. */
+  dev?: string;
+}
+
+/** Desired configuration of a tunnel interface. */
+export interface LinkState {
+  /** Interface name (`xvpn0`, `utun3`, the Wintun adapter name). */
+  ifname: string;
+  /** The interface address with its prefix, e.g. 10.7.0.2/24. */
+  address: Cidr;
+  /** Link MTU in bytes. */
+  mtu: number;
+  /** Destinations routed into the tunnel; 0.0.0.0/0 makes it a full tunnel. */
+  routes: Cidr[];
+  /** The server, needed when a route (such as 0.0.0.0/0) would swallow traffic to it. */
+  endpoint?: Endpoint;
+}
+
+/** One change to the system: the argv that makes it and, when it has one, the argv undoing it. */
+export interface RouteStep {
+  /** Command that applies the change. */
+  up: string[];
+  /** Command that reverts it; absent when nothing needs reverting (e.g. setting the MTU). */
+  down?: string[];
+}
+
+/** The two halves that together cover 0.0.0.0/0 but win over any default route. */
+export const DEFAULT_HALVES: readonly Cidr[] = [
+  { addr: 0, prefix: 1 },
+  { addr: 0x80000000, prefix: 1 },
+];
+
+/** Formats an interface address keeping its host bits: `10.7.0.2/24`. */
+export function formatIfaceAddress(c: Cidr): string {
+  return `${formatIPv4(c.addr)}/${c.prefix}`;
+}
+
+/** The subnet the kernel (or, on macOS, the plan) routes to the interface by itself. */
+export function connectedSubnet(s: LinkState): Cidr {
+  return { addr: networkOf(s.address), prefix: s.address.prefix };
+}
+
+/** Formats a prefix length as a dotted netmask (`255.255.255.0`). */
+export function formatMask(prefix: number): string {
+  return formatIPv4(maskOf(prefix));
+}
+
+function sameCidr(a: Cidr, b: Cidr): boolean {
+  return a.prefix === b.prefix && networkOf(a) === networkOf(b);
+}
+
+/**
+ * The routes to point at the tunnel, in the given order: host bits cleared, 0.0.0.0/0 replaced
+ * by its two /1 halves (so the original default route stays for the endpoint and for restoring
+ * later), duplicates and the interface's own connected subnet dropped.
+ */
+export function tunnelRoutes(s: LinkState): Cidr[] {
+  const connected = connectedSubnet(s);
+  const out: Cidr[] = [];
+  for (const r of s.routes) {
+    const expanded = r.prefix === 0 ? DEFAULT_HALVES : [r];
+    for (const e of expanded) {
+      const c = { addr: networkOf(e), prefix: e.prefix };
+      if (sameCidr(c, connected) || out.some((o) => sameCidr(o, c))) continue;
+      out.push(c);
+    }
+  }
+  return out;
+}
+
+/**
+ * True when traffic to the endpoint would enter the tunnel (a full tunnel, or a split route
+ * covering the server) and so needs a host route via the original path.
+ */
+export function needsEndpointRoute(s: LinkState): boolean {
+  const ep = s.endpoint;
+  if (!ep) return s.routes.some((r) => r.prefix === 0);
+  return [connectedSubnet(s), ...tunnelRoutes(s)].some((r) => cidrContains(r, ep.ip));
+}
+
+/**
+ * Checks what every plan needs and returns the endpoint when it needs a host route. Throws an
+ * Error that says what is missing (so a broken plan never half-applies).
+ */
+export function checkLinkState(s: LinkState): Endpoint | undefined {
+  if (!s.ifname) throw new Error("link state has no interface name");
+  if (!Number.isInteger(s.mtu) || s.mtu < 68 || s.mtu > 65535) {
+    throw new Error(`MTU ${s.mtu} for ${s.ifname} is outside 68..65535`);
+  }
+  for (const c of [s.address, ...s.routes]) {
+    if (!Number.isInteger(c.prefix) || c.prefix < 0 || c.prefix > 32) {
+      throw new Error(`bad prefix length /${c.prefix} in the link state of ${s.ifname}`);
+    }
+  }
+  if (!needsEndpointRoute(s)) return undefined;
+  const ep = s.endpoint;
+  if (!ep) {
+    throw new Error(
+      `a full tunnel on ${s.ifname} needs the server endpoint, or traffic to it would loop`,
+    );
+  }
+  if (ep.gateway === undefined && ep.dev === undefined) {
+    throw new Error(
+      `the route to the server ${formatIPv4(ep.ip)} is unknown (no gateway or device); ` +
+        `it is needed to keep the server reachable outside the tunnel`,
+    );
+  }
+  if (ep.dev === s.ifname) {
+    throw new Error(
+      `the server ${formatIPv4(ep.ip)} is already routed through ${s.ifname}; ` +
+        `tear the old tunnel down first`,
+    );
+  }
+  return ep;
+}
+
+/** The undo commands of `steps`, last step first. */
+export function undoAll(steps: readonly RouteStep[]): string[][] {
+  return steps.flatMap((st) => (st.down ? [st.down] : [])).reverse();
+}

@@ -1,0 +1,119 @@
+/**
+ * An in-memory TUN device for testing modules that sit on top of {@link TunDevice}, without
+ * root or a kernel device.
+ *
+ * @module
+ */
+import type { TunDevice } from "./device.ts";
+
+/**
+ * A {@link TunDevice} backed by queues: {@link inject} plays the kernel sending a packet to the
+ * VPN; {@link written} collects what the VPN wrote to the kernel. Every queued or collected
+ * packet is a copy that owns its bytes, so callers may reuse their buffers at once.
+ */
+export class FakeTun implements TunDevice {
+  /** File descriptor: none. */
+  readonly fd = -1;
+  /** Packets the VPN wrote, oldest first (copies). */
+  readonly written: Uint8Array[] = [];
+  /**
+   * When set, decides per write whether it is dropped (return -1, like EAGAIN/ENOBUFS) instead
+   * of collected; for testing drop accounting.
+   */
+  dropWrite?: (pkt: Uint8Array) => boolean;
+  readonly #inbound: Uint8Array[] = [];
+  #woken = false;
+  #closed = false;
+  #waiters: Array<() => void> = [];
+
+  /** Creates a fake device that reports `name` as its kernel name. */
+  constructor(readonly name = "faketun0") {}
+
+  /** Queues a copy of `pkt` as if the kernel had routed it into the device. */
+  inject(pkt: Uint8Array): void {
+    if (this.#closed) throw new Error(`TUN device "${this.name}" is closed`);
+    this.#inbound.push(pkt.slice());
+    this.#notify();
+  }
+
+  /** Number of injected packets not yet read. */
+  get pending(): number {
+    return this.#inbound.length;
+  }
+
+  /** True once {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Removes and returns the written packets (oldest first). */
+  takeWritten(): Uint8Array[] {
+    return this.written.splice(0);
+  }
+
+  /** Reads the oldest injected packet, truncated to `buf` like the kernel does; 0 when none. */
+  read(buf: Uint8Array): number {
+    if (this.#closed) throw new Error(`TUN device "${this.name}" is closed`);
+    const pkt = this.#inbound.shift();
+    if (!pkt) return 0;
+    const n = Math.min(pkt.length, buf.length);
+    buf.set(pkt.subarray(0, n));
+    return n;
+  }
+
+  /** Collects a copy of the first `len` bytes of `buf`; -1 when {@link dropWrite} says drop. */
+  write(buf: Uint8Array, len: number): number {
+    if (this.#closed) throw new Error(`TUN device "${this.name}" is closed`);
+    if (!(len >= 0 && len <= buf.byteLength)) {
+      throw new RangeError(`write length ${len} outside buffer of ${buf.byteLength} bytes`);
+    }
+    const pkt = buf.slice(0, len);
+    if (this.dropWrite?.(pkt)) return -1;
+    this.written.push(pkt);
+    return len;
+  }
+
+  /** Resolves true once a packet is queued, false on timeout, wake() or close(). */
+  waitReadable(timeoutMs: number): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false);
+    if (this.#woken) {
+      this.#woken = false;
+      return Promise.resolve(false);
+    }
+    if (this.#inbound.length > 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        this.#waiters = this.#waiters.filter((w) => w !== done);
+        if (this.#woken) {
+          this.#woken = false;
+          resolve(false);
+        } else {
+          resolve(!this.#closed && this.#inbound.length > 0);
+        }
+      };
+      if (Number.isFinite(timeoutMs) && timeoutMs >= 0) timer = setTimeout(done, timeoutMs);
+      this.#waiters.push(done);
+    });
+  }
+
+  /** Makes a pending (or the next) waitReadable resolve false. */
+  wake(): void {
+    if (this.#closed) return;
+    this.#woken = true;
+    this.#notify();
+  }
+
+  /** Closes the fake; pending waits resolve false. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#inbound.length = 0;
+    this.#notify();
+  }
+
+  #notify(): void {
+    for (const w of [...this.#waiters]) w();
+  }
+}
