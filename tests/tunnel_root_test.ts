@@ -3,7 +3,7 @@
  * through the tunnel. Each test builds its own lab and removes it, also on failure.
  */
 import { assert, assertEquals } from "../src/testing/assert.ts";
-import { rootTest } from "../src/io/tun/root_testing.ts";
+import { rootTest } from "../src/testing/root.ts";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/core/keys.ts";
 import { capture, LAB, Lab, ping, tcpTransfer } from "./support/net.ts";
 

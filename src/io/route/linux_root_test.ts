@@ -2,7 +2,7 @@ import { assertEquals, assertRejects } from "../../testing/assert.ts";
 import { type Cidr, parseCidr, parseIPv4 } from "../../core/ip.ts";
 import { CommandError, ProcessRunner } from "../command.ts";
 import { openTun } from "../tun/open.ts";
-import { type NetnsRunner, rootTest, uniqueName, withNetns } from "../tun/root_testing.ts";
+import { type NetnsRunner, rootTest, uniqueName, withNetns } from "../../testing/root.ts";
 import { RouteApplier } from "./applier.ts";
 import type { LinkState } from "./state.ts";
 

@@ -5,7 +5,7 @@ import { Errno, ErrnoError } from "../_libc.ts";
 import { openTun } from "./open.ts";
 import { tunErrorMessage } from "./errors.ts";
 import type { TunDevice } from "./device.ts";
-import { rootTest, uniqueName, withNetns } from "./root_testing.ts";
+import { rootTest, uniqueName, withNetns } from "../../testing/root.ts";
 
 const host = new ProcessRunner();
 

@@ -12,7 +12,7 @@ import {
   type CommandRunner,
   ProcessRunner,
   type RunOptions,
-} from "../command.ts";
+} from "../io/command.ts";
 
 function isRoot(): boolean {
   try {
@@ -37,10 +37,13 @@ export function rootTest(name: string, fn: () => void | Promise<void>): void {
 }
 
 let counter = 0;
+// Test modules run in separate isolates of one process, so the pid alone is not unique:
+// a random tag per isolate keeps two modules from picking the same name.
+const isolateTag = crypto.getRandomValues(new Uint16Array(1))[0]!.toString(36);
 
-/** A name unique to this process and call, short enough for an interface (≤ 15 bytes). */
+/** A name unique to this isolate and call, short enough for an interface (<= 15 bytes). */
 export function uniqueName(prefix: string): string {
-  const name = `${prefix}${Deno.pid % 1_000_000}${(counter++).toString(36)}`;
+  const name = `${prefix}${isolateTag}${(counter++).toString(36)}`;
   if (name.length > 15) throw new Error(`test name ${name} is too long for an interface`);
   return name;
 }
