@@ -15,18 +15,13 @@
 import { createNodeAead } from "./node_aead.ts";
 import { createSodiumAead } from "./sodium.ts";
 
-/** Length of the Poly1305 authentication tag appended to every ciphertext (RFC 8439 §2.8). */
-export const AEAD_TAG_BYTES = 16;
-/** Length of a ChaCha20-Poly1305 key (RFC 8439 §2.8). */
-export const AEAD_KEY_BYTES = 32;
-/** Length of the IETF ChaCha20-Poly1305 nonce (RFC 8439 §2.8). */
-export const AEAD_NONCE_BYTES = 12;
+export { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES } from "./_sizes.ts";
 
 /**
  * ChaCha20-Poly1305 (IETF) sealing and opening into caller-owned buffers.
  *
- * (The implementations import only this type from here, never values: this file imports them,
- * and a value cycle would hit uninitialized bindings at load time.)
+ * (The implementations import their sizes and checks from the leaf module `_sizes.ts`, never
+ * values from here: this file imports them, and a value cycle would hit uninitialized bindings.)
  *
  * Both methods throw `RangeError` only on caller bugs that would otherwise make the native code
  * read or write out of bounds: a key that is not 32 bytes, a nonce that is not 12 bytes, or (for
@@ -36,8 +31,10 @@ export interface Aead {
   /** Which implementation this is, for logs and benchmarks. */
   readonly name: "libsodium" | "node:crypto";
   /**
-   * Seals `plain` into `out` as ciphertext||tag and returns the bytes written
-   * (`plain.length + 16`). `out` must not overlap `plain`.
+   * Seals the first `plainLength` bytes of `plain` (default: all of it) into `out` as
+   * ciphertext||tag and returns the bytes written (`plainLength + 16`). `out` must not overlap
+   * `plain`. The explicit length lets the data path pass views made once per buffer instead of
+   * a fresh `subarray` per packet.
    */
   seal(
     out: Uint8Array,
@@ -45,11 +42,13 @@ export interface Aead {
     ad: Uint8Array,
     nonce: Uint8Array,
     key: Uint8Array,
+    plainLength?: number,
   ): number;
   /**
-   * Opens `sealed` (ciphertext||tag) into `out` and returns the plaintext length, or -1 when
-   * authentication fails, `sealed` is shorter than the tag, or `out` cannot hold the plaintext.
-   * On -1 nothing unauthenticated is left for the caller to use. Never throws on bad input.
+   * Opens the first `sealedLength` bytes of `sealed` (default: all of it; ciphertext||tag) into
+   * `out` and returns the plaintext length, or -1 when authentication fails, the input is
+   * shorter than the tag, or `out` cannot hold the plaintext. On -1 nothing unauthenticated is
+   * left for the caller to use. Never throws on bad input.
    */
   open(
     out: Uint8Array,
@@ -57,6 +56,7 @@ export interface Aead {
     ad: Uint8Array,
     nonce: Uint8Array,
     key: Uint8Array,
+    sealedLength?: number,
   ): number;
 }
 

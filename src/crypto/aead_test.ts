@@ -169,3 +169,23 @@ Deno.test("Aead.seal() gives identical bytes in both implementations, each opens
     assertEquals(outB, plain);
   }
 });
+
+Deno.test("Aead.seal() and Aead.open() honour explicit lengths inside larger buffers", () => {
+  const key = random(32), nonce = random(12), ad = random(16);
+  for (const aead of IMPLS) {
+    const arena = random(2048); // plaintext at the start, garbage after it
+    const want = seal(aead, arena.subarray(0, 700), ad, nonce, key);
+    const out = new Uint8Array(4096);
+    assertEquals(aead.seal(out, arena, ad, nonce, key, 700), 716, aead.name);
+    assertEquals(out.subarray(0, 716), want, `${aead.name}: same bytes as a 700-byte view`);
+    const plain = new Uint8Array(4096);
+    assertEquals(aead.open(plain, out, ad, nonce, key, 716), 700, aead.name);
+    assertEquals(plain.subarray(0, 700), arena.subarray(0, 700));
+    assertEquals(
+      aead.open(plain, out, ad, nonce, key, 715),
+      -1,
+      `${aead.name}: short length fails`,
+    );
+    assertThrows(() => aead.seal(out, arena, ad, nonce, key, 4000), RangeError);
+  }
+});

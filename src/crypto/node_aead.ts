@@ -7,27 +7,7 @@
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import type { Aead } from "./aead.ts";
-
-// Local copies of AEAD_TAG_BYTES, AEAD_KEY_BYTES and AEAD_NONCE_BYTES: aead.ts imports this file,
-// so importing values back from it would form a load-order cycle. aead_test.ts pins them.
-const TAG_BYTES = 16;
-const KEY_BYTES = 32;
-const NONCE_BYTES = 12;
-
-/** Throws RangeError on caller bugs, exactly as the libsodium implementation does. */
-function checkArgs(key: Uint8Array, nonce: Uint8Array, out?: Uint8Array, plainLength = 0): void {
-  if (key.length !== KEY_BYTES) {
-    throw new RangeError(`AEAD key must be ${KEY_BYTES} bytes, got ${key.length}`);
-  }
-  if (nonce.length !== NONCE_BYTES) {
-    throw new RangeError(`AEAD nonce must be ${NONCE_BYTES} bytes, got ${nonce.length}`);
-  }
-  if (out && out.length < plainLength + TAG_BYTES) {
-    throw new RangeError(
-      `AEAD seal output needs ${plainLength + TAG_BYTES} bytes, got ${out.length}`,
-    );
-  }
-}
+import { AEAD_TAG_BYTES as TAG_BYTES, checkArgs } from "./_sizes.ts";
 
 const ALGORITHM = "chacha20-poly1305";
 const OPTIONS = { authTagLength: TAG_BYTES } as const;
@@ -42,16 +22,19 @@ class NodeAead implements Aead {
     ad: Uint8Array,
     nonce: Uint8Array,
     key: Uint8Array,
+    plainLength = plain.length,
   ): number {
-    checkArgs(key, nonce, out, plain.length);
+    checkArgs(key, nonce, plain, plainLength, out);
     const cipher = createCipheriv(ALGORITHM, key, nonce, OPTIONS);
-    cipher.setAAD(ad, { plaintextLength: plain.length });
-    const body = cipher.update(plain);
+    cipher.setAAD(ad, { plaintextLength: plainLength });
+    const body = cipher.update(
+      plainLength === plain.length ? plain : plain.subarray(0, plainLength),
+    );
     const rest = cipher.final(); // empty for a stream cipher, but part of the API contract
     out.set(body, 0);
     out.set(rest, body.length);
-    out.set(cipher.getAuthTag(), plain.length);
-    return plain.length + TAG_BYTES;
+    out.set(cipher.getAuthTag(), plainLength);
+    return plainLength + TAG_BYTES;
   }
 
   open(
@@ -60,13 +43,14 @@ class NodeAead implements Aead {
     ad: Uint8Array,
     nonce: Uint8Array,
     key: Uint8Array,
+    sealedLength = sealed.length,
   ): number {
-    checkArgs(key, nonce);
-    const plainLength = sealed.length - TAG_BYTES;
+    checkArgs(key, nonce, sealed, sealedLength);
+    const plainLength = sealedLength - TAG_BYTES;
     if (plainLength < 0 || out.length < plainLength) return -1;
     try {
       const decipher = createDecipheriv(ALGORITHM, key, nonce, OPTIONS);
-      decipher.setAuthTag(sealed.subarray(plainLength));
+      decipher.setAuthTag(sealed.subarray(plainLength, sealedLength));
       decipher.setAAD(ad, { plaintextLength: plainLength });
       const body = decipher.update(sealed.subarray(0, plainLength));
       // final() is where the tag is checked; copy only afterwards, so a forgery never leaves

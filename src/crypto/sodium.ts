@@ -19,27 +19,7 @@
  * @module
  */
 import type { Aead } from "./aead.ts";
-
-// Local copies of AEAD_TAG_BYTES, AEAD_KEY_BYTES and AEAD_NONCE_BYTES: aead.ts imports this file,
-// so importing values back from it would form a load-order cycle. aead_test.ts pins them.
-const TAG_BYTES = 16;
-const KEY_BYTES = 32;
-const NONCE_BYTES = 12;
-
-/** Throws RangeError on caller bugs that would otherwise make native code read or write out of bounds. */
-function checkArgs(key: Uint8Array, nonce: Uint8Array, out?: Uint8Array, plainLength = 0): void {
-  if (key.length !== KEY_BYTES) {
-    throw new RangeError(`AEAD key must be ${KEY_BYTES} bytes, got ${key.length}`);
-  }
-  if (nonce.length !== NONCE_BYTES) {
-    throw new RangeError(`AEAD nonce must be ${NONCE_BYTES} bytes, got ${nonce.length}`);
-  }
-  if (out && out.length < plainLength + TAG_BYTES) {
-    throw new RangeError(
-      `AEAD seal output needs ${plainLength + TAG_BYTES} bytes, got ${out.length}`,
-    );
-  }
-}
+import { AEAD_TAG_BYTES as TAG_BYTES, checkArgs } from "./_sizes.ts";
 
 /** The libsodium symbols xvpn uses, in `Deno.dlopen` form. */
 export const SODIUM_SYMBOLS = {
@@ -161,22 +141,23 @@ class SodiumAead implements Aead {
     ad: Uint8Array,
     nonce: Uint8Array,
     key: Uint8Array,
+    plainLength = plain.length,
   ): number {
-    checkArgs(key, nonce, out, plain.length);
+    checkArgs(key, nonce, plain, plainLength, out);
     // Cannot fail for valid lengths; libsodium only rejects messages over 2^38 bytes.
     const rc = this.#encrypt(
       out,
       null,
       plain,
-      BigInt(plain.length),
+      BigInt(plainLength),
       ad,
       BigInt(ad.length),
       null,
       nonce,
       key,
     );
-    if (rc !== 0) throw new Error(`libsodium refused to seal ${plain.length} bytes`);
-    return plain.length + TAG_BYTES;
+    if (rc !== 0) throw new Error(`libsodium refused to seal ${plainLength} bytes`);
+    return plainLength + TAG_BYTES;
   }
 
   open(
@@ -185,9 +166,10 @@ class SodiumAead implements Aead {
     ad: Uint8Array,
     nonce: Uint8Array,
     key: Uint8Array,
+    sealedLength = sealed.length,
   ): number {
-    checkArgs(key, nonce);
-    const plainLength = sealed.length - TAG_BYTES;
+    checkArgs(key, nonce, sealed, sealedLength);
+    const plainLength = sealedLength - TAG_BYTES;
     // Both are length problems of untrusted input (or of a too-small buffer for it): a drop.
     if (plainLength < 0 || out.length < plainLength) return -1;
     // libsodium verifies the tag before decrypting, so a forgery never writes plaintext.
@@ -196,7 +178,7 @@ class SodiumAead implements Aead {
       null,
       null,
       sealed,
-      BigInt(sealed.length),
+      BigInt(sealedLength),
       ad,
       BigInt(ad.length),
       nonce,
