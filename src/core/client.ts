@@ -30,6 +30,7 @@ import {
 import { publicKeyOf } from "./keys.ts";
 import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
 import { PacketResult, Verdict } from "./result.ts";
+import { PacketBuf } from "./packet.ts";
 import {
   CONFIG_RETRY_MS,
   DEAD_AFTER_KEEPALIVES,
@@ -172,14 +173,14 @@ export class ClientCore {
     return this.#result;
   }
 
-  /** Handles one datagram from the server. `out` receives an inner packet for the TUN. */
-  receive(now: number, d: Uint8Array, out: Uint8Array): PacketResult {
-    const type = classify(d);
+  /** Handles one datagram from the server (`d.buf[0..d.len)`). `out` receives an inner packet for the TUN. */
+  receive(now: number, d: PacketBuf, out: Uint8Array): PacketResult {
+    const type = classify(d.buf, d.len);
     if (typeof type === "string") return this.#drop(type);
-    if (type === MessageType.HandshakeResponse) return this.#onResponse(now, d);
+    if (type === MessageType.HandshakeResponse) return this.#onResponse(now, d.bytes());
     if (type !== MessageType.Data && type !== MessageType.Control) return this.#drop("bad_type");
-    if (readU32(d, 4) !== this.#localId) return this.#drop("unknown_receiver");
-    const epoch = d[2]!;
+    if (readU32(d.buf, 4) !== this.#localId) return this.#drop("unknown_receiver");
+    const epoch = d.buf[2]!;
     const kp = this.#current?.epoch === epoch
       ? this.#current
       : this.#previous?.epoch === epoch
@@ -187,12 +188,12 @@ export class ClientCore {
       : undefined;
     if (!kp || kp.expired(now)) return this.#drop("expired_key");
     const plain = type === MessageType.Data ? out : this.#plain;
-    if (d.length - SEAL_OVERHEAD_BYTES > plain.length) return this.#drop("too_big");
+    if (d.len - SEAL_OVERHEAD_BYTES > plain.length) return this.#drop("too_big");
     const n = kp.open(this.#o.aead, d, plain);
     if (n < 0) return this.#drop(n === -1 ? "bad_tag" : n === -2 ? "replay" : "bad_counter");
     this.#lastRecvMs = now;
     this.stats.rxPackets++;
-    this.stats.rxBytes += d.length;
+    this.stats.rxBytes += d.len;
     if (type === MessageType.Control) return this.#onControl(now, plain.subarray(0, n));
     if (n === 0) return this.#none();
     if (!validInnerPacket(out, n)) return this.#drop("bad_inner_packet");
@@ -266,11 +267,11 @@ export class ClientCore {
   #sendControl(msg: Uint8Array): void {
     const kp = this.#current;
     if (!kp) return;
-    const data = new Uint8Array(msg.length + SEAL_OVERHEAD_BYTES);
-    kp.seal(this.#o.aead, MessageType.Control, msg, data);
+    const data = PacketBuf.alloc(msg.length + SEAL_OVERHEAD_BYTES);
+    kp.seal(this.#o.aead, MessageType.Control, msg, msg.length, data);
     this.stats.txPackets++;
-    this.stats.txBytes += data.length;
-    this.outbox.push(data);
+    this.stats.txBytes += data.len;
+    this.outbox.push(data.bytes());
   }
 
   #sendConfigRequest(now: number): void {
@@ -283,14 +284,16 @@ export class ClientCore {
     this.#lastPingMs = now;
   }
 
-  /** Seals one packet read from the TUN for the server. `out` needs `pkt.length + 32` bytes. */
-  fromTun(now: number, pkt: Uint8Array, out: Uint8Array): PacketResult {
+  /** Seals one packet read from the TUN (`pkt[0..len)`) for the server into `out`, which needs
+   * `len + 32` bytes (`out.len` is set). */
+  fromTun(now: number, pkt: Uint8Array, len: number, out: PacketBuf): PacketResult {
     const kp = this.#current;
     if (!kp || !this.config) return this.#drop("no_session");
     if (kp.expired(now)) return this.#drop("expired_key");
-    if (pkt.length + SEAL_OVERHEAD_BYTES > out.length) return this.#drop("too_big");
+    if (len + SEAL_OVERHEAD_BYTES > out.buf.length) return this.#drop("too_big");
     const r = this.#result;
-    r.length = kp.seal(this.#o.aead, MessageType.Data, pkt, out);
+    kp.seal(this.#o.aead, MessageType.Data, pkt, len, out);
+    r.length = out.len;
     r.verdict = Verdict.Net;
     this.stats.txPackets++;
     this.stats.txBytes += r.length;

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Aead } from "../crypto/aead.ts";
+import type { PacketBuf } from "./packet.ts";
 import { ReplayWindow } from "./replay.ts";
 import { REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME_MS } from "./timers.ts";
 import { HEADER_BYTES, readCounter, TAG_BYTES, writeHeader, writeNonce } from "./wire.ts";
@@ -40,21 +41,15 @@ export class Keypair {
   }
 
   /**
-   * Seals `plain` as a message of `type` into `out` (header + ciphertext + tag) and returns its
-   * length. `out` needs `plain.length + 32` bytes.
+   * Seals `plain[0..plainLen)` as a message of `type` into `out` (header + ciphertext + tag)
+   * and sets `out.len`. `out` needs `plainLen + 32` bytes.
    */
-  seal(aead: Aead, type: number, plain: Uint8Array, out: Uint8Array): number {
+  seal(aead: Aead, type: number, plain: Uint8Array, plainLen: number, out: PacketBuf): void {
     const counter = this.sendCounter++;
-    writeHeader(out, type, this.epoch, this.remoteId, counter);
+    writeHeader(out.buf, type, this.epoch, this.remoteId, counter);
     writeNonce(this.#nonce, counter);
-    return HEADER_BYTES +
-      aead.seal(
-        out.subarray(HEADER_BYTES),
-        plain,
-        out.subarray(0, HEADER_BYTES),
-        this.#nonce,
-        this.sendKey,
-      );
+    out.len = HEADER_BYTES +
+      aead.seal(out.body, plain, out.header, this.#nonce, this.sendKey, plainLen);
   }
 
   /**
@@ -62,18 +57,12 @@ export class Keypair {
    * -1 bad tag, -2 replay / too old, -3 malformed counter. The replay window only moves after
    * the tag verified, so forged packets cannot push it forward.
    */
-  open(aead: Aead, d: Uint8Array, out: Uint8Array): number {
-    const counter = readCounter(d);
-    if (counter < 0) return -3;
+  open(aead: Aead, d: PacketBuf, out: Uint8Array): number {
+    const counter = readCounter(d.buf);
+    if (counter < 0 || counter >= REJECT_AFTER_MESSAGES) return -3;
     if (!this.replay.check(counter)) return -2;
     writeNonce(this.#nonce, counter);
-    const n = aead.open(
-      out,
-      d.subarray(HEADER_BYTES),
-      d.subarray(0, HEADER_BYTES),
-      this.#nonce,
-      this.recvKey,
-    );
+    const n = aead.open(out, d.body, d.header, this.#nonce, this.recvKey, d.len - HEADER_BYTES);
     if (n < 0) return -1;
     this.replay.accept(counter);
     return n;

@@ -28,6 +28,7 @@ import { type Cidr, formatIPv4, ipv4Dst, ipv4Src } from "./ip.ts";
 import { encodeKey, publicKeyOf } from "./keys.ts";
 import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
 import { IpPool, type Lease, PoolExhaustedError } from "./pool.ts";
+import { PacketBuf } from "./packet.ts";
 import { type Endpoint, formatEndpoint, PacketResult, sameEndpoint, Verdict } from "./result.ts";
 import { MIN_INITIATION_INTERVAL_MS } from "./timers.ts";
 import {
@@ -202,15 +203,15 @@ export class ServerCore {
   }
 
   /**
-   * Handles one datagram from the network. `out` receives a packet for the TUN (it needs room
+   * Handles one datagram from the network (`d.buf[0..d.len)`). `out` receives a packet for the TUN (it needs room
    * for the datagram's length). Never throws on datagram content.
    */
-  receive(now: number, d: Uint8Array, from: Endpoint, out: Uint8Array): PacketResult {
-    const type = classify(d);
+  receive(now: number, d: PacketBuf, from: Endpoint, out: Uint8Array): PacketResult {
+    const type = classify(d.buf, d.len);
     if (typeof type === "string") return this.#drop(type);
     switch (type) {
       case MessageType.HandshakeInit:
-        return this.#onInitiation(now, d, from);
+        return this.#onInitiation(now, d.bytes(), from);
       case MessageType.Data:
       case MessageType.Control:
         return this.#onSealed(now, d, from, out, type);
@@ -315,9 +316,9 @@ export class ServerCore {
       now,
     );
     const msg = new Uint8Array([ControlKind.Disconnect, DisconnectReason.PoolExhausted]);
-    const sealed = new Uint8Array(msg.length + SEAL_OVERHEAD_BYTES);
-    kp.seal(this.#o.aead, MessageType.Control, msg, sealed);
-    this.outbox.push({ data: response, to: from }, { data: sealed, to: from });
+    const sealed = PacketBuf.alloc(msg.length + SEAL_OVERHEAD_BYTES);
+    kp.seal(this.#o.aead, MessageType.Control, msg, msg.length, sealed);
+    this.outbox.push({ data: response, to: from }, { data: sealed.bytes(), to: from });
     this.events.push({
       type: "pool_exhausted",
       name: this.#peers.get(encodeKey(init.clientPublic))!.name,
@@ -327,14 +328,14 @@ export class ServerCore {
 
   #onSealed(
     now: number,
-    d: Uint8Array,
+    d: PacketBuf,
     from: Endpoint,
     out: Uint8Array,
     type: number,
   ): PacketResult {
-    const session = this.#byConnId.get(readU32(d, 4));
+    const session = this.#byConnId.get(readU32(d.buf, 4));
     if (!session) return this.#drop("unknown_receiver");
-    const epoch = d[2]!;
+    const epoch = d.buf[2]!;
     let kp: Keypair | undefined;
     let isNext = false;
     if (session.current?.epoch === epoch) kp = session.current;
@@ -343,7 +344,7 @@ export class ServerCore {
     if (!kp) return this.#drop("expired_key");
     if (kp.expired(now)) return this.#drop("expired_key");
     const plain = type === MessageType.Data ? out : this.#plain;
-    if (d.length - SEAL_OVERHEAD_BYTES > plain.length) return this.#drop("too_big");
+    if (d.len - SEAL_OVERHEAD_BYTES > plain.length) return this.#drop("too_big");
     const n = kp.open(this.#o.aead, d, plain);
     if (n < 0) return this.#drop(n === -1 ? "bad_tag" : n === -2 ? "replay" : "bad_counter");
     // Authenticated from here on.
@@ -355,8 +356,8 @@ export class ServerCore {
     }
     session.lastRecvMs = now;
     session.rxPackets++;
-    session.rxBytes += d.length;
-    if (!sameEndpoint(session.endpoint, from)) {
+    session.rxBytes += d.len;
+    if (session.endpoint !== from && !sameEndpoint(session.endpoint, from)) {
       this.events.push({
         type: "roamed",
         name: session.peer.name,
@@ -418,28 +419,29 @@ export class ServerCore {
   #sendControl(s: ServerSession, msg: Uint8Array): void {
     const kp = s.current;
     if (!kp) return;
-    const data = new Uint8Array(msg.length + SEAL_OVERHEAD_BYTES);
-    kp.seal(this.#o.aead, MessageType.Control, msg, data);
+    const data = PacketBuf.alloc(msg.length + SEAL_OVERHEAD_BYTES);
+    kp.seal(this.#o.aead, MessageType.Control, msg, msg.length, data);
     s.txPackets++;
-    s.txBytes += data.length;
-    this.outbox.push({ data, to: s.endpoint });
+    s.txBytes += data.len;
+    this.outbox.push({ data: data.bytes(), to: s.endpoint });
   }
 
   /**
-   * Seals one IP packet read from the TUN for the client that owns its destination address.
-   * `out` needs `pkt.length + 32` bytes.
+   * Seals one IP packet read from the TUN (`pkt[0..len)`) for the client that owns its
+   * destination address into `out`, which needs `len + 32` bytes (`out.len` is set).
    */
-  fromTun(now: number, pkt: Uint8Array, out: Uint8Array): PacketResult {
+  fromTun(now: number, pkt: Uint8Array, len: number, out: PacketBuf): PacketResult {
+    if (len < 20 || pkt[0]! >> 4 !== 4) return this.#drop("bad_inner_packet");
     const dst = ipv4Dst(pkt);
-    if (dst < 0 || pkt[0]! >> 4 !== 4) return this.#drop("bad_inner_packet");
     const s = this.#byAddress.get(dst);
     if (!s) return this.#drop("no_route");
     const kp = s.current;
     if (!kp) return this.#drop("no_session");
     if (kp.expired(now)) return this.#drop("expired_key");
-    if (pkt.length + SEAL_OVERHEAD_BYTES > out.length) return this.#drop("too_big");
+    if (len + SEAL_OVERHEAD_BYTES > out.buf.length) return this.#drop("too_big");
     const r = this.#result;
-    r.length = kp.seal(this.#o.aead, MessageType.Data, pkt, out);
+    kp.seal(this.#o.aead, MessageType.Data, pkt, len, out);
+    r.length = out.len;
     r.verdict = Verdict.Net;
     r.to = s.endpoint;
     s.txPackets++;

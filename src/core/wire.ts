@@ -138,22 +138,22 @@ export function writeNonce(nonce: Uint8Array, counter: number): void {
 }
 
 /**
- * Classifies a datagram by its header. Returns the message type, or a drop reason when the
+ * Classifies a datagram (`d[0..len)`) by its header. Returns the message type, or a drop reason when the
  * datagram is too short, of another version, of an unknown type, or of the wrong size for
  * its type.
  */
-export function classify(d: Uint8Array): number | DropReason {
-  if (d.length < HEADER_BYTES) return "short";
+export function classify(d: Uint8Array, len = d.length): number | DropReason {
+  if (len < HEADER_BYTES) return "short";
   if (d[0] !== PROTOCOL_VERSION) return "bad_version";
   const type = d[1]!;
   switch (type) {
     case MessageType.HandshakeInit:
-      return d.length === HANDSHAKE_INIT_BYTES ? type : "bad_length";
+      return len === HANDSHAKE_INIT_BYTES ? type : "bad_length";
     case MessageType.HandshakeResponse:
-      return d.length === HANDSHAKE_RESPONSE_BYTES ? type : "bad_length";
+      return len === HANDSHAKE_RESPONSE_BYTES ? type : "bad_length";
     case MessageType.Data:
     case MessageType.Control:
-      return d.length >= DATA_OVERHEAD_BYTES ? type : "short";
+      return len >= DATA_OVERHEAD_BYTES ? type : "short";
     default:
       return "bad_type";
   }

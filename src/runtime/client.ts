@@ -15,6 +15,7 @@ import type { SessionConfig } from "../core/control.ts";
 import { type Cidr, formatCidr, formatIPv4, parseIPv4 } from "../core/ip.ts";
 import { type Endpoint, formatEndpoint, sameEndpoint, Verdict } from "../core/result.ts";
 import { createAead } from "../crypto/aead.ts";
+import { PacketBuf } from "../core/packet.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { openTun } from "../io/tun/open.ts";
 import type { TunDevice } from "../io/tun/device.ts";
@@ -185,24 +186,24 @@ export async function runClient(
           }
           continue;
         }
-        const r = core.receive(performance.now(), d, out);
+        const r = core.receive(performance.now(), new PacketBuf(d), out);
         if (r.verdict === Verdict.Tun) tun.write(out, r.length);
         if (core.outbox.length || core.events.length) flush();
       }
     };
     const tunLoop = async () => {
       const buf = new Uint8Array(MAX_PACKET_BYTES);
-      const out = new Uint8Array(MAX_PACKET_BYTES + 64);
+      const out = PacketBuf.alloc(MAX_PACKET_BYTES + 64);
       while (running) {
         const n = tun.read(buf);
         if (n === 0) {
           await tun.waitReadable(1000);
           continue;
         }
-        const r = core.fromTun(performance.now(), buf.subarray(0, n), out);
+        const r = core.fromTun(performance.now(), buf, n, out);
         if (r.verdict === Verdict.Net) {
           try {
-            await udp.send(out.subarray(0, r.length), server);
+            await udp.send(out.bytes(), server);
           } catch (err) {
             if (!running) return;
             log.debug("Send failed: {err}", { err: String(err) });

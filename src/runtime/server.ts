@@ -18,6 +18,7 @@ import { describeSession, ServerCore } from "../core/server.ts";
 import { formatCidr, formatIPv4 } from "../core/ip.ts";
 import { formatEndpoint, Verdict } from "../core/result.ts";
 import { createAead } from "../crypto/aead.ts";
+import { PacketBuf } from "../core/packet.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { openTun } from "../io/tun/open.ts";
 import type { TunDevice } from "../io/tun/device.ts";
@@ -119,24 +120,24 @@ export async function runServer(
           log.warning("UDP receive failed: {err}", { err: String(err) });
           continue;
         }
-        const r = core.receive(performance.now(), d, from, out);
+        const r = core.receive(performance.now(), new PacketBuf(d), from, out);
         if (r.verdict === Verdict.Tun && dev.write(out, r.length) < 0) core.drops.no_route++;
         if (core.outbox.length || core.events.length) flush();
       }
     };
     const tunLoop = async () => {
       const buf = new Uint8Array(MAX_PACKET_BYTES);
-      const out = new Uint8Array(MAX_PACKET_BYTES + 64);
+      const out = PacketBuf.alloc(MAX_PACKET_BYTES + 64);
       while (running) {
         const n = dev.read(buf);
         if (n === 0) {
           await dev.waitReadable(1000);
           continue;
         }
-        const r = core.fromTun(performance.now(), buf.subarray(0, n), out);
+        const r = core.fromTun(performance.now(), buf, n, out);
         if (r.verdict === Verdict.Net) {
           try {
-            await sock.send(out.subarray(0, r.length), r.to!);
+            await sock.send(out.bytes(), r.to!);
           } catch (err) {
             if (!running) return;
             log.debug("Send failed: {err}", { err: String(err) });

@@ -10,6 +10,7 @@ import { generatePrivateKey, publicKeyOf } from "../../src/core/keys.ts";
 import { parseCidr, parseIPv4 } from "../../src/core/ip.ts";
 import { type Endpoint, Verdict } from "../../src/core/result.ts";
 import { createAead } from "../../src/crypto/aead.ts";
+import { PacketBuf } from "../../src/core/packet.ts";
 
 /** A datagram in flight. */
 interface Flight {
@@ -61,6 +62,7 @@ export class Pair {
   #inflight: Flight[] = [];
   #rnd: () => number;
   readonly #out = new Uint8Array(4096);
+  readonly #tx = PacketBuf.alloc(4096);
   readonly aead = createAead("auto");
 
   constructor(readonly link: LinkOptions = {}, serverOverrides: Partial<ServerOptions> = {}) {
@@ -106,11 +108,11 @@ export class Pair {
   /** Delivers one datagram to its side (also used to inject replays). */
   deliver(f: Pick<Flight, "data" | "toServer" | "from">): number {
     if (f.toServer) {
-      const r = this.server.receive(this.now, f.data, f.from, this.#out);
+      const r = this.server.receive(this.now, new PacketBuf(f.data), f.from, this.#out);
       if (r.verdict === Verdict.Tun) this.serverTun.push(this.#out.slice(0, r.length));
       return r.verdict;
     }
-    const r = this.client.receive(this.now, f.data, this.#out);
+    const r = this.client.receive(this.now, new PacketBuf(f.data), this.#out);
     if (r.verdict === Verdict.Tun) this.clientTun.push(this.#out.slice(0, r.length));
     return r.verdict;
   }
@@ -133,17 +135,17 @@ export class Pair {
 
   /** Client sends an inner packet; returns false if the core dropped it. */
   clientSend(pkt: Uint8Array): boolean {
-    const r = this.client.fromTun(this.now, pkt, this.#out);
+    const r = this.client.fromTun(this.now, pkt, pkt.length, this.#tx);
     if (r.verdict !== Verdict.Net) return false;
-    this.#send(this.#out.slice(0, r.length), true, this.clientEndpoint);
+    this.#send(this.#tx.buf.slice(0, r.length), true, this.clientEndpoint);
     return true;
   }
 
   /** Server sends an inner packet (as read from its TUN). */
   serverSend(pkt: Uint8Array): boolean {
-    const r = this.server.fromTun(this.now, pkt, this.#out);
+    const r = this.server.fromTun(this.now, pkt, pkt.length, this.#tx);
     if (r.verdict !== Verdict.Net) return false;
-    this.#send(this.#out.slice(0, r.length), false, r.to!);
+    this.#send(this.#tx.buf.slice(0, r.length), false, r.to!);
     return true;
   }
 }
