@@ -22,6 +22,8 @@ import {
   struct,
 } from "./schema.ts";
 import {
+  type DataPath,
+  dataPathField,
   type Endpoint,
   type LogConfig,
   logConfig,
@@ -49,6 +51,8 @@ export interface ClientConfig {
   keepaliveMs?: number;
   /** Logging. */
   log: LogConfig;
+  /** Which data path moves packets (`data_path`, default auto). */
+  dataPath: DataPath;
 }
 
 // Both ends must agree on the MTU or large packets vanish silently, so only the server sets it.
@@ -70,6 +74,7 @@ const CLIENT = {
   routes: opt(list("a list of IPv4 CIDRs such as [192.168.50.0/24]", cidr(), formatCidr)),
   keepalive: opt(duration),
   log: opt(logSection),
+  data_path: dataPathField,
 };
 
 /**
@@ -107,6 +112,7 @@ export function parseClientConfig(
     tun: { name: v.tun?.name ?? DEFAULT_TUN_NAME },
     routes: v.routes ?? [],
     log: logConfig(v.log),
+    dataPath: v.data_path ?? "auto",
   };
   if (v.keepalive !== undefined) out.keepaliveMs = v.keepalive;
   return out;

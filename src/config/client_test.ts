@@ -33,6 +33,7 @@ tun: { name: vpn0 }
 routes: [192.168.50.0/24]
 keepalive: 1500ms
 log: { level: trace, file: /var/log/xvpn.log }
+data_path: portable
 `,
     "conf/client.yaml",
     (p) => p === "conf/client.key" ? A_PRIV : noFiles(p),
@@ -46,6 +47,7 @@ log: { level: trace, file: /var/log/xvpn.log }
     routes: [{ addr: parseIPv4("192.168.50.0")!, prefix: 24 }],
     keepaliveMs: 1500,
     log: { level: "trace", file: "/var/log/xvpn.log" },
+    dataPath: "portable",
   });
 });
 

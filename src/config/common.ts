@@ -31,6 +31,19 @@ export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error"] as cons
 /** One of {@link LOG_LEVELS}. */
 export type LogLevel = typeof LOG_LEVELS[number];
 
+/**
+ * Which data path moves packets: `fast` is the Linux data-plane Worker (poll() on the TUN and
+ * UDP fds, recvmmsg/sendmmsg through FFI); `portable` is Deno.listenDatagram on the main
+ * thread; `auto` picks `fast` where it can run.
+ */
+export const DATA_PATHS = ["auto", "fast", "portable"] as const;
+
+/** One of {@link DATA_PATHS}. */
+export type DataPath = typeof DATA_PATHS[number];
+
+/** The `data_path` setting. */
+export const dataPathField = opt(oneOf(DATA_PATHS));
+
 /** The `log` section. */
 export interface LogConfig {
   /** Lowest level written (default `info`). */

@@ -6,7 +6,14 @@
  */
 export { ConfigError, type ConfigIssue, formatIssue } from "./errors.ts";
 export { formatDuration, parseDuration } from "./duration.ts";
-export { type Endpoint, LOG_LEVELS, type LogConfig, type LogLevel } from "./common.ts";
+export {
+  DATA_PATHS,
+  type DataPath,
+  type Endpoint,
+  LOG_LEVELS,
+  type LogConfig,
+  type LogLevel,
+} from "./common.ts";
 export {
   DEFAULT_KEEPALIVE_MS,
   DEFAULT_MTU,

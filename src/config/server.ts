@@ -29,6 +29,8 @@ import {
   text,
 } from "./schema.ts";
 import {
+  type DataPath,
+  dataPathField,
   type Endpoint,
   type LogConfig,
   logConfig,
@@ -75,6 +77,8 @@ export interface ServerConfig {
   clients: ServerClient[];
   /** Logging. */
   log: LogConfig;
+  /** Which data path moves packets (`data_path`, default auto). */
+  dataPath: DataPath;
 }
 
 /** Default TUN device name of both server and client. */
@@ -117,6 +121,7 @@ const SERVER = {
   nat_interface: opt(ifName),
   clients: req(parser(CLIENTS_EXPECTED, (at) => items(at, CLIENTS_EXPECTED))),
   log: opt(logSection),
+  data_path: dataPathField,
 };
 
 /**
@@ -181,6 +186,7 @@ export function parseServerConfig(
     nat: v.nat ?? false,
     clients,
     log: logConfig(v.log),
+    dataPath: v.data_path ?? "auto",
   };
   if (v.nat_interface !== undefined) out.natInterface = v.nat_interface;
   return out;

@@ -72,6 +72,7 @@ log:
       { name: "2024", publicKey: k(B_PUB) },
     ],
     log: { level: "debug", file: "/etc/xvpn/logs/server.log" },
+    dataPath: "auto",
   });
   eq(serverAddress(c.pool), ip("10.7.0.1"));
 });
@@ -484,4 +485,17 @@ log: { level: warn }
     'expected one of trace, debug, info, warning, error, got "warn"; did you mean "warning"?',
   );
   eq(e.message.split("\n").length, 5);
+});
+
+Deno.test("server: data_path must be auto, fast or portable", () => {
+  const base = `listen: 0.0.0.0:51820
+private_key: ${S_PRIV}
+pool: 10.7.0.0/24
+clients: [{ name: a, public_key: ${A_PUB} }]
+`;
+  eq(errors(base + "data_path: turbo\n"), [
+    'server.yaml:5:12: data_path: expected one of auto, fast, portable, got "turbo"',
+  ]);
+  eq(parseServerConfig(base + "data_path: fast\n", "server.yaml").dataPath, "fast");
+  eq(parseServerConfig(base, "server.yaml").dataPath, "auto");
 });
