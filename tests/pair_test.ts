@@ -5,7 +5,7 @@
 import { assert, assertEquals } from "../src/testing/assert.ts";
 import { Pair } from "./support/pair.ts";
 import { udpPacket } from "./support/packets.ts";
-import { formatCidr, formatIPv4, parseIPv4 } from "../src/core/ip.ts";
+import { formatCidr, formatIPv4, parseCidr, parseIPv4 } from "../src/core/ip.ts";
 import { ClientCore } from "../src/core/client.ts";
 import { generatePrivateKey, publicKeyOf } from "../src/core/keys.ts";
 import { REKEY_AFTER_TIME_MS } from "../src/core/timers.ts";
@@ -182,4 +182,35 @@ Deno.test("Pair client disconnect frees the address at once", () => {
   p.run(5);
   assertEquals(p.server.pool.size, 0);
   assert(p.server.events.some((e) => e.type === "session_closed"));
+});
+
+Deno.test("Pair client handshakes again by itself after the server says it shut down", () => {
+  const p = connected();
+  p.server.shutdown();
+  p.flush(); // the goodbye leaves before the old server goes
+  p.server = p.newServer();
+  p.run(1_500);
+  assert(p.client.events.some((e) => e.type === "disconnected" && !e.final));
+  assert(p.client.ready, "reconnected without waiting for the dead-path timer");
+  assertEquals(p.client.stats.handshakes, 2);
+});
+
+Deno.test("Pair client stops for good when the server's pool is exhausted", () => {
+  const p = new Pair({}, { pool: parseCidr("10.7.0.0/30")! }); // one client address
+  // Another key holds the only address.
+  const other = generatePrivateKey();
+  p.server = p.newServer({
+    pool: parseCidr("10.7.0.0/30")!,
+    clients: [
+      { name: "alice", publicKey: publicKeyOf(p.clientKey) },
+      { name: "bob", publicKey: publicKeyOf(other), address: parseIPv4("10.7.0.2")! },
+    ],
+  });
+  p.client.start(p.now, p.wall);
+  p.run(2_000);
+  assert(p.client.closed, "the client gave up");
+  assert(p.client.events.some((e) => e.type === "disconnected" && e.final));
+  assertEquals(p.server.drops.pool_exhausted, 1);
+  p.run(20_000);
+  assertEquals(p.server.drops.pool_exhausted, 1, "no retry storm after a final refusal");
 });

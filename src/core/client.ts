@@ -71,7 +71,7 @@ export type ClientEvent =
   | { type: "config"; config: SessionConfig }
   | { type: "path_dead"; silentMs: number }
   | { type: "rtt"; rttMs: number }
-  | { type: "disconnected"; reason: string };
+  | { type: "disconnected"; reason: string; final: boolean };
 
 /** Default keepalive until the server's config arrives. */
 const DEFAULT_KEEPALIVE_MS = 10_000;
@@ -107,6 +107,7 @@ export class ClientCore {
   #configRequestAtMs = Infinity;
   #pingSeq = 0;
   #closed = false;
+  #restart = false;
 
   constructor(opts: ClientOptions) {
     this.#o = opts;
@@ -252,11 +253,22 @@ export class ClientCore {
         return this.#none();
       }
       case ControlKind.Disconnect: {
-        const reason = msg[1] === DisconnectReason.PoolExhausted
-          ? "the server's address pool is exhausted"
-          : "the server shut down";
         this.#current = this.#previous = undefined;
-        this.events.push({ type: "disconnected", reason });
+        if (msg[1] === DisconnectReason.PoolExhausted) {
+          // Retrying cannot help until the operator changes the pool: give up, loudly.
+          this.#closed = true;
+          this.#pending = undefined;
+          this.events.push({
+            type: "disconnected",
+            reason: "the server's address pool is exhausted",
+            final: true,
+          });
+        } else {
+          // The server is restarting or going away: handshake again (with backoff) from the
+          // next tick on; routes stay in place so traffic resumes by itself.
+          this.#restart = true;
+          this.events.push({ type: "disconnected", reason: "the server shut down", final: false });
+        }
         return this.#none();
       }
       default:
@@ -304,6 +316,11 @@ export class ClientCore {
    * the next deadline (monotonic ms). */
   tick(now: number, wallMs: number): number {
     if (this.#closed) return Infinity;
+    if (this.#restart) {
+      this.#restart = false;
+      this.#attempt = 0;
+      this.#initiate(now, wallMs);
+    }
     if (this.#pending && now >= this.#retryAtMs) this.#initiate(now, wallMs);
     const kp = this.#current;
     if (kp) {
@@ -333,6 +350,11 @@ export class ClientCore {
       );
     }
     return Math.max(next, now + 1);
+  }
+
+  /** True once the client has stopped for good (closed, or refused by the server). */
+  get closed(): boolean {
+    return this.#closed;
   }
 
   /** Closes the session: queues a sealed disconnect for the server, stops all timers. */

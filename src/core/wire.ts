@@ -185,6 +185,10 @@ export const DROP_REASONS = [
   "no_session",
   "too_big",
   "pool_exhausted",
+  "tun_full",
+  "tun_error",
+  "send_failed",
+  "stranger",
 ] as const;
 
 /** One of {@link DROP_REASONS}. */

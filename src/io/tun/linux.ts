@@ -93,6 +93,21 @@ export function openLinuxTun(name: string): TunDevice {
   return new LinuxTun(c, actual, fd, efd);
 }
 
+/**
+ * Wraps an fd of a TUN device opened elsewhere in this process (e.g. by the main thread, for a
+ * data-plane Worker). The fd stays owned by its opener: `close()` here closes only the wrapper's
+ * own eventfd, so each thread can drop its wrapper without pulling the device from the other.
+ */
+export function adoptLinuxTun(fd: number, name: string): TunDevice {
+  const c = libc();
+  const efd = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (efd < 0) {
+    const e = errno();
+    throw new ErrnoError(`cannot adopt TUN device "${name}": eventfd failed: ${errnoName(e)}`, e);
+  }
+  return new LinuxTun(c, name, fd, efd, false);
+}
+
 /** Converts a millisecond timeout to poll()'s int: negative means wait forever. */
 function pollTimeout(ms: number): number {
   if (!Number.isFinite(ms) || ms < 0) return -1;
@@ -111,9 +126,12 @@ class LinuxTun implements TunDevice {
   /** Scratch space for draining the eventfd counter. */
   readonly #drain = new Uint8Array(8);
 
-  constructor(c: Libc, readonly name: string, readonly fd: number, efd: number) {
+  readonly #ownsFd: boolean;
+
+  constructor(c: Libc, readonly name: string, readonly fd: number, efd: number, ownsFd = true) {
     this.#c = c;
     this.#efd = efd;
+    this.#ownsFd = ownsFd;
   }
 
   read(buf: Uint8Array): number {
@@ -182,7 +200,7 @@ class LinuxTun implements TunDevice {
     // Wake a poll() in flight first: closing an fd does not wake a thread polling it, and the
     // poll holds a reference to the TUN file (delaying the device's removal) until it returns.
     this.wake();
-    this.#c.close(this.fd);
+    if (this.#ownsFd) this.#c.close(this.fd);
     // The eventfd must outlive any poll still using it, or its number could be reused.
     if (this.#waiting === 0) this.#closeEventFd();
   }

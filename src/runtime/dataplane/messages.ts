@@ -1,0 +1,75 @@
+/**
+ * Messages between the main thread and the data-plane Worker. Everything here is structured-
+ * cloneable. Stopping does not use a message (the Worker sits in a blocking poll() and reads no
+ * messages): the main thread sets a flag in shared memory and writes the wake eventfd.
+ *
+ * @module
+ */
+import type { Endpoint } from "../../core/result.ts";
+import type { Cidr } from "../../core/ip.ts";
+import type { AllowedClient } from "../../core/server.ts";
+import type { DropCounters } from "../../core/wire.ts";
+import type { CoreEvent } from "../engine.ts";
+
+/** Index of the stop flag in the shared control words. */
+export const CTRL_STOP = 0;
+/** Shared control words (Int32). */
+export const CTRL_WORDS = 4;
+
+/** Fields both roles share. */
+interface InitCommon {
+  type: "init";
+  /** TUN fd opened by the main thread (owned by it). */
+  tunFd: number;
+  /** TUN device name. */
+  tunName: string;
+  /** eventfd the main thread writes to wake the Worker's poll(). */
+  wakeFd: number;
+  /** Shared control words (see CTRL_*). */
+  control: SharedArrayBuffer;
+  /** UDP address to bind. */
+  bind: Endpoint;
+  /** Datagrams per recvmmsg/sendmmsg batch. */
+  batch: number;
+}
+
+/** Starts a server data plane. */
+export interface ServerInit extends InitCommon {
+  role: "server";
+  privateKey: Uint8Array;
+  clients: AllowedClient[];
+  pool: Cidr;
+  mtu: number;
+  routes: Cidr[];
+  dns: number[];
+  keepaliveMs: number;
+  sessionTimeoutMs: number;
+}
+
+/** Starts a client data plane. */
+export interface ClientInit extends InitCommon {
+  role: "client";
+  privateKey: Uint8Array;
+  serverPublicKey: Uint8Array;
+  server: Endpoint;
+  keepaliveMs?: number;
+}
+
+/** Main thread to Worker. */
+export type ToWorker = ServerInit | ClientInit;
+
+/** Worker to main thread. */
+export type FromWorker =
+  | { type: "ready"; local: Endpoint; aead: string; gso: boolean }
+  | { type: "events"; events: CoreEvent[] }
+  | { type: "ended" }
+  | { type: "stopped"; drops: DropCounters }
+  | { type: "error"; message: string };
+
+/** Fields the host fills in itself. */
+type HostFields = "type" | "wakeFd" | "control" | "batch";
+
+/** What a caller of startFast() gives: an init message without the host's own fields. */
+export type StartArgs =
+  | (Omit<ServerInit, HostFields> & { batch?: number })
+  | (Omit<ClientInit, HostFields> & { batch?: number });
