@@ -21,64 +21,68 @@ async function withLab(
   }
 }
 
-rootTest(
-  "tunnel: ping both ways, fragmented ping, 50 MB TCP with verified bytes, split routes",
-  async () => {
-    await withLab({ mtu: 1500, underlayMtu: 1500, withOther: true }, async (lab) => {
-      // Before the tunnel: the game host is not reachable from the client at all.
-      const before = await ping(lab, "client", LAB.game, { count: 1 });
-      assertEquals(before.received, 0, "no route to the game host without the tunnel");
+for (const dataPath of ["fast", "portable"] as const) {
+  rootTest(
+    `tunnel (${dataPath}): ping both ways, fragmented ping, 50 MB TCP with verified bytes, split routes`,
+    async () => {
+      await withLab({ mtu: 1500, underlayMtu: 1500, withOther: true, dataPath }, async (lab) => {
+        // Before the tunnel: the game host is not reachable from the client at all.
+        const before = await ping(lab, "client", LAB.game, { count: 1 });
+        assertEquals(before.received, 0, "no route to the game host without the tunnel");
 
-      await lab.up();
-      const up = await ping(lab, "client", LAB.game, { count: 5 });
-      assertEquals(up.received, 5, `client -> game: ${up.out}`);
-      const down = await ping(lab, "game", LAB.clientTunnel, { count: 5 });
-      assertEquals(down.received, 5, `game -> client tunnel address: ${down.out}`);
-      const srv = await ping(lab, "server", LAB.clientTunnel, { count: 3 });
-      assertEquals(srv.received, 3, "server -> client over the tunnel");
+        await lab.up();
+        const up = await ping(lab, "client", LAB.game, { count: 5 });
+        assertEquals(up.received, 5, `client -> game: ${up.out}`);
+        const down = await ping(lab, "game", LAB.clientTunnel, { count: 5 });
+        assertEquals(down.received, 5, `game -> client tunnel address: ${down.out}`);
+        const srv = await ping(lab, "server", LAB.clientTunnel, { count: 3 });
+        assertEquals(srv.received, 3, "server -> client over the tunnel");
 
-      // ping -s 1900 through a 1500-byte TUN over a 1500-byte underlay: inner IP fragments, and
-      // each outer datagram (1500 + 60) is fragmented again on the underlay.
-      const big = await ping(lab, "client", LAB.game, { count: 5, size: 1900 });
-      assertEquals(big.received, 5, `ping -s 1900: ${big.out}`);
-      assert(big.out.includes("1908 bytes from"), "full-size echo replies came back");
+        // ping -s 1900 through a 1500-byte TUN over a 1500-byte underlay: inner IP fragments, and
+        // each outer datagram (1500 + 60) is fragmented again on the underlay.
+        const big = await ping(lab, "client", LAB.game, { count: 5, size: 1900 });
+        assertEquals(big.received, 5, `ping -s 1900: ${big.out}`);
+        assert(big.out.includes("1908 bytes from"), "full-size echo replies came back");
 
-      // The pushed route goes into the tunnel; an unpushed destination does not.
-      const r1 = await lab.topo.exec("client", ["ip", "route", "get", LAB.game]);
-      assert(r1.stdout.includes("dev xvpn0"), r1.stdout);
-      const r2 = await lab.topo.exec("client", ["ip", "route", "get", LAB.other], {
-        allowFailure: true,
+        // The pushed route goes into the tunnel; an unpushed destination does not.
+        const r1 = await lab.topo.exec("client", ["ip", "route", "get", LAB.game]);
+        assert(r1.stdout.includes("dev xvpn0"), r1.stdout);
+        const r2 = await lab.topo.exec("client", ["ip", "route", "get", LAB.other], {
+          allowFailure: true,
+        });
+        assert(
+          !r2.stdout.includes("xvpn0"),
+          `unpushed ${LAB.other} must not use the tunnel: ${r2.stdout}${r2.stderr}`,
+        );
+        const other = await ping(lab, "client", LAB.other, { count: 1 });
+        assertEquals(
+          other.received,
+          0,
+          "an unpushed destination is not reachable through the tunnel",
+        );
+
+        const bytes = 50 * 1024 * 1024;
+        const t = await tcpTransfer(lab, "client", "game", LAB.game, bytes);
+        assertEquals(t.got.bytes, bytes);
+        assertEquals(t.got.sha256, t.sent.sha256, "bytes arrived intact");
+        console.log(
+          `  50 MiB client -> game: ${(bytes * 8 / t.sent.seconds / 1e6).toFixed(0)} Mbit/s`,
+        );
+        const back = await tcpTransfer(
+          lab,
+          "game",
+          "client",
+          LAB.clientTunnel,
+          10 * 1024 * 1024,
+          5202,
+        );
+        assertEquals(back.got.sha256, back.sent.sha256, "bytes arrived intact (game -> client)");
+        const log = await Deno.readTextFile(lab.path("client.log"));
+        assert(log.includes(`data path ${dataPath}`), `ran the ${dataPath} path: ${log}`);
       });
-      assert(
-        !r2.stdout.includes("xvpn0"),
-        `unpushed ${LAB.other} must not use the tunnel: ${r2.stdout}${r2.stderr}`,
-      );
-      const other = await ping(lab, "client", LAB.other, { count: 1 });
-      assertEquals(
-        other.received,
-        0,
-        "an unpushed destination is not reachable through the tunnel",
-      );
-
-      const bytes = 50 * 1024 * 1024;
-      const t = await tcpTransfer(lab, "client", "game", LAB.game, bytes);
-      assertEquals(t.got.bytes, bytes);
-      assertEquals(t.got.sha256, t.sent.sha256, "bytes arrived intact");
-      console.log(
-        `  50 MiB client -> game: ${(bytes * 8 / t.sent.seconds / 1e6).toFixed(0)} Mbit/s`,
-      );
-      const back = await tcpTransfer(
-        lab,
-        "game",
-        "client",
-        LAB.clientTunnel,
-        10 * 1024 * 1024,
-        5202,
-      );
-      assertEquals(back.got.sha256, back.sent.sha256, "bytes arrived intact (game -> client)");
-    });
-  },
-);
+    },
+  );
+}
 
 rootTest("tunnel: a client with an unknown key gets no reply on the wire", async () => {
   await withLab({}, async (lab) => {
@@ -114,10 +118,13 @@ rootTest("tunnel: a client with an unknown key gets no reply on the wire", async
   });
 });
 
-rootTest("tunnel: garbage datagrams of random sizes do not stop the server", async () => {
-  await withLab({}, async (lab) => {
-    await lab.up();
-    const code = `
+for (const dataPath of ["fast", "portable"] as const) {
+  rootTest(
+    `tunnel (${dataPath}): garbage datagrams of random sizes do not stop the server`,
+    async () => {
+      await withLab({ dataPath }, async (lab) => {
+        await lab.up();
+        const code = `
       const s = Deno.listenDatagram({ transport: "udp", hostname: "0.0.0.0", port: 0 });
       let seed = 42;
       const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
@@ -129,17 +136,19 @@ rootTest("tunnel: garbage datagrams of random sizes do not stop the server", asy
       }
       s.close();
     `;
-    await lab.topo.exec("client", [Deno.execPath(), "eval", "--unstable-net", code]);
-    const after = await ping(lab, "client", LAB.game, { count: 3 });
-    assertEquals(after.received, 3, "the tunnel still works after 3000 garbage datagrams");
-    const st = await lab.stopAll();
-    assertEquals(st.server?.code, 0, "server exited cleanly");
-    const log = await Deno.readTextFile(lab.path("server.log"));
-    const m = /Dropped datagrams by reason: (.*)/.exec(log);
-    assert(m, `the server reports its drops: ${log}`);
-    console.log(`  server drops after 3000 garbage datagrams: ${m[1]}`);
-  });
-});
+        await lab.topo.exec("client", [Deno.execPath(), "eval", "--unstable-net", code]);
+        const after = await ping(lab, "client", LAB.game, { count: 3 });
+        assertEquals(after.received, 3, "the tunnel still works after 3000 garbage datagrams");
+        const st = await lab.stopAll();
+        assertEquals(st.server?.code, 0, "server exited cleanly");
+        const log = await Deno.readTextFile(lab.path("server.log"));
+        const m = /Dropped datagrams by reason: (.*)/.exec(log);
+        assert(m, `the server reports its drops: ${log}`);
+        console.log(`  server drops after 3000 garbage datagrams: ${m[1]}`);
+      });
+    },
+  );
+}
 
 rootTest("tunnel: after SIGTERM no TUN, address, route or NAT rule is left", async () => {
   await withLab({ nat: true }, async (lab) => {

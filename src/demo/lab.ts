@@ -43,6 +43,8 @@ export interface LabOptions {
   clientExtra?: string;
   /** Also build an "other" host behind the server whose subnet is not pushed. */
   withOther?: boolean;
+  /** `data_path` of both xvpn processes (default: auto). */
+  dataPath?: "auto" | "fast" | "portable";
 }
 
 /** A running lab. */
@@ -105,6 +107,7 @@ export class Lab {
         `  - name: demo-client`,
         `    public_key: "${encodeKey(publicKeyOf(this.clientKey))}"`,
         `log: { level: ${level}, file: ${this.path("server.log")} }`,
+        `data_path: ${o.dataPath ?? "auto"}`,
         o.serverExtra ?? "",
       ].join("\n"),
     );
@@ -116,6 +119,7 @@ export class Lab {
         `private_key: "${encodeKey(this.clientKey)}"`,
         `tun: { name: xvpn0 }`,
         `log: { level: ${level}, file: ${this.path("client.log")} }`,
+        `data_path: ${o.dataPath ?? "auto"}`,
         o.clientExtra ?? "",
       ].join("\n"),
     );
