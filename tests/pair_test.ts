@@ -214,3 +214,24 @@ Deno.test("Pair client stops for good when the server's pool is exhausted", () =
   p.run(20_000);
   assertEquals(p.server.drops.pool_exhausted, 1, "no retry storm after a final refusal");
 });
+
+Deno.test("Pair clamps the MSS of SYNs in both directions to the pushed MTU", () => {
+  const p = connected();
+  const me = p.client.config!.address.addr;
+  const syn = (src: number, dst: number) => {
+    const s = new Uint8Array(44);
+    s.set([0x45, 0, 0, 44, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+    s.set([src >>> 24, (src >>> 16) & 255, (src >>> 8) & 255, src & 255], 12);
+    s.set([dst >>> 24, (dst >>> 16) & 255, (dst >>> 8) & 255, dst & 255], 16);
+    s.set([0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x60, 0x02, 0xff, 0xff, 0, 0, 0, 0], 20);
+    s.set([2, 4, 0x05, 0xb4], 40); // MSS 1460
+    return s;
+  };
+  const mss = (pkt: Uint8Array) => (pkt[42]! << 8) | pkt[43]!;
+  assert(p.clientSend(syn(me, GAME)));
+  p.run(2);
+  assertEquals(mss(p.serverTun.at(-1)!), 1380, "client -> server SYN clamped to 1420 - 40");
+  assert(p.serverSend(syn(GAME, me)));
+  p.run(2);
+  assertEquals(mss(p.clientTun.at(-1)!), 1380, "server -> client SYN-ACK clamped");
+});

@@ -7,6 +7,7 @@
 import { type Cidr, formatCidr } from "../core/ip.ts";
 import { encodeKey, publicKeyOf } from "../core/keys.ts";
 import {
+  bool,
   cidr,
   duration,
   endpoint,
@@ -53,6 +54,8 @@ export interface ClientConfig {
   log: LogConfig;
   /** Which data path moves packets (`data_path`, default auto). */
   dataPath: DataPath;
+  /** Clamp the MSS of TCP SYNs crossing the tunnel (`mss_clamp`, default true). */
+  mssClamp: boolean;
 }
 
 // Both ends must agree on the MTU or large packets vanish silently, so only the server sets it.
@@ -75,6 +78,7 @@ const CLIENT = {
   keepalive: opt(duration),
   log: opt(logSection),
   data_path: dataPathField,
+  mss_clamp: opt(bool),
 };
 
 /**
@@ -113,6 +117,7 @@ export function parseClientConfig(
     routes: v.routes ?? [],
     log: logConfig(v.log),
     dataPath: v.data_path ?? "auto",
+    mssClamp: v.mss_clamp ?? true,
   };
   if (v.keepalive !== undefined) out.keepaliveMs = v.keepalive;
   return out;

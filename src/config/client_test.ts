@@ -48,6 +48,7 @@ data_path: portable
     keepaliveMs: 1500,
     log: { level: "trace", file: "/var/log/xvpn.log" },
     dataPath: "portable",
+    mssClamp: true,
   });
 });
 

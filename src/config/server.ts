@@ -79,6 +79,8 @@ export interface ServerConfig {
   log: LogConfig;
   /** Which data path moves packets (`data_path`, default auto). */
   dataPath: DataPath;
+  /** Clamp the MSS of TCP SYNs crossing the tunnel (`mss_clamp`, default true). */
+  mssClamp: boolean;
 }
 
 /** Default TUN device name of both server and client. */
@@ -122,6 +124,7 @@ const SERVER = {
   clients: req(parser(CLIENTS_EXPECTED, (at) => items(at, CLIENTS_EXPECTED))),
   log: opt(logSection),
   data_path: dataPathField,
+  mss_clamp: opt(bool),
 };
 
 /**
@@ -187,6 +190,7 @@ export function parseServerConfig(
     clients,
     log: logConfig(v.log),
     dataPath: v.data_path ?? "auto",
+    mssClamp: v.mss_clamp ?? true,
   };
   if (v.nat_interface !== undefined) out.natInterface = v.nat_interface;
   return out;

@@ -73,6 +73,7 @@ log:
     ],
     log: { level: "debug", file: "/etc/xvpn/logs/server.log" },
     dataPath: "auto",
+    mssClamp: true,
   });
   eq(serverAddress(c.pool), ip("10.7.0.1"));
 });

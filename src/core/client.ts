@@ -49,6 +49,7 @@ import {
   readU32,
 } from "./wire.ts";
 import { validInnerPacket } from "./inner.ts";
+import { clampMss, mssForMtu } from "./mss.ts";
 
 /** Everything the client core needs; no I/O handles. */
 export interface ClientOptions {
@@ -60,6 +61,8 @@ export interface ClientOptions {
   aead: Aead;
   /** Keepalive interval to use instead of the server's. */
   keepaliveMs?: number;
+  /** Clamp the MSS of TCP SYNs crossing the tunnel to fit the pushed MTU (default true). */
+  mssClamp?: boolean;
   /** Fills a buffer with random bytes (injected for deterministic tests). */
   random?: (buf: Uint8Array) => void;
 }
@@ -108,6 +111,8 @@ export class ClientCore {
   #pingSeq = 0;
   #closed = false;
   #restart = false;
+  /** MSS limit for SYNs (from the pushed MTU), or 0 when clamping is off. */
+  #maxMss = 0;
 
   constructor(opts: ClientOptions) {
     this.#o = opts;
@@ -198,6 +203,7 @@ export class ClientCore {
     if (type === MessageType.Control) return this.#onControl(now, plain.subarray(0, n));
     if (n === 0) return this.#none();
     if (!validInnerPacket(out, n)) return this.#drop("bad_inner_packet");
+    if (this.#maxMss) clampMss(out, n, this.#maxMss);
     const r = this.#result;
     r.verdict = Verdict.Tun;
     r.length = (out[2]! << 8) | out[3]!; // IPv4 total length: trims any padding
@@ -241,6 +247,7 @@ export class ClientCore {
         const c = decodeConfigPush(msg.subarray(1));
         if (!c) return this.#drop("bad_control");
         this.config = c;
+        this.#maxMss = this.#o.mssClamp === false ? 0 : mssForMtu(c.mtu);
         this.#configRequestAtMs = Infinity;
         this.events.push({ type: "config", config: c });
         return this.#none();
@@ -303,6 +310,7 @@ export class ClientCore {
     if (!kp || !this.config) return this.#drop("no_session");
     if (kp.expired(now)) return this.#drop("expired_key");
     if (len + SEAL_OVERHEAD_BYTES > out.buf.length) return this.#drop("too_big");
+    if (this.#maxMss) clampMss(pkt, len, this.#maxMss);
     const r = this.#result;
     kp.seal(this.#o.aead, MessageType.Data, pkt, len, out);
     r.length = out.len;

@@ -40,6 +40,7 @@ import {
   readU32,
 } from "./wire.ts";
 import { validInnerPacket } from "./inner.ts";
+import { clampMss, mssForMtu } from "./mss.ts";
 
 /** A client allowed to connect. */
 export interface AllowedClient {
@@ -71,6 +72,8 @@ export interface ServerOptions {
   sessionTimeoutMs: number;
   /** Data-path AEAD. */
   aead: Aead;
+  /** Clamp the MSS of TCP SYNs crossing the tunnel to fit `mtu` (default true). */
+  mssClamp?: boolean;
   /** Fills a buffer with random bytes (injected for deterministic tests). */
   random?: (buf: Uint8Array) => void;
 }
@@ -154,9 +157,12 @@ export class ServerCore {
   readonly #result = new PacketResult();
   readonly #random: (buf: Uint8Array) => void;
   readonly #plain = new Uint8Array(2048);
+  /** MSS limit for SYNs, or 0 when clamping is off. */
+  readonly #maxMss: number;
 
   constructor(opts: ServerOptions) {
     this.#o = opts;
+    this.#maxMss = opts.mssClamp === false ? 0 : mssForMtu(opts.mtu);
     this.#random = opts.random ?? ((b) => crypto.getRandomValues(b));
     const rnd = new Uint8Array(4);
     this.pool = new IpPool(opts.pool, () => {
@@ -370,6 +376,7 @@ export class ServerCore {
     if (n === 0) return this.#none(); // an empty data message is a bare keepalive
     if (!validInnerPacket(out, n)) return this.#drop("bad_inner_packet");
     if (ipv4Src(out) !== session.lease.address) return this.#drop("bad_inner_src");
+    if (this.#maxMss) clampMss(out, n, this.#maxMss);
     const r = this.#result;
     r.verdict = Verdict.Tun;
     r.length = (out[2]! << 8) | out[3]!; // IPv4 total length: trims any padding
@@ -439,6 +446,7 @@ export class ServerCore {
     if (!kp) return this.#drop("no_session");
     if (kp.expired(now)) return this.#drop("expired_key");
     if (len + SEAL_OVERHEAD_BYTES > out.buf.length) return this.#drop("too_big");
+    if (this.#maxMss) clampMss(pkt, len, this.#maxMss);
     const r = this.#result;
     kp.seal(this.#o.aead, MessageType.Data, pkt, len, out);
     r.length = out.len;

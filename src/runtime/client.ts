@@ -148,6 +148,7 @@ export async function runClient(
         serverPublicKey: cfg.serverPublicKey,
         server,
         keepaliveMs,
+        mssClamp: cfg.mssClamp,
       }, onEvents);
     } else {
       const aead = createAead("auto");
@@ -156,6 +157,7 @@ export async function runClient(
         serverPublicKey: cfg.serverPublicKey,
         aead,
         keepaliveMs,
+        mssClamp: cfg.mssClamp,
       });
       const udp = new DenoUdpSocket("0.0.0.0", 0);
       core.start(performance.now(), Date.now());

@@ -60,6 +60,7 @@ export async function runServer(
       dns: cfg.dns,
       keepaliveMs: cfg.keepaliveMs,
       sessionTimeoutMs: cfg.sessionTimeoutMs,
+      mssClamp: cfg.mssClamp,
     };
     const bind = { hostname: cfg.listen.host, port: cfg.listen.port };
     let engine: Engine;

@@ -44,6 +44,7 @@ export interface ServerInit extends InitCommon {
   dns: number[];
   keepaliveMs: number;
   sessionTimeoutMs: number;
+  mssClamp: boolean;
 }
 
 /** Starts a client data plane. */
@@ -53,6 +54,7 @@ export interface ClientInit extends InitCommon {
   serverPublicKey: Uint8Array;
   server: Endpoint;
   keepaliveMs?: number;
+  mssClamp: boolean;
 }
 
 /** Main thread to Worker. */

@@ -49,6 +49,7 @@ function run(init: ToWorker): void {
         dns: init.dns,
         keepaliveMs: init.keepaliveMs,
         sessionTimeoutMs: init.sessionTimeoutMs,
+        mssClamp: init.mssClamp,
         aead,
       }),
     );
@@ -58,6 +59,7 @@ function run(init: ToWorker): void {
       serverPublicKey: init.serverPublicKey,
       aead,
       keepaliveMs: init.keepaliveMs,
+      mssClamp: init.mssClamp,
     });
     const ip = parseIPv4(init.server.hostname);
     if (ip === undefined) throw new Error(`Server address ${init.server.hostname} is not IPv4`);
