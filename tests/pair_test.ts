@@ -7,6 +7,7 @@ import { Pair } from "./support/pair.ts";
 import { udpPacket } from "./support/packets.ts";
 import { formatCidr, formatIPv4, parseCidr, parseIPv4 } from "../src/core/ip.ts";
 import { ClientCore } from "../src/core/client.ts";
+import { PacketBuf } from "../src/core/packet.ts";
 import { generatePrivateKey, publicKeyOf } from "../src/core/keys.ts";
 import { REKEY_AFTER_TIME_MS } from "../src/core/timers.ts";
 
@@ -234,4 +235,47 @@ Deno.test("Pair clamps the MSS of SYNs in both directions to the pushed MTU", ()
   assert(p.serverSend(syn(GAME, me)));
   p.run(2);
   assertEquals(mss(p.clientTun.at(-1)!), 1380, "server -> client SYN-ACK clamped");
+});
+
+Deno.test("Pair diagnostic session answers MTU probes without touching the running tunnel", () => {
+  const p = connected();
+  const me = p.client.config!.address.addr;
+  const diag = new ClientCore({
+    privateKey: p.clientKey,
+    serverPublicKey: publicKeyOf(p.serverKey),
+    aead: p.aead,
+    diag: true,
+  });
+  const diagFrom = { hostname: "192.0.2.10", port: 40001 };
+  const out = new Uint8Array(4096);
+  // Moves datagrams between the diag core and the server until both are quiet.
+  const exchange = () => {
+    for (let i = 0; i < 4; i++) {
+      for (const d of diag.outbox.splice(0)) {
+        p.server.receive(p.now, new PacketBuf(d), diagFrom, out);
+      }
+      for (const o of p.server.outbox.splice(0)) {
+        assertEquals(o.to, diagFrom, "the server answers only the diagnostic session");
+        diag.receive(p.now, new PacketBuf(o.data), out);
+      }
+    }
+  };
+  p.run(100); // a later timestamp than the tunnel's handshake
+  diag.start(p.now, p.wall);
+  exchange();
+  assert(diag.ready, "diagnostic handshake done");
+  assert(p.server.events.some((e) => e.type === "diag_session"));
+  assertEquals(p.server.pool.size, 1, "a diagnostic session takes no address");
+  for (const size of [100, 1400, 1472, 8000]) {
+    diag.outbox.push(diag.probe(size, size)!);
+    exchange();
+    const ack = diag.events.findLast((e) => e.type === "probe_ack");
+    assertEquals(ack, { type: "probe_ack", seq: size, received: size, serverMtu: 1420 });
+  }
+  // The tunnel still works both ways after the diagnostic handshake.
+  assert(p.clientSend(udpPacket(me, GAME, new Uint8Array([1]))));
+  assert(p.serverSend(udpPacket(GAME, me, new Uint8Array([2]))));
+  p.run(5);
+  assertEquals(p.serverTun.length, 1);
+  assertEquals(p.clientTun.length, 1);
 });

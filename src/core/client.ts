@@ -15,14 +15,17 @@ import type { Aead } from "../crypto/aead.ts";
 import {
   ControlKind,
   decodeConfigPush,
+  decodeMtuProbeAck,
   decodePing,
   DisconnectReason,
+  encodeMtuProbe,
   encodePing,
   type SessionConfig,
 } from "./control.ts";
 import {
   checkMac1,
   createInitiation,
+  INIT_FLAG_DIAG,
   mac1Key,
   type PendingInitiation,
   readResponse,
@@ -63,6 +66,8 @@ export interface ClientOptions {
   keepaliveMs?: number;
   /** Clamp the MSS of TCP SYNs crossing the tunnel to fit the pushed MTU (default true). */
   mssClamp?: boolean;
+  /** A diagnostic session (`xvpn diag`): no address, no config, only probes and pings. */
+  diag?: boolean;
   /** Fills a buffer with random bytes (injected for deterministic tests). */
   random?: (buf: Uint8Array) => void;
 }
@@ -74,7 +79,8 @@ export type ClientEvent =
   | { type: "config"; config: SessionConfig }
   | { type: "path_dead"; silentMs: number }
   | { type: "rtt"; rttMs: number }
-  | { type: "disconnected"; reason: string; final: boolean };
+  | { type: "disconnected"; reason: string; final: boolean }
+  | { type: "probe_ack"; seq: number; received: number; serverMtu: number };
 
 /** Default keepalive until the server's config arrives. */
 const DEFAULT_KEEPALIVE_MS = 10_000;
@@ -99,7 +105,8 @@ export class ClientCore {
   readonly #localId: number;
   readonly #random: (buf: Uint8Array) => void;
   readonly #result = new PacketResult();
-  readonly #plain = new Uint8Array(2048);
+  // Control plaintexts (MTU probes are as large as a datagram can be).
+  readonly #plain = new Uint8Array(65536);
   #pending: PendingInitiation | undefined;
   #attempt = 0;
   #retryAtMs = Infinity;
@@ -123,9 +130,9 @@ export class ClientCore {
     this.#localId = readU32(id, 0);
   }
 
-  /** True once keys are up and the config has arrived. */
+  /** True once keys are up and the config has arrived (a diagnostic session needs no config). */
   get ready(): boolean {
-    return this.#current !== undefined && this.config !== undefined;
+    return this.#current !== undefined && (this.config !== undefined || this.#o.diag === true);
   }
 
   /** Our sender id (receiver id of what the server sends). */
@@ -150,6 +157,7 @@ export class ClientCore {
       serverPublic: this.#o.serverPublicKey,
       localId: this.#localId,
       wallMs,
+      flags: this.#o.diag ? INIT_FLAG_DIAG : 0,
     });
     this.#attempt++;
     this.stats.handshakes++;
@@ -231,7 +239,9 @@ export class ClientCore {
     this.#attempt = 0;
     this.#lastRecvMs = now;
     this.events.push({ type: "connected", connId, rekey });
-    if (!this.config || this.config.connId !== connId) {
+    if (this.#o.diag) {
+      // A diagnostic session asks for no config; it is ready now.
+    } else if (!this.config || this.config.connId !== connId) {
       // A new session (first connect, or the server forgot us): ask for the config. This is
       // also the first packet under the new keys, which confirms them to the server.
       this.#sendConfigRequest(now);
@@ -257,6 +267,12 @@ export class ClientCore {
         if (!p) return this.#drop("bad_control");
         this.rttMs = ((now >>> 0) - p[1]) >>> 0;
         this.events.push({ type: "rtt", rttMs: this.rttMs });
+        return this.#none();
+      }
+      case ControlKind.MtuProbeAck: {
+        const a = decodeMtuProbeAck(msg.subarray(1));
+        if (!a) return this.#drop("bad_control");
+        this.events.push({ type: "probe_ack", ...a });
         return this.#none();
       }
       case ControlKind.Disconnect: {
@@ -358,6 +374,20 @@ export class ClientCore {
       );
     }
     return Math.max(next, now + 1);
+  }
+
+  /**
+   * A sealed path-MTU probe whose UDP payload is exactly `size` bytes (at least 37), or
+   * undefined before the handshake completed. The server answers with a small ack carrying the
+   * size it received and its TUN MTU (event `probe_ack`).
+   */
+  probe(seq: number, size: number): Uint8Array | undefined {
+    const kp = this.#current;
+    if (!kp) return undefined;
+    const plain = encodeMtuProbe(seq, size - SEAL_OVERHEAD_BYTES);
+    const data = PacketBuf.alloc(plain.length + SEAL_OVERHEAD_BYTES);
+    kp.seal(this.#o.aead, MessageType.Control, plain, plain.length, data);
+    return data.bytes();
   }
 
   /** True once the client has stopped for good (closed, or refused by the server). */

@@ -20,6 +20,10 @@ export const ControlKind = {
   Pong: 4,
   /** The sender closes the session; one byte of reason follows. */
   Disconnect: 5,
+  /** Path-MTU probe (`xvpn diag mtu`): u32 sequence, then padding up to the probed size. */
+  MtuProbe: 6,
+  /** Answer to a probe: u32 sequence, u16 datagram size received, u16 server TUN MTU. */
+  MtuProbeAck: 7,
 } as const;
 
 /** Why a peer closed the session. */
@@ -126,4 +130,36 @@ export function encodePing(kind: 3 | 4, seq: number, timeMs: number): Uint8Array
 /** Decodes a ping/pong body: [seq, timeMs] or undefined. */
 export function decodePing(body: Uint8Array): [number, number] | undefined {
   return body.length === 8 ? [readU32(body, 0), readU32(body, 4)] : undefined;
+}
+
+/** Encodes a probe's plaintext of exactly `plainLen` bytes (kind, sequence, zero padding). */
+export function encodeMtuProbe(seq: number, plainLen: number): Uint8Array {
+  const out = new Uint8Array(Math.max(5, plainLen));
+  out[0] = ControlKind.MtuProbe;
+  writeU32(out, 1, seq);
+  return out;
+}
+
+/** Encodes a probe answer. */
+export function encodeMtuProbeAck(seq: number, received: number, serverMtu: number): Uint8Array {
+  const out = new Uint8Array(9);
+  out[0] = ControlKind.MtuProbeAck;
+  writeU32(out, 1, seq);
+  out[5] = received >> 8;
+  out[6] = received & 255;
+  out[7] = serverMtu >> 8;
+  out[8] = serverMtu & 255;
+  return out;
+}
+
+/** Decodes a probe answer body: {seq, received, serverMtu} or undefined. */
+export function decodeMtuProbeAck(
+  body: Uint8Array,
+): { seq: number; received: number; serverMtu: number } | undefined {
+  if (body.length !== 8) return undefined;
+  return {
+    seq: readU32(body, 0),
+    received: (body[4]! << 8) | body[5]!,
+    serverMtu: (body[6]! << 8) | body[7]!,
+  };
 }

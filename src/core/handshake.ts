@@ -2,9 +2,9 @@
  * xvpn's handshake messages around a Noise IK handshake (`Noise_IK_25519_ChaChaPoly_BLAKE2s`,
  * the same primitives as WireGuard).
  *
- * Initiation (client to server), 160 bytes:
- *   header(16, receiver 0) | sender id(4) | Noise msg 1 (108, payload = 12-byte TAI64N
- *   timestamp) | mac1(16) | mac2(16)
+ * Initiation (client to server), 161 bytes:
+ *   header(16, receiver 0) | sender id(4) | Noise msg 1 (109, payload = 12-byte TAI64N
+ *   timestamp + 1 flags byte) | mac1(16) | mac2(16)
  * Response (server to client), 100 bytes:
  *   header(16, receiver = initiator's id, epoch) | sender id(4) = connection id | Noise msg 2
  *   (48, empty payload) | mac1(16) | mac2(16)
@@ -39,6 +39,9 @@ export const PROTOCOL_NAME = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
 export const PROLOGUE = new TextEncoder().encode("xvpn/1");
 /** Bytes of the TAI64N timestamp carried in the initiation. */
 export const TIMESTAMP_BYTES = 12;
+/** Initiation flag: a diagnostic session (`xvpn diag`), which gets no address and carries no
+ * traffic, so it never disturbs a tunnel running with the same key. */
+export const INIT_FLAG_DIAG = 0x01;
 
 const LABEL_MAC1 = new TextEncoder().encode("mac1----");
 
@@ -106,6 +109,7 @@ export function createInitiation(opts: {
   localId: number;
   wallMs: number;
   ephemeralPrivate?: Uint8Array;
+  flags?: number;
 }): PendingInitiation {
   const state = HandshakeState.initiator({
     protocolName: PROTOCOL_NAME,
@@ -114,7 +118,10 @@ export function createInitiation(opts: {
     remoteStatic: opts.serverPublic,
     ephemeralPrivate: opts.ephemeralPrivate,
   });
-  const noise = state.writeMessage(tai64n(opts.wallMs));
+  const payload = new Uint8Array(TIMESTAMP_BYTES + 1);
+  payload.set(tai64n(opts.wallMs));
+  payload[TIMESTAMP_BYTES] = opts.flags ?? 0;
+  const noise = state.writeMessage(payload);
   const d = new Uint8Array(HANDSHAKE_INIT_BYTES);
   writeHeader(d, MessageType.HandshakeInit, 0, 0, 0);
   writeU32(d, HEADER_BYTES, opts.localId);
@@ -134,6 +141,8 @@ export interface ReceivedInitiation {
   clientId: number;
   /** The initiation's timestamp (replay check). */
   timestamp: Uint8Array;
+  /** Initiation flags (INIT_FLAG_*). */
+  flags: number;
 }
 
 /**
@@ -152,8 +161,14 @@ export function readInitiation(
   const noiseOff = HEADER_BYTES + SENDER_ID_BYTES;
   const payload = state.readMessage(d.subarray(noiseOff, HANDSHAKE_INIT_BYTES - 2 * MAC_BYTES));
   const clientPublic = state.remoteStatic;
-  if (!payload || payload.length !== TIMESTAMP_BYTES || !clientPublic) return undefined;
-  return { state, clientPublic, clientId: readU32(d, HEADER_BYTES), timestamp: payload };
+  if (!payload || payload.length !== TIMESTAMP_BYTES + 1 || !clientPublic) return undefined;
+  return {
+    state,
+    clientPublic,
+    clientId: readU32(d, HEADER_BYTES),
+    timestamp: payload.subarray(0, TIMESTAMP_BYTES),
+    flags: payload[TIMESTAMP_BYTES]!,
+  };
 }
 
 /** Builds the response (server side); the caller then calls `state.split()`. */

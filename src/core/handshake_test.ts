@@ -62,7 +62,7 @@ Deno.test("checkMac1() fails for another server's key and for any flipped byte",
 
 Deno.test("readInitiation() returns undefined for a corrupted Noise message", () => {
   const p = init();
-  for (let i = 20; i < 20 + 108; i += 7) {
+  for (let i = 20; i < 20 + 109; i += 7) {
     const d = p.datagram.slice();
     d[i]! ^= 0x80;
     assertEquals(readInitiation(d, server), undefined, `byte ${i}`);

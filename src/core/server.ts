@@ -21,9 +21,17 @@ import {
   decodePing,
   DisconnectReason,
   encodeConfigPush,
+  encodeMtuProbeAck,
   type SessionConfig,
 } from "./control.ts";
-import { checkMac1, createResponse, mac1Key, newerTimestamp, readInitiation } from "./handshake.ts";
+import {
+  checkMac1,
+  createResponse,
+  INIT_FLAG_DIAG,
+  mac1Key,
+  newerTimestamp,
+  readInitiation,
+} from "./handshake.ts";
 import { type Cidr, formatIPv4, ipv4Dst, ipv4Src } from "./ip.ts";
 import { encodeKey, publicKeyOf } from "./keys.ts";
 import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
@@ -31,6 +39,9 @@ import { IpPool, type Lease, PoolExhaustedError } from "./pool.ts";
 import { PacketBuf } from "./packet.ts";
 import { type Endpoint, formatEndpoint, PacketResult, sameEndpoint, Verdict } from "./result.ts";
 import { MIN_INITIATION_INTERVAL_MS } from "./timers.ts";
+
+/** Diagnostic sessions kept at once (one per client key; the oldest goes first). */
+const MAX_DIAG_SESSIONS = 64;
 import {
   classify,
   type DropCounters,
@@ -81,7 +92,7 @@ export interface ServerOptions {
 /** Something worth a log line. */
 export type ServerEvent =
   | {
-    type: "session_up";
+    type: "session_up" | "diag_session";
     name: string;
     address: number;
     connId: number;
@@ -130,6 +141,8 @@ export interface ServerSession {
   epoch: number;
   /** Monotonic ms of the last authenticated datagram. */
   lastRecvMs: number;
+  /** A diagnostic session (`xvpn diag`): answers probes and pings, carries no traffic. */
+  diag?: boolean;
   /** Counters. */
   rxPackets: number;
   txPackets: number;
@@ -154,9 +167,11 @@ export class ServerCore {
   readonly #byConnId = new Map<number, ServerSession>();
   readonly #byAddress = new Map<number, ServerSession>();
   readonly #byKey = new Map<string, ServerSession>();
+  readonly #diagByKey = new Map<string, ServerSession>();
   readonly #result = new PacketResult();
   readonly #random: (buf: Uint8Array) => void;
-  readonly #plain = new Uint8Array(2048);
+  // Control plaintexts (MTU probes are as large as a datagram can be).
+  readonly #plain = new Uint8Array(65536);
   /** MSS limit for SYNs, or 0 when clamping is off. */
   readonly #maxMss: number;
 
@@ -239,9 +254,12 @@ export class ServerCore {
     peer.lastTimestamp = init.timestamp;
     peer.lastInitMs = now;
 
-    let session = this.#byKey.get(peer.keyText);
+    const diag = (init.flags & INIT_FLAG_DIAG) !== 0;
+    let session = diag ? undefined : this.#byKey.get(peer.keyText);
     const rekey = session !== undefined;
-    if (!session) {
+    if (diag) {
+      session = this.#newDiagSession(peer, from, init.clientId, now);
+    } else if (!session) {
       let lease: Lease;
       try {
         lease = this.pool.allocate(peer.keyText);
@@ -290,7 +308,7 @@ export class ServerCore {
     );
     this.outbox.push({ data: response, to: from });
     this.events.push({
-      type: "session_up",
+      type: diag ? "diag_session" : "session_up",
       name: peer.name,
       address: session.lease.address,
       connId: session.lease.connId,
@@ -372,8 +390,11 @@ export class ServerCore {
       });
       session.endpoint = from;
     }
-    if (type === MessageType.Control) return this.#onControl(now, session, plain.subarray(0, n));
+    if (type === MessageType.Control) {
+      return this.#onControl(now, session, plain.subarray(0, n), d.len);
+    }
     if (n === 0) return this.#none(); // an empty data message is a bare keepalive
+    if (session.diag) return this.#drop("no_route"); // diagnostic sessions carry no traffic
     if (!validInnerPacket(out, n)) return this.#drop("bad_inner_packet");
     if (ipv4Src(out) !== session.lease.address) return this.#drop("bad_inner_src");
     if (this.#maxMss) clampMss(out, n, this.#maxMss);
@@ -383,11 +404,17 @@ export class ServerCore {
     return r;
   }
 
-  #onControl(now: number, s: ServerSession, msg: Uint8Array): PacketResult {
+  #onControl(now: number, s: ServerSession, msg: Uint8Array, wireLen: number): PacketResult {
     switch (msg[0]) {
       case ControlKind.ConfigRequest:
-        this.#sendControl(s, encodeConfigPush(this.configFor(s)));
+        if (!s.diag) this.#sendControl(s, encodeConfigPush(this.configFor(s)));
         return this.#none();
+      case ControlKind.MtuProbe: {
+        if (msg.length < 5) return this.#drop("bad_control");
+        // Answer small: the probe measured the way to us; the answer must not need a big MTU.
+        this.#sendControl(s, encodeMtuProbeAck(readU32(msg, 1), wireLen, this.#o.mtu));
+        return this.#none();
+      }
       case ControlKind.Ping: {
         if (!decodePing(msg.subarray(1))) return this.#drop("bad_control");
         const pong = msg.slice();
@@ -486,7 +513,46 @@ export class ServerCore {
     }
   }
 
+  /** A diagnostic session: its own connection id, no address, not tied to the key's tunnel. */
+  #newDiagSession(peer: Peer, from: Endpoint, clientId: number, now: number): ServerSession {
+    const old = this.#diagByKey.get(peer.keyText);
+    if (old) this.#byConnId.delete(old.lease.connId);
+    if (this.#diagByKey.size >= MAX_DIAG_SESSIONS && !old) {
+      // Bounded: the oldest diagnostic session makes room.
+      const [key, first] = this.#diagByKey.entries().next().value!;
+      this.#byConnId.delete(first.lease.connId);
+      this.#diagByKey.delete(key);
+    }
+    const rnd = new Uint8Array(5);
+    let connId = 0;
+    while (connId === 0 || this.#byConnId.has(connId) || this.pool.byConnId(connId)) {
+      this.#random(rnd);
+      connId = readU32(rnd, 0);
+    }
+    const s: ServerSession = {
+      peer,
+      lease: { address: 0, connId, owner: peer.keyText },
+      endpoint: from,
+      clientId,
+      epoch: rnd[4]!,
+      lastRecvMs: now,
+      rxPackets: 0,
+      txPackets: 0,
+      rxBytes: 0,
+      txBytes: 0,
+      diag: true,
+    };
+    this.#byConnId.set(connId, s);
+    this.#diagByKey.set(peer.keyText, s);
+    return s;
+  }
+
   #remove(s: ServerSession): void {
+    if (s.diag) {
+      this.#byConnId.delete(s.lease.connId);
+      if (this.#diagByKey.get(s.peer.keyText) === s) this.#diagByKey.delete(s.peer.keyText);
+      return;
+    }
     this.#byConnId.delete(s.lease.connId);
     this.#byAddress.delete(s.lease.address);
     this.#byKey.delete(s.peer.keyText);

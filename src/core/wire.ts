@@ -53,8 +53,9 @@ export const Off = {
 export const SENDER_ID_BYTES = 4;
 /** Size of each handshake MAC (mac1, mac2). */
 export const MAC_BYTES = 16;
-/** Noise IK message 1 with a 12-byte timestamp payload: e(32) + s(32+16) + payload(12+16). */
-export const NOISE_INIT_BYTES = 32 + 48 + 12 + 16;
+/** Noise IK message 1 with a 13-byte payload (12-byte timestamp + 1 flags byte):
+ * e(32) + s(32+16) + payload(13+16). */
+export const NOISE_INIT_BYTES = 32 + 48 + 13 + 16;
 /** Noise IK message 2 with an empty payload: e(32) + tag(16). */
 export const NOISE_RESPONSE_BYTES = 32 + 16;
 /** Total handshake initiation size. */
