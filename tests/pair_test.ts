@@ -279,3 +279,39 @@ Deno.test("Pair diagnostic session answers MTU probes without touching the runni
   assertEquals(p.serverTun.length, 1);
   assertEquals(p.clientTun.length, 1);
 });
+
+Deno.test("Pair client notices a dead path in under a second while sending, and recovers", () => {
+  const p = connected();
+  const me = p.client.config!.address.addr;
+  p.run(3_000);
+  p.linkUp = false;
+  const cut = p.now;
+  let deadAt = -1;
+  for (let t = 0; t < 2_000 && deadAt < 0; t += 20) {
+    p.clientSend(udpPacket(me, GAME, new Uint8Array([1])));
+    p.run(20);
+    if (p.client.events.some((e) => e.type === "path_dead")) deadAt = p.now;
+  }
+  const detect = deadAt - cut;
+  console.log(`  dead path noticed ${detect} ms after the link went down`);
+  assert(deadAt > 0 && detect < 1000, `noticed after ${detect} ms`);
+  p.linkUp = true;
+  p.run(1_500);
+  assert(p.clientSend(udpPacket(me, GAME, new Uint8Array([2]))));
+  p.run(5);
+  assertEquals(p.serverTun.at(-1)?.at(-1), 2, "traffic flows again after the new handshake");
+});
+
+Deno.test("Pair no false dead path over 60 s of one-way traffic with 10% loss each way", () => {
+  const p = new Pair({ loss: 0.1, seed: 3 });
+  p.client.start(p.now, p.wall);
+  p.run(5_000);
+  assert(p.client.ready);
+  const me = p.client.config!.address.addr;
+  for (let t = 0; t < 60_000; t += 20) {
+    p.clientSend(udpPacket(me, GAME, new Uint8Array([1]))); // upload only: nothing comes back
+    p.run(20);
+  }
+  const dead = p.client.events.filter((e) => e.type === "path_dead").length;
+  assertEquals(dead, 0, "no path declared dead");
+});

@@ -40,6 +40,9 @@ import {
   HANDSHAKE_RETRY_FIRST_MS,
   HANDSHAKE_RETRY_JITTER,
   HANDSHAKE_RETRY_MAX_MS,
+  LIVENESS_PROBE_MS,
+  LIVENESS_PROBES,
+  LIVENESS_SILENCE_MS,
   REKEY_AFTER_MESSAGES,
   REKEY_AFTER_TIME_MS,
 } from "./timers.ts";
@@ -77,7 +80,7 @@ export type ClientEvent =
   | { type: "handshake_sent"; attempt: number }
   | { type: "connected"; connId: number; rekey: boolean }
   | { type: "config"; config: SessionConfig }
-  | { type: "path_dead"; silentMs: number }
+  | { type: "path_dead"; silentMs: number; reason: string }
   | { type: "rtt"; rttMs: number }
   | { type: "disconnected"; reason: string; final: boolean }
   | { type: "probe_ack"; seq: number; received: number; serverMtu: number };
@@ -114,6 +117,10 @@ export class ClientCore {
   #previous: Keypair | undefined;
   #lastRecvMs = 0;
   #lastPingMs = -Infinity;
+  /** When the last inner packet went out (liveness probing starts if nothing comes back). */
+  #lastDataSentMs = -Infinity;
+  /** Liveness probes sent since the last authenticated datagram. */
+  #probes = 0;
   #configRequestAtMs = Infinity;
   #pingSeq = 0;
   #closed = false;
@@ -206,6 +213,7 @@ export class ClientCore {
     const n = kp.open(this.#o.aead, d, plain);
     if (n < 0) return this.#drop(n === -1 ? "bad_tag" : n === -2 ? "replay" : "bad_counter");
     this.#lastRecvMs = now;
+    this.#probes = 0;
     this.stats.rxPackets++;
     this.stats.rxBytes += d.len;
     if (type === MessageType.Control) return this.#onControl(now, plain.subarray(0, n));
@@ -331,6 +339,7 @@ export class ClientCore {
     kp.seal(this.#o.aead, MessageType.Data, pkt, len, out);
     r.length = out.len;
     r.verdict = Verdict.Net;
+    this.#lastDataSentMs = now;
     this.stats.txPackets++;
     this.stats.txBytes += r.length;
     return r;
@@ -351,10 +360,18 @@ export class ClientCore {
       if (now >= this.#configRequestAtMs) this.#sendConfigRequest(now);
       const ka = this.keepaliveMs;
       const silent = now - this.#lastRecvMs;
-      if (!this.#pending && silent >= DEAD_AFTER_KEEPALIVES * ka) {
-        this.events.push({ type: "path_dead", silentMs: silent });
-        this.#attempt = 0;
-        this.#initiate(now, wallMs);
+      // Traffic went out since we last heard anything: probe quickly instead of waiting for
+      // the keepalive timer, so a dead path is noticed in under a second.
+      const waiting = this.#lastDataSentMs > this.#lastRecvMs && silent >= LIVENESS_SILENCE_MS;
+      if (!this.#pending && waiting && this.#probes >= LIVENESS_PROBES) {
+        this.#pathDead(now, wallMs, silent, `${this.#probes} probes unanswered while sending`);
+      } else if (!this.#pending && silent >= DEAD_AFTER_KEEPALIVES * ka) {
+        this.#pathDead(now, wallMs, silent, `${DEAD_AFTER_KEEPALIVES} keepalives unanswered`);
+      } else if (
+        !this.#pending && waiting && this.config && now - this.#lastPingMs >= LIVENESS_PROBE_MS
+      ) {
+        this.#ping(now);
+        this.#probes++;
       } else if (
         !this.#pending &&
         (now - kp.createdMs >= REKEY_AFTER_TIME_MS || kp.sendCounter >= REKEY_AFTER_MESSAGES)
@@ -366,6 +383,13 @@ export class ClientCore {
     }
     let next = Math.min(this.#retryAtMs, this.#configRequestAtMs);
     if (kp) {
+      if (this.#lastDataSentMs > this.#lastRecvMs) {
+        next = Math.min(
+          next,
+          this.#lastRecvMs + LIVENESS_SILENCE_MS,
+          this.#lastPingMs + LIVENESS_PROBE_MS,
+        );
+      }
       next = Math.min(
         next,
         this.#lastPingMs + this.keepaliveMs,
@@ -374,6 +398,25 @@ export class ClientCore {
       );
     }
     return Math.max(next, now + 1);
+  }
+
+  #pathDead(now: number, wallMs: number, silentMs: number, reason: string): void {
+    this.events.push({ type: "path_dead", silentMs, reason });
+    this.#probes = 0;
+    this.#attempt = 0;
+    this.#initiate(now, wallMs);
+  }
+
+  /**
+   * The local network changed (address, route, interface): probe the path now. If the server
+   * answers, nothing else happens (it already follows us to a new address); if not, the
+   * liveness probes declare the path dead within a second and a new handshake starts.
+   */
+  nudge(now: number): void {
+    if (!this.#current || this.#closed) return;
+    this.#lastDataSentMs = now;
+    this.#ping(now);
+    this.#probes = 1;
   }
 
   /**

@@ -29,3 +29,14 @@ export const DEAD_AFTER_KEEPALIVES = 3;
 /** The server ignores initiations from one client that come faster than this (WireGuard
  * section 5.1: at most one per Rekey-Timeout... we allow more for quick reconnects). */
 export const MIN_INITIATION_INTERVAL_MS = 50;
+/** With traffic going out and nothing authenticated coming back for this long, the client
+ * starts probing the path. Games send and receive many times a second, so this much silence
+ * while sending is already suspicious. */
+export const LIVENESS_SILENCE_MS = 300;
+/** Spacing of liveness probes (keepalive pings) once probing started. */
+export const LIVENESS_PROBE_MS = 100;
+/** Unanswered liveness probes after which the path counts as dead: about 300 + 6 x 100 = 900 ms
+ * after the last reply (a commercial game tunnel documents three missed 750 ms probes, about
+ * 2 s; our target is under 1 s). Six in a row, so that 10% loss each way (19% per round trip)
+ * fakes a dead path only with probability 0.19^6, about 5e-5 per silent spell. */
+export const LIVENESS_PROBES = 6;
