@@ -1,6 +1,6 @@
 /**
  * The one private FFI symbol table for libc (`libc.so.6`), shared by every module that makes
- * system calls (TUN today; the data-plane Worker adds recvmmsg/sendmmsg/setsockopt later).
+ * system calls (TUN devices, and the batched UDP socket of the data path: recvmmsg/sendmmsg).
  *
  * To add a call, add an entry to {@link LIBC_SYMBOLS}; the library is opened lazily, once per
  * isolate (a Worker gets its own copy, which is what the thread-local `errno` needs anyway).
@@ -52,6 +52,22 @@ export const LIBC_SYMBOLS = {
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   /** int socket(int domain, int type, int protocol) */
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /** int bind(int fd, const struct sockaddr *addr, socklen_t addrlen) */
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  /** int getsockname(int fd, struct sockaddr *addr, socklen_t *addrlen) — addrlen is in/out. */
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  /** int setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen) */
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  /** int getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen) */
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  /**
+   * int recvmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags,
+   * struct timespec *timeout) — the timeout pointer is declared `usize` so that callers pass
+   * `0n` (NULL; xvpn only uses MSG_DONTWAIT) and stay on the fast-call path.
+   */
+  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "usize"], result: "i32" },
+  /** int sendmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags) */
+  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   /** int *__errno_location(void) — glibc's address of the calling thread's errno. */
   __errno_location: { parameters: [], result: "pointer" },
   /** char *strerror(int errnum) */
@@ -79,6 +95,33 @@ export const POLLERR = 0x008;
 export const POLLHUP = 0x010;
 /** poll: fd not open. */
 export const POLLNVAL = 0x020;
+
+/** Socket address family IPv4 (linux/socket.h). */
+export const AF_INET = 2;
+/** Datagram socket type (linux/net.h). */
+export const SOCK_DGRAM = 2;
+/** socket(): create non-blocking; same bit as O_NONBLOCK (linux/net.h). */
+export const SOCK_NONBLOCK = O_NONBLOCK;
+/** socket(): create close-on-exec; same bit as O_CLOEXEC. */
+export const SOCK_CLOEXEC = O_CLOEXEC;
+/** setsockopt level for socket options (asm-generic/socket.h). */
+export const SOL_SOCKET = 1;
+/** Send buffer size; the kernel doubles the value and caps it at net.core.wmem_max. */
+export const SO_SNDBUF = 7;
+/** Receive buffer size; the kernel doubles the value and caps it at net.core.rmem_max. */
+export const SO_RCVBUF = 8;
+/** As SO_SNDBUF but ignores wmem_max; needs CAP_NET_ADMIN. */
+export const SO_SNDBUFFORCE = 32;
+/** As SO_RCVBUF but ignores rmem_max; needs CAP_NET_ADMIN. */
+export const SO_RCVBUFFORCE = 33;
+/** setsockopt/cmsg level for UDP options (IPPROTO_UDP, netinet/in.h). */
+export const SOL_UDP = 17;
+/** UDP generic segmentation offload: segment size, socket-wide or per message (linux/udp.h). */
+export const UDP_SEGMENT = 103;
+/** recv/send flag: do not block this call (linux/socket.h). */
+export const MSG_DONTWAIT = 0x40;
+/** msg_flags on receive: the datagram was longer than the buffer and was cut (linux/socket.h). */
+export const MSG_TRUNC = 0x20;
 
 let lib: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
 let errnoCell: Int32Array | undefined;
@@ -111,6 +154,17 @@ export function errno(): number {
   return errnoCell[0]!;
 }
 
+/**
+ * The calling thread's errno cell itself (see {@link errno}), for hot paths that read it inline,
+ * with no function call between the failing FFI call and the read: V8 may service interrupts
+ * (garbage collection, installing optimized code) on entry to a function, and runtime code run
+ * there can overwrite errno. Valid for this isolate's thread only.
+ */
+export function errnoView(): Int32Array {
+  if (!errnoCell) errno();
+  return errnoCell!;
+}
+
 /** Linux errno numbers by name (the ones worth naming in messages and branching on). */
 export const Errno = {
   EPERM: 1,
@@ -139,7 +193,9 @@ export const Errno = {
   ERANGE: 34,
   ENOSYS: 38,
   EBADFD: 77,
+  ENOTSOCK: 88,
   EMSGSIZE: 90,
+  ENOPROTOOPT: 92,
   EPROTONOSUPPORT: 93,
   EOPNOTSUPP: 95,
   EAFNOSUPPORT: 97,
