@@ -30,6 +30,7 @@ import {
   type PendingInitiation,
   readResponse,
 } from "./handshake.ts";
+import { CookieJar } from "./cookie.ts";
 import { publicKeyOf } from "./keys.ts";
 import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
 import { PacketResult, Verdict } from "./result.ts";
@@ -105,6 +106,8 @@ export class ClientCore {
 
   readonly #o: ClientOptions;
   readonly #mac1Key: Uint8Array;
+  /** The server's last cookie, for mac2 when it is under load (cookie.ts). */
+  readonly #cookies: CookieJar;
   readonly #localId: number;
   readonly #random: (buf: Uint8Array) => void;
   readonly #result = new PacketResult();
@@ -132,6 +135,7 @@ export class ClientCore {
     this.#o = opts;
     this.#random = opts.random ?? ((b) => crypto.getRandomValues(b));
     this.#mac1Key = mac1Key(publicKeyOf(opts.privateKey));
+    this.#cookies = new CookieJar(opts.serverPublicKey);
     const id = new Uint8Array(4);
     do this.#random(id); while (readU32(id, 0) === 0);
     this.#localId = readU32(id, 0);
@@ -175,6 +179,7 @@ export class ClientCore {
     const j = new Uint8Array(1);
     this.#random(j);
     this.#retryAtMs = now + base * (1 + HANDSHAKE_RETRY_JITTER * (j[0]! / 255));
+    this.#cookies.stamp(now, this.#pending.datagram);
     this.outbox.push(this.#pending.datagram);
     this.events.push({ type: "handshake_sent", attempt: this.#attempt });
   }
@@ -199,6 +204,7 @@ export class ClientCore {
     const type = classify(d.buf, d.len);
     if (typeof type === "string") return this.#drop(type);
     if (type === MessageType.HandshakeResponse) return this.#onResponse(now, d.bytes());
+    if (type === MessageType.CookieReply) return this.#onCookieReply(now, d.bytes());
     if (type !== MessageType.Data && type !== MessageType.Control) return this.#drop("bad_type");
     if (readU32(d.buf, 4) !== this.#localId) return this.#drop("unknown_receiver");
     const epoch = d.buf[2]!;
@@ -224,6 +230,19 @@ export class ClientCore {
     r.verdict = Verdict.Tun;
     r.length = (out[2]! << 8) | out[3]!; // IPv4 total length: trims any padding
     return r;
+  }
+
+  /** The server is under load and did no handshake for our initiation: keep its cookie and send
+   * the same initiation again at once with mac2 (its timestamp is still unused, so the server
+   * accepts it; WireGuard waits for its retry timer, a game should not). */
+  #onCookieReply(now: number, d: Uint8Array): PacketResult {
+    const pending = this.#pending;
+    if (!pending || readU32(d, 4) !== pending.localId) return this.#drop("unknown_receiver");
+    if (!this.#cookies.accept(now, d)) return this.#drop("bad_cookie");
+    const again = pending.datagram.slice();
+    this.#cookies.restamp(now, again);
+    this.outbox.push(again);
+    return this.#none();
   }
 
   #onResponse(now: number, d: Uint8Array): PacketResult {

@@ -32,6 +32,7 @@ import {
   newerTimestamp,
   readInitiation,
 } from "./handshake.ts";
+import { DEFAULT_HANDSHAKE_LOAD_THRESHOLD, HandshakeGate } from "./cookie.ts";
 import { type Cidr, formatIPv4, ipv4Dst, ipv4Src } from "./ip.ts";
 import { encodeKey, publicKeyOf } from "./keys.ts";
 import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
@@ -87,6 +88,10 @@ export interface ServerOptions {
   mssClamp?: boolean;
   /** Fills a buffer with random bytes (injected for deterministic tests). */
   random?: (buf: Uint8Array) => void;
+  /** Initiations (valid mac1) per second above which the server is under load and demands a
+   * cookie in mac2 before any Diffie-Hellman (cookie.ts). Default
+   * {@link DEFAULT_HANDSHAKE_LOAD_THRESHOLD}. */
+  handshakeLoadThreshold?: number;
 }
 
 /** Something worth a log line. */
@@ -160,6 +165,8 @@ export class ServerCore {
   readonly drops: DropCounters = newDropCounters();
   /** The pool (exposed for status and tests). */
   readonly pool: IpPool;
+  /** Handshake flood defence: load meter, cookies, per-source limit (exposed for stats). */
+  readonly handshakes: HandshakeGate;
 
   readonly #o: ServerOptions;
   readonly #mac1Key: Uint8Array;
@@ -185,6 +192,11 @@ export class ServerCore {
       return readU32(rnd, 0);
     });
     this.#mac1Key = mac1Key(publicKeyOf(opts.privateKey));
+    this.handshakes = new HandshakeGate(
+      publicKeyOf(opts.privateKey),
+      opts.handshakeLoadThreshold ?? DEFAULT_HANDSHAKE_LOAD_THRESHOLD,
+      this.#random,
+    );
     for (const c of opts.clients) {
       const keyText = encodeKey(c.publicKey);
       this.#peers.set(keyText, {
@@ -243,6 +255,11 @@ export class ServerCore {
 
   #onInitiation(now: number, d: Uint8Array, from: Endpoint): PacketResult {
     if (!checkMac1(this.#mac1Key, d)) return this.#drop("bad_mac1");
+    // Under load, no Diffie-Hellman without a valid mac2: a cookie reply instead (WireGuard
+    // whitepaper 5.4.7; cookie.ts).
+    const gate = this.handshakes.admit(now, d, from);
+    if (gate.reply) this.outbox.push({ data: gate.reply, to: from });
+    if (gate.drop) return this.#drop(gate.drop);
     const init = readInitiation(d, this.#o.privateKey);
     if (!init) return this.#drop("bad_handshake");
     const peer = this.#peers.get(encodeKey(init.clientPublic));

@@ -30,6 +30,8 @@ export const MessageType = {
   Data: 3,
   /** An encrypted control message (config push, keepalive ping/pong, disconnect). */
   Control: 4,
+  /** Server to client under load: a sealed cookie for the initiation's mac2 (cookie.ts). */
+  CookieReply: 5,
 } as const;
 
 /** Bytes in the fixed header. */
@@ -64,6 +66,12 @@ export const HANDSHAKE_INIT_BYTES = HEADER_BYTES + SENDER_ID_BYTES + NOISE_INIT_
 /** Total handshake response size; smaller than the initiation, so a response never amplifies. */
 export const HANDSHAKE_RESPONSE_BYTES = HEADER_BYTES + SENDER_ID_BYTES + NOISE_RESPONSE_BYTES +
   2 * MAC_BYTES;
+
+/** Bytes of the XChaCha20-Poly1305 nonce in a cookie reply. */
+export const COOKIE_NONCE_BYTES = 24;
+/** Cookie reply: header, nonce, sealed 16-byte cookie. Smaller than the initiation it answers,
+ * so a cookie reply never amplifies (WireGuard whitepaper section 5.4.7). */
+export const COOKIE_REPLY_BYTES = HEADER_BYTES + COOKIE_NONCE_BYTES + 16 + TAG_BYTES;
 
 /** Writes a header into buf[0..16). `counter` must be a non-negative safe integer. */
 export function writeHeader(
@@ -152,6 +160,8 @@ export function classify(d: Uint8Array, len = d.length): number | DropReason {
       return len === HANDSHAKE_INIT_BYTES ? type : "bad_length";
     case MessageType.HandshakeResponse:
       return len === HANDSHAKE_RESPONSE_BYTES ? type : "bad_length";
+    case MessageType.CookieReply:
+      return len === COOKIE_REPLY_BYTES ? type : "bad_length";
     case MessageType.Data:
     case MessageType.Control:
       return len >= DATA_OVERHEAD_BYTES ? type : "short";
@@ -190,6 +200,12 @@ export const DROP_REASONS = [
   "tun_error",
   "send_failed",
   "stranger",
+  // Handshake floods (cookie.ts): under load, an initiation without a valid mac2 got a cookie
+  // reply instead of a handshake; one over its source's rate got nothing; a cookie reply the
+  // client could not use (unexpected, forged, replayed).
+  "under_load",
+  "source_rate",
+  "bad_cookie",
 ] as const;
 
 /** One of {@link DROP_REASONS}. */
