@@ -14,9 +14,10 @@ export const REJECT_AFTER_TIME_MS = 180_000;
 export const REKEY_AFTER_MESSAGES = 2 ** 48;
 /** Never send or accept more messages than this under one key. */
 export const REJECT_AFTER_MESSAGES = 2 ** 48 + 2 ** 32;
-/** First handshake retransmission delay. Lower than WireGuard's 5 s (Rekey-Timeout): a gamer
- * waiting for the tunnel should not wait 5 s per lost datagram. Doubled per retry. */
-export const HANDSHAKE_RETRY_FIRST_MS = 1_000;
+/** First handshake retransmission delay, doubled per retry. Far below WireGuard's 5 s
+ * (Rekey-Timeout): a gamer whose server just restarted should not wait seconds per lost
+ * datagram, and an initiation costs the server one Diffie-Hellman. */
+export const HANDSHAKE_RETRY_FIRST_MS = 250;
 /** Cap of the doubling retry delay. */
 export const HANDSHAKE_RETRY_MAX_MS = 8_000;
 /** Random jitter added to each retry delay, as a fraction (spreads reconnect storms). */

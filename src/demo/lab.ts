@@ -45,6 +45,15 @@ export interface LabOptions {
   withOther?: boolean;
   /** `data_path` of both xvpn processes (default: auto). */
   dataPath?: "auto" | "fast" | "portable";
+  /** DNS servers the server pushes (default: its own tunnel address, {@link LAB}.serverTunnel). */
+  serverDns?: string[];
+  /**
+   * Gives the client namespace its own resolv.conf with this text: written to
+   * `/etc/netns/<client-ns>/resolv.conf` (which `ip netns exec` bind-mounts over /etc/resolv.conf
+   * for every process started in the namespace) and removed with the lab. Without it the client
+   * sees the machine's resolv.conf, and xvpn refuses to change DNS from inside a namespace.
+   */
+  clientResolvConf?: string;
 }
 
 /** A running lab. */
@@ -79,13 +88,36 @@ export class Lab {
     const dir = await Deno.makeTempDir({ prefix: "xvpn-lab-" });
     const lab = new Lab(topo, dir, opts);
     topo.onDestroy(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
-    await lab.#writeConfigs();
+    try {
+      await lab.#writeConfigs();
+      if (opts.clientResolvConf !== undefined) await lab.#writeResolvConf(opts.clientResolvConf);
+    } catch (err) {
+      await topo.destroy();
+      throw err;
+    }
     return lab;
   }
 
   /** Path of a file in the lab directory. */
   path(name: string): string {
     return `${this.dir}/${name}`;
+  }
+
+  /** Where `ip netns exec` finds the client namespace's own resolv.conf. */
+  get clientResolvConfPath(): string {
+    return `/etc/netns/${this.topo.ns("client")}/resolv.conf`;
+  }
+
+  async #writeResolvConf(text: string): Promise<void> {
+    const dir = `/etc/netns/${this.topo.ns("client")}`;
+    // Registered before writing, so a failed write still removes the directory.
+    this.topo.onDestroy(async () => {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      // /etc/netns did not exist before most labs; leave it only when someone else uses it.
+      await Deno.remove("/etc/netns").catch(() => {});
+    });
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(`${dir}/resolv.conf`, text);
   }
 
   async #writeConfigs(): Promise<void> {
@@ -99,7 +131,7 @@ export class Lab {
         `tun: { name: xvpn0, mtu: ${o.mtu ?? 1420} }`,
         `pool: ${LAB.pool}`,
         `routes: [${LAB.gameNet}]`,
-        `dns: [${LAB.serverTunnel}]`,
+        `dns: [${(o.serverDns ?? [LAB.serverTunnel]).join(", ")}]`,
         `keepalive: 2s`,
         `session_timeout: 10s`,
         `nat: ${o.nat ? "true" : "false"}`,
@@ -172,6 +204,20 @@ export class Lab {
     await this.waitAddress("server", LAB.serverTunnel, timeoutMs);
     this.startClient();
     await this.waitAddress("client", LAB.clientTunnel, timeoutMs);
+    await this.waitRoute("client", LAB.game, timeoutMs);
+  }
+
+  /** Waits until `host` routes `dst` through xvpn0 (routes follow the address). */
+  async waitRoute(host: string, dst: string, timeoutMs = 20_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      const r = await this.topo.exec(host, ["ip", "route", "get", dst], { allowFailure: true });
+      if (r.code === 0 && r.stdout.includes("dev xvpn0")) return;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    throw new Error(
+      `${host} has no route to ${dst} through xvpn0 after ${timeoutMs} ms\n${await this.logs()}`,
+    );
   }
 
   /** The last lines of both processes' output, for failure messages. */

@@ -23,6 +23,7 @@ import { ClientAdapter, type CoreEvent } from "./engine.ts";
 import { type Engine, startPortable } from "./portable.ts";
 import { startFast } from "./dataplane/host.ts";
 import { useFastPath } from "./choose.ts";
+import { type PathToServer, watchPathToServer } from "./netwatch.ts";
 
 const log = logger("client");
 
@@ -49,10 +50,11 @@ export async function runClient(
   const cleanup = new Cleanup();
   let exit: ClientExit = { code: 0 };
   try {
-    const server: Endpoint = {
+    let server: Endpoint = {
       hostname: await resolveHost(cfg.server.host),
       port: cfg.server.port,
     };
+    let reconnect: () => Promise<void> = () => Promise.resolve();
     const tun = openTun(cfg.tun.name);
     cleanup.add(`close TUN ${tun.name}`, () => tun.close());
     const link = new RouteApplier(deps.runner);
@@ -117,9 +119,14 @@ export async function runClient(
             apply(e.config);
             break;
           case "path_dead":
-            log.warning("No reply from the server for {s} s: handshaking again", {
-              s: Math.round(e.silentMs / 1000),
-            });
+            log.warning(
+              "No reply from the server for {ms} ms ({reason}): new socket, new handshake",
+              {
+                ms: Math.round(e.silentMs),
+                reason: e.reason,
+              },
+            );
+            void reconnect();
             break;
           case "rtt":
             log.debug("Keepalive RTT {rtt} ms", { rtt: e.rttMs });
@@ -167,6 +174,7 @@ export async function runClient(
         udp,
         onEvents,
         () => core.closed,
+        () => new DenoUdpSocket("0.0.0.0", 0),
       );
       engine = {
         ...portable,
@@ -178,6 +186,36 @@ export async function runClient(
       tun: tun.name,
       path: engine.description,
     });
+    // A dead path: a fresh socket (new source port, fresh NAT mapping and route lookup), and
+    // a server given by name is resolved again, in case it moved (WireGuard resolves once).
+    let reconnecting = false;
+    reconnect = async () => {
+      if (reconnecting) return;
+      reconnecting = true;
+      try {
+        await engine.rebind?.();
+        if (parseIPv4(cfg.server.host) === undefined) {
+          const ip = await resolveHost(cfg.server.host).catch(() => undefined);
+          if (ip && ip !== server.hostname) {
+            log.info("{host} now resolves to {ip}", { host: cfg.server.host, ip });
+            server = { hostname: ip, port: cfg.server.port };
+            engine.setServer?.(server);
+          }
+        }
+      } finally {
+        reconnecting = false;
+      }
+    };
+    // A changed way to the server (new address, new default route): probe at once on a fresh
+    // socket instead of waiting for the path to look dead.
+    const unwatch = await watchPathToServer(deps.runner, server.hostname, (before, after) => {
+      log.info("The way to the server changed ({before} -> {after}): probing on a new socket", {
+        before: describePath(before),
+        after: describePath(after),
+      });
+      void engine.rebind?.();
+    });
+    cleanup.add("stop watching the network", unwatch);
     await Promise.race([aborted(deps.signal), engine.ended, failed]);
     const drops = formatDrops(await engine.stop());
     await applying;
@@ -188,6 +226,12 @@ export async function runClient(
     if (errors.length === 0) log.info("Removed the TUN device, its address and routes");
   }
   return exit;
+}
+
+function describePath(p: PathToServer | undefined): string {
+  if (!p) return "no route";
+  return [p.dev && `dev ${p.dev}`, p.prefsrc && `src ${p.prefsrc}`, p.gateway && `via ${p.gateway}`]
+    .filter(Boolean).join(" ");
 }
 
 function dedupe(routes: Cidr[]): Cidr[] {

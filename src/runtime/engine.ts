@@ -40,6 +40,10 @@ export interface CoreAdapter {
   stop(): void;
   /** Drop counters. */
   readonly drops: DropCounters;
+  /** The local network changed: probe the path now (client only). */
+  nudge?(now: number): void;
+  /** Where sealed packets go now (client only: a server that moved or was re-resolved). */
+  setServer?(server: Endpoint): void;
 }
 
 /** Adapts a {@link ServerCore}. */
@@ -77,12 +81,19 @@ export class ClientAdapter implements CoreAdapter {
   strangers = 0;
   readonly #ignored = new PacketResult();
 
-  constructor(readonly core: ClientCore, readonly server: Endpoint) {
+  constructor(readonly core: ClientCore, public server: Endpoint) {
     this.#ignored.verdict = Verdict.None;
+  }
+  nudge(now: number): void {
+    this.core.nudge(now);
+  }
+  setServer(server: Endpoint): void {
+    this.server = server;
   }
   receive(now: number, d: PacketBuf, from: Endpoint, out: Uint8Array): PacketResult {
     if (from !== this.server && !sameEndpoint(from, this.server)) {
       this.strangers++;
+      this.core.drops.stranger++;
       return this.#ignored;
     }
     return this.core.receive(now, d, out);

@@ -13,7 +13,7 @@
  * @module
  */
 import { PacketBuf } from "../core/packet.ts";
-import { Verdict } from "../core/result.ts";
+import { type Endpoint, Verdict } from "../core/result.ts";
 import type { DropCounters } from "../core/wire.ts";
 import type { TunDevice } from "../io/tun/device.ts";
 import type { UdpSocket } from "../io/udp/socket.ts";
@@ -34,16 +34,24 @@ export interface Engine {
   stop(): Promise<DropCounters>;
   /** Resolves when the engine ended by itself (the core closed for good). */
   readonly ended: Promise<void>;
+  /** Client only: a fresh UDP socket (new source port and route lookup), then a probe. */
+  rebind?(): Promise<void>;
+  /** Client only: the server's address changed (re-resolved host name). */
+  setServer?(server: Endpoint): void;
+  /** Client only: the local network changed; probe the path now. */
+  nudge?(): void;
 }
 
 /** Starts the portable data path over `tun` and `udp` for `core`. */
 export function startPortable(
   core: CoreAdapter,
   tun: TunDevice,
-  udp: UdpSocket,
+  firstUdp: UdpSocket,
   onEvents: (events: CoreEvent[]) => void,
   isClosed: () => boolean = () => false,
+  newUdp?: () => UdpSocket,
 ): Engine {
+  let udp = firstUdp;
   let running = true;
   let endedResolve!: () => void;
   const ended = new Promise<void>((r) => (endedResolve = r));
@@ -105,6 +113,21 @@ export function startPortable(
   return {
     description: "portable (Deno.listenDatagram on the main thread)",
     ended,
+    rebind: newUdp
+      ? () => {
+        const old = udp;
+        udp = newUdp(); // the net loop picks it up after the old socket's receive fails
+        old.close();
+        core.nudge?.(performance.now());
+        flush();
+        return Promise.resolve();
+      }
+      : undefined,
+    setServer: (server: Endpoint) => core.setServer?.(server),
+    nudge: () => {
+      core.nudge?.(performance.now());
+      flush();
+    },
     async stop() {
       clearInterval(timer);
       core.stop();

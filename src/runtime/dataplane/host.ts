@@ -10,6 +10,8 @@ import { EFD_CLOEXEC, EFD_NONBLOCK, errno, errnoName, libc } from "../../io/_lib
 import type { CoreEvent } from "../engine.ts";
 import type { Engine } from "../portable.ts";
 import {
+  type Command,
+  CTRL_COMMAND,
   CTRL_STOP,
   CTRL_WORDS,
   type FromWorker,
@@ -87,7 +89,15 @@ export async function startFast(
     closeAll();
     throw err;
   }
+  const command = (cmd: Command) => {
+    worker.postMessage(cmd);
+    Atomics.store(ctrl, CTRL_COMMAND, 1);
+    c.write(wakeFd, wake, 8n);
+  };
   return {
+    rebind: () => Promise.resolve(command({ type: "rebind" })),
+    setServer: (server) => command({ type: "server", server }),
+    nudge: () => command({ type: "nudge" }),
     description: `fast (Linux worker: poll + recvmmsg/sendmmsg${info.gso ? " + UDP GSO" : ""}), ` +
       `AEAD ${info.aead}, UDP ${info.local.hostname}:${info.local.port}`,
     ended,

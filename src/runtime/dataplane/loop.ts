@@ -25,7 +25,7 @@ import type { TunDevice } from "../../io/tun/device.ts";
 import type { LinuxUdpSocket } from "../../io/udp/linux.ts";
 import type { CoreAdapter, CoreEvent, Outgoing } from "../engine.ts";
 import { writeTun } from "../portable.ts";
-import { CTRL_STOP } from "./messages.ts";
+import { CTRL_COMMAND, CTRL_STOP } from "./messages.ts";
 
 /** Batches per direction per loop turn before the other direction gets a go. */
 const BATCHES_PER_TURN = 4;
@@ -86,11 +86,20 @@ export class DataPlaneLoop {
     return e;
   }
 
-  /** Runs until the stop flag is set or the core closes for good. */
+  /** Replaces the UDP socket (after a rebind); the next poll() watches the new fd. */
+  setUdp(udp: LinuxUdpSocket): void {
+    this.#p.udp = udp;
+    this.#pollView.setInt32(8, udp.fd, true);
+  }
+
+  /** Runs until the stop flag is set, a command is announced, or the core closes for good. */
   run(): void {
     const p = this.#p;
     this.#timers(performance.now());
-    while (Atomics.load(p.control, CTRL_STOP) === 0 && !p.isClosed()) {
+    while (
+      Atomics.load(p.control, CTRL_STOP) === 0 && Atomics.load(p.control, CTRL_COMMAND) === 0 &&
+      !p.isClosed()
+    ) {
       const now = performance.now();
       const timeout = Math.max(0, Math.min(MAX_SLEEP_MS, Math.ceil(this.#nextDeadline - now)));
       const rc = p.c.poll(this.#pollfds, 3n, timeout);

@@ -13,6 +13,8 @@ import type { CoreEvent } from "../engine.ts";
 
 /** Index of the stop flag in the shared control words. */
 export const CTRL_STOP = 0;
+/** Index of the "a command message is on its way" flag: the Worker leaves poll() to read it. */
+export const CTRL_COMMAND = 1;
 /** Shared control words (Int32). */
 export const CTRL_WORDS = 4;
 
@@ -57,8 +59,14 @@ export interface ClientInit extends InitCommon {
   mssClamp: boolean;
 }
 
+/** A command to a running Worker (sent with postMessage, announced with CTRL_COMMAND). */
+export type Command =
+  | { type: "rebind" }
+  | { type: "server"; server: Endpoint }
+  | { type: "nudge" };
+
 /** Main thread to Worker. */
-export type ToWorker = ServerInit | ClientInit;
+export type ToWorker = ServerInit | ClientInit | Command;
 
 /** Worker to main thread. */
 export type FromWorker =
@@ -70,6 +78,8 @@ export type FromWorker =
 
 /** Fields the host fills in itself. */
 type HostFields = "type" | "wakeFd" | "control" | "batch";
+
+/** What a caller of startFast() gives. */
 
 /** What a caller of startFast() gives: an init message without the host's own fields. */
 export type StartArgs =

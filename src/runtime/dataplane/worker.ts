@@ -15,7 +15,15 @@ import { adoptLinuxTun } from "../../io/tun/linux.ts";
 import { LinuxUdpSocket } from "../../io/udp/linux.ts";
 import { ClientAdapter, type CoreAdapter, type CoreEvent, ServerAdapter } from "../engine.ts";
 import { DataPlaneLoop } from "./loop.ts";
-import type { FromWorker, ToWorker } from "./messages.ts";
+import {
+  type ClientInit,
+  type Command,
+  CTRL_COMMAND,
+  CTRL_STOP,
+  type FromWorker,
+  type ServerInit,
+  type ToWorker,
+} from "./messages.ts";
 
 /** Largest datagram a slot holds: an IPv4 packet of 65535 plus our overhead fits in 65536+64. */
 const SLOT_BYTES = 65536 + 64;
@@ -24,17 +32,34 @@ function post(msg: FromWorker): void {
   self.postMessage(msg);
 }
 
+// Commands arrive while the loop is blocked in poll(): they queue here, and the loop leaves
+// poll() (CTRL_COMMAND + the wake eventfd) to come and read them.
+const commands: Command[] = [];
+let commandArrived: (() => void) | undefined;
+
 self.onmessage = (e: MessageEvent<ToWorker>) => {
-  const init = e.data;
-  try {
-    run(init);
-  } catch (err) {
-    post({ type: "error", message: (err as Error).message });
+  const msg = e.data;
+  if (msg.type !== "init") {
+    commands.push(msg);
+    commandArrived?.();
+    return;
   }
-  self.close();
+  run(msg).catch((err) => post({ type: "error", message: (err as Error).message }))
+    .finally(() => self.close());
 };
 
-function run(init: ToWorker): void {
+function nextCommand(): Promise<Command> {
+  const queued = commands.shift();
+  if (queued) return Promise.resolve(queued);
+  return new Promise((resolve) => {
+    commandArrived = () => {
+      commandArrived = undefined;
+      resolve(commands.shift()!);
+    };
+  });
+}
+
+async function run(init: ServerInit | ClientInit): Promise<void> {
   const aead = createAead("auto");
   let core: CoreAdapter;
   let isClosed = () => false;
@@ -71,15 +96,17 @@ function run(init: ToWorker): void {
   // whole life, and these arrays keep them referenced.
   const rx = Array.from({ length: init.batch }, () => PacketBuf.alloc(SLOT_BYTES));
   const tx = Array.from({ length: init.batch }, () => PacketBuf.alloc(SLOT_BYTES));
-  const udp = LinuxUdpSocket.open({
-    host: init.bind.hostname,
-    port: init.bind.port,
-    rxSlots: rx.map((s) => s.buf),
-    txSlots: tx.map((s) => s.buf),
-    gso: true,
-    sndbuf: 4 << 20,
-    rcvbuf: 4 << 20,
-  });
+  const openUdp = (port: number) =>
+    LinuxUdpSocket.open({
+      host: init.bind.hostname,
+      port,
+      rxSlots: rx.map((s) => s.buf),
+      txSlots: tx.map((s) => s.buf),
+      gso: true,
+      sndbuf: 4 << 20,
+      rcvbuf: 4 << 20,
+    });
+  let udp = openUdp(init.bind.port);
   const tun = adoptLinuxTun(init.tunFd, init.tunName);
   const loop = new DataPlaneLoop({
     c: libc(),
@@ -99,8 +126,33 @@ function run(init: ToWorker): void {
     aead: aead.name,
     gso: udp.gsoEnabled,
   });
+  const control = new Int32Array(init.control);
   try {
-    loop.run();
+    for (;;) {
+      loop.run();
+      if (Atomics.load(control, CTRL_STOP) !== 0 || isClosed()) break;
+      // Left poll() for a command.
+      Atomics.store(control, CTRL_COMMAND, 0);
+      const cmd = await nextCommand();
+      const now = performance.now();
+      switch (cmd.type) {
+        case "rebind":
+          // A fresh socket: new source port, fresh NAT mapping, fresh route lookup.
+          udp.close();
+          udp = openUdp(0);
+          loop.setUdp(udp);
+          core.nudge?.(now);
+          break;
+        case "server": {
+          const ip = parseIPv4(cmd.server.hostname);
+          if (ip !== undefined) core.setServer?.({ ...cmd.server, ip } as typeof cmd.server);
+          break;
+        }
+        case "nudge":
+          core.nudge?.(now);
+          break;
+      }
+    }
     if (isClosed()) post({ type: "ended" });
     else loop.stop();
   } finally {

@@ -1,0 +1,113 @@
+/**
+ * Smart reconnect in real namespaces: the client's underlay address changes in the middle of a
+ * TCP transfer, and the server is killed and restarted under a ping stream. Figures (the gap in
+ * a 20 ms ping stream) are printed so they can be quoted.
+ */
+import { assert, assertEquals } from "../src/testing/assert.ts";
+import { rootTest } from "../src/testing/root.ts";
+import type { LabOptions } from "../src/demo/lab.ts";
+import { LAB, Lab, tcpTransfer } from "./support/net.ts";
+
+const INTERVAL_MS = 20;
+
+/** Starts a 20 ms ping stream; resolves to the received sequence numbers. */
+function pingStream(lab: Lab, count: number): Promise<number[]> {
+  const child = lab.topo.spawn("client", [
+    "ping",
+    "-n",
+    "-i",
+    String(INTERVAL_MS / 1000),
+    "-c",
+    String(count),
+    "-W",
+    "1",
+    LAB.game,
+  ], { stdout: "piped" });
+  return new Response(child.stdout).text().then((out) =>
+    [...out.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1]))
+  );
+}
+
+/** The longest run of missing replies, in ms. */
+function longestGapMs(seqs: number[], count: number): number {
+  const got = new Set(seqs);
+  let worst = 0, run = 0;
+  for (let i = 1; i <= count; i++) {
+    run = got.has(i) ? 0 : run + 1;
+    worst = Math.max(worst, run);
+  }
+  return worst * INTERVAL_MS;
+}
+
+async function withLab(opts: LabOptions, fn: (lab: Lab) => Promise<void>) {
+  const lab = await Lab.create(opts);
+  try {
+    await fn(lab);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${await lab.logs(40)}`, { cause: err });
+  } finally {
+    await lab.destroy();
+  }
+}
+
+for (const dataPath of ["fast", "portable"] as const) {
+  rootTest(`roaming (${dataPath}): the client's address changes mid-transfer`, async () => {
+    await withLab({ dataPath }, async (lab) => {
+      await lab.up();
+      const iface = lab.topo.iface("client", "server");
+      await lab.topo.exec("client", [
+        "sysctl",
+        "-qw",
+        `net.ipv4.conf.${iface}.promote_secondaries=1`,
+      ]);
+      const count = 300; // 6 s
+      const pings = pingStream(lab, count);
+      const transfer = tcpTransfer(lab, "client", "game", LAB.game, 40 * 1024 * 1024);
+      await new Promise((r) => setTimeout(r, 1500));
+      // Wi-Fi to mobile, in miniature: a new address, and the old one goes away.
+      await lab.topo.exec("client", ["ip", "addr", "add", "10.201.1.3/24", "dev", iface]);
+      await lab.topo.exec("client", ["ip", "addr", "del", "10.201.1.1/24", "dev", iface]);
+      const t = await transfer;
+      assertEquals(t.got.sha256, t.sent.sha256, "the transfer completed with the same bytes");
+      const seqs = await pings;
+      const gap = longestGapMs(seqs, count);
+      console.log(
+        `  address change: ${seqs.length}/${count} pings answered, longest gap ${gap} ms, ` +
+          `transfer ${(t.sent.bytes * 8 / t.sent.seconds / 1e6).toFixed(0)} Mbit/s`,
+      );
+      assert(gap < 1000, `gap ${gap} ms must be under 1 s`);
+      const log = await Deno.readTextFile(lab.path("server.log"));
+      assert(/moved from 10\.201\.1\.1:\d+ to 10\.201\.1\.3:\d+/.test(log), "the server followed");
+    });
+  });
+}
+
+rootTest(
+  "roaming: the client recovers by itself when the server is killed and restarted",
+  async () => {
+    await withLab({}, async (lab) => {
+      await lab.up();
+      const clientPid = lab.client!.pid;
+      const count = 400; // 8 s
+      const pings = pingStream(lab, count);
+      await new Promise((r) => setTimeout(r, 1000));
+      lab.server!.kill("SIGKILL");
+      await lab.server!.status;
+      await new Promise((r) => setTimeout(r, 1000));
+      lab.startServer();
+      const seqs = await pings;
+      const after = seqs.filter((s) => s > 200).length; // the second half of the stream
+      const gap = longestGapMs(seqs, count);
+      console.log(
+        `  server restart: ${seqs.length}/${count} answered, ${after}/200 in the last 4 s, ` +
+          `longest gap ${gap} ms (server down 1 s)`,
+      );
+      assert(after >= 180, "pings flow again after the restart");
+      assertEquals(lab.client!.pid, clientPid, "the same client process");
+      const log = await Deno.readTextFile(lab.path("client.log"));
+      assert(log.includes("No reply from the server"), "the client noticed the dead path");
+      const addr = await lab.topo.exec("client", ["ip", "-j", "addr", "show", "dev", "xvpn0"]);
+      assert(addr.stdout.includes(LAB.clientTunnel), "same tunnel address after the restart");
+    });
+  },
+);
