@@ -1,0 +1,114 @@
+/**
+ * xvpn through its real command line, as a user would run it: keys from `xvpn genkey` /
+ * `xvpn pubkey`, YAML configs, `xvpn serve` in the server namespace and `xvpn connect` in the
+ * client namespace. The server pushes the target subnet, so the client's route to the target
+ * is xvpn's own doing (the runner checks that traffic leaves through xvpn0).
+ *
+ * @module
+ */
+import { assertRunning, tail, waitFor } from "../net.ts";
+import type { BenchNet, RunningTunnel, TunnelPeer } from "./types.ts";
+
+const PORT = 51820;
+const POOL = { cidr: "10.77.0.0/24", server: "10.77.0.1", client: "10.77.0.2" };
+const DEV = "xvpn0";
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
+
+/**
+ * `deno run -A main.ts <args>` with the deno running this benchmark; the config is named since
+ * the working directory may be anywhere.
+ */
+function xvpn(...args: string[]): string[] {
+  return [Deno.execPath(), "run", "-A", "--config", CONFIG, MAIN, ...args];
+}
+
+async function keypair(net: BenchNet, role: string): Promise<{ priv: string; pub: string }> {
+  const priv = (await net.topo.exec(role, xvpn("genkey"))).stdout.trim();
+  const pub = (await net.topo.exec(role, xvpn("pubkey"), { stdin: priv + "\n" })).stdout.trim();
+  if (!priv || !pub) throw new Error("xvpn genkey/pubkey printed nothing");
+  return { priv, pub };
+}
+
+/** The project under test. */
+export const xvpnPeer: TunnelPeer = {
+  id: "xvpn",
+  label: "xvpn",
+  tools: [],
+  async start(net: BenchNet): Promise<RunningTunnel> {
+    const { topo, dir } = net;
+    const server = await keypair(net, "server");
+    const client = await keypair(net, "client");
+    const endpoint = `${net.serverUnderlay}:${PORT}`;
+    await Deno.writeTextFile(
+      `${dir}/server.yaml`,
+      [
+        `listen: "${endpoint}"`,
+        `private_key: "${server.priv}"`,
+        `tun: {name: ${DEV}, mtu: ${net.mtu}}`,
+        `pool: ${POOL.cidr}`,
+        `routes: [${net.targetSubnet}]`,
+        `keepalive: 10s`,
+        `nat: false`,
+        `clients: [{name: bench, public_key: "${client.pub}"}]`,
+        `log: {level: info}`,
+        ``,
+      ].join("\n"),
+    );
+    await Deno.writeTextFile(
+      `${dir}/client.yaml`,
+      [
+        `server: "${endpoint}"`,
+        `server_public_key: "${server.pub}"`,
+        `private_key: "${client.priv}"`,
+        `tun: {name: ${DEV}}`,
+        `log: {level: info}`,
+        ``,
+      ].join("\n"),
+    );
+    const procs = [
+      {
+        role: "server",
+        log: `${dir}/xvpn-server.log`,
+        child: topo.spawn("server", xvpn("serve", "--config", `${dir}/server.yaml`), {
+          logFile: `${dir}/xvpn-server.log`,
+        }),
+      },
+    ];
+    procs.push({
+      role: "client",
+      log: `${dir}/xvpn-client.log`,
+      child: topo.spawn("client", xvpn("connect", "--config", `${dir}/client.yaml`), {
+        logFile: `${dir}/xvpn-client.log`,
+      }),
+    });
+    try {
+      await waitFor(`${DEV} in the client to get ${POOL.client}`, 15_000, async () => {
+        for (const p of procs) await assertRunning(p.child, `xvpn ${p.role}`, p.log);
+        const r = await topo.exec("client", ["ip", "-j", "addr", "show", "dev", DEV], {
+          allowFailure: true,
+        });
+        return r.code === 0 && r.stdout.includes(`"${POOL.client}"`);
+      });
+    } catch (err) {
+      const logs = await Promise.all(procs.map(async (p) => `${p.role}:\n${await tail(p.log)}`));
+      throw new Error(`${(err as Error).message}\n${logs.join("\n")}`);
+    }
+    return {
+      pids: procs.map((p) => ({ role: p.role, pid: p.child.pid })),
+      clientTunAddr: POOL.client,
+      targetAddr: net.targetAddr,
+      clientDev: DEV,
+      async stop() {
+        for (const p of [...procs].reverse()) {
+          try {
+            p.child.kill("SIGTERM");
+          } catch {
+            // already gone
+          }
+          await p.child.status;
+        }
+      },
+    };
+  },
+};
