@@ -14,9 +14,10 @@ export const ControlKind = {
   ConfigRequest: 1,
   /** Server's session config, JSON. */
   ConfigPush: 2,
-  /** Keepalive probe: u32 sequence, u32 sender's clock in ms (echoed back, gives RTT). */
+  /** Keepalive probe: u32 sequence, u32 sender's clock in ms (echoed back, gives RTT), and with
+   * multipath a flags byte (PING_FLAG_ACTIVE, path index). */
   Ping: 3,
-  /** Answer to a ping, echoing its 8 bytes. */
+  /** Answer to a ping, echoing its body (8 or 9 bytes). */
   Pong: 4,
   /** The sender closes the session; one byte of reason follows. */
   Disconnect: 5,
@@ -118,18 +119,44 @@ export function decodeConfigPush(body: Uint8Array): SessionConfig | undefined {
   };
 }
 
-/** Encodes a ping or pong. */
-export function encodePing(kind: 3 | 4, seq: number, timeMs: number): Uint8Array {
-  const out = new Uint8Array(9);
+/** Ping flag: the ping left on the client's active path, so the server may move the session's
+ * endpoint to where it came from (probes on backup paths must not pull the traffic there). */
+export const PING_FLAG_ACTIVE = 0x01;
+/** Ping flags bits 4-7: the client's path index, echoed in the pong (the server ignores it). */
+export const PING_PATH_SHIFT = 4;
+
+/**
+ * Encodes a ping or pong. With `flags` (multipath probes) the body gets a ninth byte; without,
+ * it is the 8-byte body every server understands.
+ */
+export function encodePing(kind: 3 | 4, seq: number, timeMs: number, flags?: number): Uint8Array {
+  const out = new Uint8Array(flags === undefined ? 9 : 10);
   out[0] = kind;
   writeU32(out, 1, seq);
   writeU32(out, 5, timeMs >>> 0);
+  if (flags !== undefined) out[9] = flags;
   return out;
 }
 
 /** Decodes a ping/pong body: [seq, timeMs] or undefined. */
 export function decodePing(body: Uint8Array): [number, number] | undefined {
   return body.length === 8 ? [readU32(body, 0), readU32(body, 4)] : undefined;
+}
+
+/** A ping/pong body with its optional flags byte. */
+export interface PingBody {
+  /** Sequence number. */
+  seq: number;
+  /** The sender's clock (ms, u32), echoed in the pong. */
+  timeMs: number;
+  /** Flags (PING_FLAG_*, path index), or undefined for a plain 8-byte ping. */
+  flags: number | undefined;
+}
+
+/** Decodes a ping/pong body of 8 bytes (no flags) or 9 (with flags); undefined otherwise. */
+export function decodePingBody(body: Uint8Array): PingBody | undefined {
+  if (body.length !== 8 && body.length !== 9) return undefined;
+  return { seq: readU32(body, 0), timeMs: readU32(body, 4), flags: body[8] };
 }
 
 /** Encodes a probe's plaintext of exactly `plainLen` bytes (kind, sequence, zero padding). */

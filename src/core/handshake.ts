@@ -42,6 +42,10 @@ export const TIMESTAMP_BYTES = 12;
 /** Initiation flag: a diagnostic session (`xvpn diag`), which gets no address and carries no
  * traffic, so it never disturbs a tunnel running with the same key. */
 export const INIT_FLAG_DIAG = 0x01;
+/** Initiation flag: a redundant multipath client (dual channel). The server then sends every
+ * packet of the session to each client endpoint heard from within the last second, and the
+ * client keeps the first copy (the replay window drops the rest). */
+export const INIT_FLAG_REDUNDANT = 0x02;
 
 const LABEL_MAC1 = new TextEncoder().encode("mac1----");
 

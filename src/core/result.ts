@@ -12,6 +12,11 @@ export interface Endpoint {
   hostname: string;
   /** UDP port. */
   port: number;
+  /**
+   * Client multipath only: the index of the path (local socket) to send from; absent means the
+   * first (or only) socket. Not part of the address: {@link sameEndpoint} ignores it.
+   */
+  via?: number;
 }
 
 /** What to do with the bytes the core wrote into the caller's `out` buffer. */
@@ -36,6 +41,15 @@ export class PacketResult {
   to: Endpoint | undefined = undefined;
   /** Reason for {@link Verdict.Drop}. */
   reason: DropReason | undefined = undefined;
+  /**
+   * {@link Verdict.Net} only: `extra[0..extraCount)` are further destinations for the same
+   * datagram (redundant multipath: the server's other client endpoints, or the client's other
+   * paths). The array belongs to the core and is reused, so nothing is allocated per packet;
+   * `extraCount` is 0 for the common single destination.
+   */
+  extra: Endpoint[] | undefined = undefined;
+  /** How many entries of `extra` are in use. */
+  extraCount = 0;
 }
 
 /** Two endpoints name the same socket address. */

@@ -41,3 +41,28 @@ export const LIVENESS_PROBE_MS = 100;
  * 2 s; our target is under 1 s). Six in a row, so that 10% loss each way (19% per round trip)
  * fakes a dead path only with probability 0.19^6, about 5e-5 per silent spell. */
 export const LIVENESS_PROBES = 6;
+
+// Multipath (dual channel, src/core/paths.ts). Probes are sealed pings of 42 bytes on the wire
+// plus IP/UDP headers: five a second per path is about 2.8 kbit/s, nothing next to a game.
+
+/** With several paths, each gets a probe (a flagged ping) this often, in every mode. */
+export const PATH_PROBE_MS = 200;
+/** A path is down after this many probes in a row went unanswered: 3 x 200 ms plus the last
+ * probe's timeout, so a failover happens about 0.5-0.7 s after the path died. */
+export const PATH_DEAD_PROBES = 3;
+/** The shortest wait for a probe's answer before it counts as unanswered (the actual wait is
+ * three smoothed round trips, at most {@link PATH_PROBE_MS}). */
+export const PATH_PROBE_TIMEOUT_MIN_MS = 100;
+/** A probe unanswered this long counts as lost in the loss figure (late answers still prove
+ * the path is alive). */
+export const PATH_LOSS_AFTER_MS = 1_000;
+/** Failover returns to a more preferred path only after it has stayed up this long (hysteresis:
+ * a flapping Wi-Fi must not pull the game back and forth). */
+export const PATH_FAILBACK_MS = 3_000;
+/** Per-path RTT and loss are reported (logged) this often. */
+export const PATH_REPORT_MS = 10_000;
+/** Redundant sessions: the server sends each packet to every client endpoint that sent an
+ * authenticated datagram within this window. */
+export const REDUNDANT_ENDPOINT_MS = 1_000;
+/** Redundant sessions: at most this many client endpoints are remembered. */
+export const MAX_REDUNDANT_ENDPOINTS = 4;
