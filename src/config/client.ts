@@ -56,6 +56,10 @@ export interface ClientConfig {
   dataPath: DataPath;
   /** Clamp the MSS of TCP SYNs crossing the tunnel (`mss_clamp`, default true). */
   mssClamp: boolean;
+  /** Use the DNS servers the server pushes while the tunnel is up (`dns`, default true). */
+  dns: boolean;
+  /** Add /32 routes into the tunnel for the pushed DNS servers (`dns_route`, default false). */
+  dnsRoute: boolean;
 }
 
 // Both ends must agree on the MTU or large packets vanish silently, so only the server sets it.
@@ -79,6 +83,8 @@ const CLIENT = {
   log: opt(logSection),
   data_path: dataPathField,
   mss_clamp: opt(bool),
+  dns: opt(bool),
+  dns_route: opt(bool),
 };
 
 /**
@@ -118,6 +124,8 @@ export function parseClientConfig(
     log: logConfig(v.log),
     dataPath: v.data_path ?? "auto",
     mssClamp: v.mss_clamp ?? true,
+    dns: v.dns ?? true,
+    dnsRoute: v.dns_route ?? false,
   };
   if (v.keepalive !== undefined) out.keepaliveMs = v.keepalive;
   return out;

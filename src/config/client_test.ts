@@ -34,6 +34,8 @@ routes: [192.168.50.0/24]
 keepalive: 1500ms
 log: { level: trace, file: /var/log/xvpn.log }
 data_path: portable
+dns: false
+dns_route: true
 `,
     "conf/client.yaml",
     (p) => p === "conf/client.key" ? A_PRIV : noFiles(p),
@@ -49,6 +51,8 @@ data_path: portable
     log: { level: "trace", file: "/var/log/xvpn.log" },
     dataPath: "portable",
     mssClamp: true,
+    dns: false,
+    dnsRoute: true,
   });
 });
 
@@ -66,6 +70,7 @@ private_key: ${A_PRIV}
   eq(c.routes, []);
   eq(c.keepaliveMs, undefined);
   eq(c.log, { level: "info" });
+  eq([c.dns, c.dnsRoute], [true, false], "pushed DNS used, no DNS host routes");
 });
 
 Deno.test("client: tun.mtu is refused because the server pushes it", () => {
@@ -144,6 +149,21 @@ keepalive: "25"
     [
       "client.yaml:4:12: keepalive: expected a duration such as 10s, 1500ms, 2m or a number of " +
       'seconds, got "25"',
+    ],
+  );
+});
+
+Deno.test("client: dns and dns_route take true or false", () => {
+  eq(
+    errors(`server: vpn.example.com:51820
+server_public_key: ${S_PUB}
+private_key: ${A_PRIV}
+dns: [1.1.1.1]
+dns_route: yes
+`),
+    [
+      "client.yaml:4:6: dns: expected true or false, got a list",
+      'client.yaml:5:12: dns_route: expected true or false, got "yes"',
     ],
   );
 });

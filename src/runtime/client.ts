@@ -1,7 +1,7 @@
 /**
  * The client runtime: opens the TUN, starts a data path (fast Worker or portable) that runs the
- * handshake and keepalives, applies what the server pushes (address, MTU, routes), and on
- * SIGINT/SIGTERM says goodbye and removes every address and route it added.
+ * handshake and keepalives, applies what the server pushes (address, MTU, routes, DNS), and on
+ * SIGINT/SIGTERM says goodbye and removes every address and route it added and restores DNS.
  *
  * @module
  */
@@ -15,6 +15,8 @@ import type { CommandRunner } from "../io/command.ts";
 import { openTun } from "../io/tun/open.ts";
 import { DenoUdpSocket } from "../io/udp/socket.ts";
 import { RouteApplier } from "../io/route/applier.ts";
+import { DnsApplier, DnsNotApplied } from "../io/dns/applier.ts";
+import { dnsHostRoutes } from "../io/dns/routes.ts";
 import type { LinkState } from "../io/route/state.ts";
 import { logger } from "../log.ts";
 import { aborted, Cleanup } from "./signals.ts";
@@ -49,7 +51,11 @@ export async function runClient(
 ): Promise<ClientExit> {
   const cleanup = new Cleanup();
   let exit: ClientExit = { code: 0 };
+  const dns = new DnsApplier({ runner: deps.runner });
   try {
+    // Before anything else, even resolving the server's name: an earlier run that died may have
+    // left resolv.conf pointing at a tunnel that no longer exists.
+    await recoverDns(dns, cfg.tun.name);
     let server: Endpoint = {
       hostname: await resolveHost(cfg.server.host),
       port: cfg.server.port,
@@ -60,6 +66,12 @@ export async function runClient(
     const link = new RouteApplier(deps.runner);
     let applied: LinkState | undefined;
     cleanup.add("remove addresses and routes", () => applied && link.down());
+    // Runs before the routes go (cleanup is last-in first-out): resolvectl needs the link.
+    cleanup.add("restore DNS", async () => {
+      const done = await dns.restore();
+      if (done) log.info("DNS: {done}", { done });
+    });
+    let dnsApplied: string | undefined; // the servers in place, as text
 
     let fail: (reason: string) => void = () => {};
     const failed = new Promise<void>((res) => {
@@ -73,24 +85,48 @@ export async function runClient(
     let applying: Promise<void> = Promise.resolve();
     const apply = (c: SessionConfig) => {
       applying = applying.then(async () => {
+        const endpointIp = parseIPv4(server.hostname)!;
+        const routes = dedupe([...c.routes, ...cfg.routes]);
+        if (cfg.dns && cfg.dnsRoute) {
+          // dns_route: /32s for the pushed DNS servers, removed with the other routes.
+          const r = dnsHostRoutes(c.dns, { address: c.address, routes, endpoint: endpointIp });
+          for (const s of r.skipped) log.info("DNS: no host route: {why}", { why: s.why });
+          routes.push(...r.routes);
+        }
         const want: LinkState = {
           ifname: tun.name,
           address: c.address,
           mtu: c.mtu,
-          routes: dedupe([...c.routes, ...cfg.routes]),
-          endpoint: { ip: parseIPv4(server.hostname)! },
+          routes,
+          endpoint: { ip: endpointIp },
         };
-        if (applied && JSON.stringify(applied) === JSON.stringify(want)) return;
-        if (applied) await link.down();
-        applied = undefined;
-        await link.up(want);
-        applied = want;
-        log.info("Tunnel up: {address} mtu {mtu}, routes {routes}, DNS offered {dns}", {
-          address: `${formatIPv4(c.address.addr)}/${c.address.prefix}`,
-          mtu: c.mtu,
-          routes: want.routes.map(formatCidr).join(", ") || "none",
-          dns: c.dns.map(formatIPv4).join(", ") || "none",
-        });
+        if (!applied || JSON.stringify(applied) !== JSON.stringify(want)) {
+          if (applied) await link.down();
+          applied = undefined;
+          dnsApplied = undefined; // the link is rebuilt: its DNS settings are applied again
+          await link.up(want);
+          applied = want;
+          log.info("Tunnel up: {address} mtu {mtu}, routes {routes}, DNS offered {dns}", {
+            address: `${formatIPv4(c.address.addr)}/${c.address.prefix}`,
+            mtu: c.mtu,
+            routes: want.routes.map(formatCidr).join(", ") || "none",
+            dns: c.dns.map(formatIPv4).join(", ") || "none",
+          });
+        }
+        // DNS only once the link is up, so that the servers are reachable when first asked.
+        const servers = cfg.dns ? c.dns : [];
+        if (c.dns.length > 0 && !cfg.dns && dnsApplied === undefined) {
+          log.info("DNS: left as it is (dns: false in {file})", { file: cfg.file });
+          dnsApplied = "";
+        }
+        if (servers.length > 0 && dnsApplied !== servers.join()) {
+          dnsApplied = servers.join();
+          await applyDns(dns, servers, tun.name);
+        } else if (servers.length === 0 && dns.active) {
+          dnsApplied = undefined;
+          const done = await dns.restore();
+          if (done) log.info("DNS: the server pushes no DNS servers any more; {done}", { done });
+        }
       }).catch((err) => {
         log.error("Cannot apply the pushed config: {err}", { err: (err as Error).message });
         fail((err as Error).message);
@@ -232,6 +268,37 @@ function describePath(p: PathToServer | undefined): string {
   if (!p) return "no route";
   return [p.dev && `dev ${p.dev}`, p.prefsrc && `src ${p.prefsrc}`, p.gateway && `via ${p.gateway}`]
     .filter(Boolean).join(" ");
+}
+
+/** Puts back DNS settings a crashed earlier run left behind; failures are logged, not fatal. */
+async function recoverDns(dns: DnsApplier, ifname: string): Promise<void> {
+  try {
+    const done = await dns.recoverStale(ifname);
+    if (done) log.warning("DNS: {done}", { done });
+  } catch (err) {
+    log.error("DNS: cannot recover an earlier run's resolv.conf: {err}", {
+      err: (err as Error).message,
+    });
+  }
+}
+
+/**
+ * Points DNS at the pushed servers. A failure is logged but keeps the tunnel up: the game
+ * traffic still flows, only names resolve as they did before the tunnel.
+ */
+async function applyDns(dns: DnsApplier, servers: number[], ifname: string): Promise<void> {
+  try {
+    const done = await dns.apply(servers, ifname);
+    for (const note of dns.notes.splice(0)) log.warning("DNS: {note}", { note });
+    log.info("DNS: {done}", { done });
+  } catch (err) {
+    for (const note of dns.notes.splice(0)) log.warning("DNS: {note}", { note });
+    if (err instanceof DnsNotApplied) {
+      log.warning("DNS: not changed: {why}", { why: err.message });
+    } else {
+      log.error("DNS: cannot point DNS at the tunnel: {err}", { err: (err as Error).message });
+    }
+  }
 }
 
 function dedupe(routes: Cidr[]): Cidr[] {
