@@ -71,8 +71,17 @@ export const SOURCE_RATE_PER_S = 20;
 export const SOURCE_BURST = 5;
 /** Most source IPs the rate limiter remembers; the least recently seen goes first. */
 export const MAX_TRACKED_SOURCES = 4096;
+/**
+ * Cookie replies per second in all (burst: a tenth of it). Spoofed floods come from fresh
+ * addresses, which the per-source limit cannot stop, and sealing a reply costs tens of
+ * microseconds of pure-JavaScript XChaCha20-Poly1305 on the data-path thread; past this budget
+ * an initiation without a valid mac2 costs only its mac1 check. Established sessions keep their
+ * latency; a new client may need a retry or two while the budget is being spent by a flood.
+ */
+export const COOKIE_REPLIES_PER_S = 1000;
 
-const LABEL_COOKIE = new TextEncoder().encode("cookie--");
+const TEXT = new TextEncoder();
+const LABEL_COOKIE = TEXT.encode("cookie--");
 const MAC2_FROM_END = MAC_BYTES; // mac2 is the last field of an initiation
 const MAC1_FROM_END = 2 * MAC_BYTES;
 
@@ -106,9 +115,16 @@ export function checkMac2(msg: Uint8Array, cookie: Uint8Array): boolean {
   return equalBytes(mac2Of(cookie, msg), msg.subarray(msg.length - MAC2_FROM_END));
 }
 
+/** True when the message's mac2 is all zero (sent without a cookie). */
+function zeroMac2(msg: Uint8Array): boolean {
+  let x = 0;
+  for (let i = msg.length - MAC2_FROM_END; i < msg.length; i++) x |= msg[i]!;
+  return x === 0;
+}
+
 /** The bytes a cookie binds: the source IP and port, as text (Deno's canonical address form). */
 function sourceBytes(from: Endpoint): Uint8Array {
-  return new TextEncoder().encode(`${from.hostname}|${from.port}`);
+  return TEXT.encode(`${from.hostname}|${from.port}`);
 }
 
 /**
@@ -184,9 +200,28 @@ export class RateWindow {
   }
 }
 
-interface Bucket {
+/** A token bucket: `rate` tokens per second, at most `burst` saved up. */
+export class TokenBucket {
+  /** Tokens now (fractional). */
   tokens: number;
+  /** When `tokens` was last brought up to date (ms). */
   atMs: number;
+
+  constructor(readonly ratePerS: number, readonly burst: number, now = -Infinity) {
+    this.tokens = burst;
+    this.atMs = now;
+  }
+
+  /** Takes one token at `now`; false when there is none. */
+  take(now: number): boolean {
+    if (now > this.atMs) {
+      this.tokens = Math.min(this.burst, this.tokens + (now - this.atMs) * this.ratePerS / 1000);
+      this.atMs = now;
+    }
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
 }
 
 /**
@@ -196,7 +231,7 @@ interface Bucket {
  * caused it, so eviction cannot be turned into amplification.
  */
 export class SourceLimiter {
-  readonly #buckets = new Map<string, Bucket>();
+  readonly #buckets = new Map<string, TokenBucket>();
 
   constructor(
     readonly ratePerS = SOURCE_RATE_PER_S,
@@ -213,13 +248,8 @@ export class SourceLimiter {
   take(now: number, source: string): boolean {
     const m = this.#buckets;
     let b = m.get(source);
-    if (b) {
-      m.delete(source); // re-inserted below: the map's order is least recently seen first
-      b.tokens = Math.min(this.burst, b.tokens + (now - b.atMs) * this.ratePerS / 1000);
-      b.atMs = now;
-    } else {
-      b = { tokens: this.burst, atMs: now };
-    }
+    if (b) m.delete(source); // re-inserted below: the map's order is least recently seen first
+    else b = new TokenBucket(this.ratePerS, this.burst, now);
     // Forget sources whose bucket is full again (they are as good as new), a few per call, and
     // the least recently seen one when the map is full.
     const fullAfterMs = this.burst * 1000 / this.ratePerS;
@@ -230,16 +260,14 @@ export class SourceLimiter {
     }
     if (m.size >= this.max) m.delete(m.keys().next().value!);
     m.set(source, b);
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
+    return b.take(now);
   }
 }
 
 /** What the server does with one initiation whose mac1 is valid. */
 export interface Admission {
   /** Why it is not processed, or undefined: go on with the Diffie-Hellman. */
-  drop: Extract<DropReason, "under_load" | "source_rate"> | undefined;
+  drop: Extract<DropReason, "under_load" | "source_rate" | "cookie_budget"> | undefined;
   /** A cookie reply to send to the initiation's source. */
   reply: Uint8Array | undefined;
 }
@@ -254,14 +282,23 @@ export interface GateStats {
   cookieReplies: number;
   /** Refused by the per-source rate limit under load (nothing sent). */
   rateLimited: number;
+  /** Refused because the cookie reply budget was spent (nothing sent). */
+  overBudget: number;
 }
 
 /** The server side: load meter, cookie secrets, mac2 check, cookie replies, source limiter. */
 export class HandshakeGate {
   /** Counters, for tests and status. */
-  readonly stats: GateStats = { initiations: 0, processed: 0, cookieReplies: 0, rateLimited: 0 };
+  readonly stats: GateStats = {
+    initiations: 0,
+    processed: 0,
+    cookieReplies: 0,
+    rateLimited: 0,
+    overBudget: 0,
+  };
   readonly #load = new RateWindow();
   readonly #limiter = new SourceLimiter();
+  readonly #budget = new TokenBucket(COOKIE_REPLIES_PER_S, COOKIE_REPLIES_PER_S / 10);
   readonly #replyKey: Uint8Array;
   readonly #threshold: number;
   readonly #random: (buf: Uint8Array) => void;
@@ -297,7 +334,8 @@ export class HandshakeGate {
   /**
    * Decides about one initiation `d` from `from` whose mac1 was valid. Not under load: process
    * it (mac2 is not looked at, as in WireGuard). Under load: the source must be within its rate,
-   * and then either mac2 is valid for the source's cookie (process it) or it gets a cookie reply.
+   * and then either mac2 is valid for the source's cookie (process it) or it gets a cookie reply
+   * while the reply budget lasts.
    */
   admit(now: number, d: Uint8Array, from: Endpoint): Admission {
     this.stats.initiations++;
@@ -309,17 +347,23 @@ export class HandshakeGate {
     }
     this.#rotate(now);
     const src = sourceBytes(from);
+    // An all-zero mac2 means "no cookie": skip the MACs (a flood's usual case, so cheap).
     if (
-      checkMac2(d, this.#cookie(this.#secret, src)) ||
-      (this.#previous !== undefined && checkMac2(d, this.#cookie(this.#previous, src)))
+      !zeroMac2(d) &&
+      (checkMac2(d, this.#cookie(this.#secret, src)) ||
+        (this.#previous !== undefined && checkMac2(d, this.#cookie(this.#previous, src))))
     ) {
       return this.#pass();
+    }
+    if (!this.#budget.take(now)) {
+      this.stats.overBudget++;
+      return { drop: "cookie_budget", reply: undefined };
     }
     const nonce = new Uint8Array(COOKIE_NONCE_BYTES);
     this.#random(nonce);
     this.stats.cookieReplies++;
-    const reply = createCookieReply(this.#replyKey, d, this.#cookie(this.#secret, src), nonce);
-    return { drop: "under_load", reply };
+    const cookie = this.#cookie(this.#secret, src);
+    return { drop: "under_load", reply: createCookieReply(this.#replyKey, d, cookie, nonce) };
   }
 
   /** The cookie of a source under the current secret (exposed for tests). */

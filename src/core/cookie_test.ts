@@ -6,6 +6,7 @@
 import { assert, assertEquals } from "../testing/assert.ts";
 import {
   checkMac2,
+  COOKIE_REPLIES_PER_S,
   cookieKey,
   createCookieReply,
   mac1Field,
@@ -231,4 +232,30 @@ Deno.test("cookies outlive one secret rotation but not two; load ends a second a
   assert(!tryWith(), "two rotations later the cookie is stale");
   assert(gate.underLoad(p.now));
   assert(!gate.underLoad(p.now + 1100), "no longer under load a second after the flood");
+});
+
+Deno.test("under load: past the global reply budget a spoofed flood gets no replies", () => {
+  const { p } = loadedPair();
+  const next = prng(11);
+  const serverPub = publicKeyOf(p.serverKey);
+  let replies = 0;
+  const n = 3 * COOKIE_REPLIES_PER_S;
+  for (let i = 0; i < n; i++) {
+    // All within one second, each from a fresh source: the per-source limit never bites.
+    const from = { hostname: `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, port: 1000 };
+    p.server.receive(
+      p.now,
+      new PacketBuf(junkInitiation(serverPub, next)),
+      from,
+      new Uint8Array(2048),
+    );
+    replies += p.server.outbox.splice(0).length;
+  }
+  assert(replies <= COOKIE_REPLIES_PER_S / 10, `burst of the budget only: ${replies}`);
+  assertEquals(p.server.drops.cookie_budget, n - replies);
+  assertEquals(p.server.handshakes.stats.overBudget, n - replies);
+  p.now += 1000;
+  p.client.start(p.now, p.wall);
+  p.run(20);
+  assert(p.client.ready, "a second later the budget has refilled for a real client");
 });

@@ -201,10 +201,12 @@ export const DROP_REASONS = [
   "send_failed",
   "stranger",
   // Handshake floods (cookie.ts): under load, an initiation without a valid mac2 got a cookie
-  // reply instead of a handshake; one over its source's rate got nothing; a cookie reply the
-  // client could not use (unexpected, forged, replayed).
+  // reply instead of a handshake; one over its source's rate got nothing; one past the global
+  // cookie reply budget got nothing; a cookie reply the client could not use (unexpected,
+  // forged, replayed).
   "under_load",
   "source_rate",
+  "cookie_budget",
   "bad_cookie",
 ] as const;
 
