@@ -43,7 +43,7 @@ Deno.test("RouteApplier.up() finds the endpoint's old route before changing anyt
   await new RouteApplier(runner, "linux").up(full);
   assertEquals(runner.transcript(), [
     "ip -j route get 203.0.113.5",
-    "ip link set dev xvpn0 mtu 1420",
+    "ip link set dev xvpn0 mtu 1420 txqueuelen 64",
     "ip address add 10.7.0.2/24 dev xvpn0",
     "ip link set dev xvpn0 up",
     "ip route add 203.0.113.5/32 via 192.168.1.1 dev eth0",

@@ -22,6 +22,9 @@ function endpointSpec(ep: Endpoint): string[] {
   return spec;
 }
 
+/** Transmit queue length set on the TUN device (packets). */
+export const TUN_TXQUEUELEN = 64;
+
 function routeSpec(r: Cidr, ifname: string): string[] {
   return [formatCidr(r), "dev", ifname];
 }
@@ -38,7 +41,11 @@ export function planLinuxSteps(s: LinkState): RouteStep[] {
   const addr = formatIfaceAddress(s.address);
   const steps: RouteStep[] = [
     // The link is ours (a TUN that vanishes on close), so the old MTU is not worth restoring.
-    { up: ["ip", "link", "set", ...dev, "mtu", String(s.mtu)] },
+    // A short transmit queue: the TUN queue is where a bulk TCP flow parks packets in front of
+    // a game's; 500 (the default) is ~14 ms at 400 Mbit/s, 64 is ~2 ms (no fq_codel here).
+    {
+      up: ["ip", "link", "set", ...dev, "mtu", String(s.mtu), "txqueuelen", String(TUN_TXQUEUELEN)],
+    },
     {
       up: ["ip", "address", "add", addr, ...dev],
       down: ["ip", "address", "del", addr, ...dev],

@@ -28,7 +28,7 @@ const full: LinkState = {
 
 Deno.test("planLinuxUp() installs split routes and skips the connected subnet", () => {
   assertEquals(lines(planLinuxUp(split)), [
-    "ip link set dev xvpn0 mtu 1420",
+    "ip link set dev xvpn0 mtu 1420 txqueuelen 64",
     "ip address add 10.7.0.2/24 dev xvpn0",
     "ip link set dev xvpn0 up",
     "ip route add 10.99.0.0/16 dev xvpn0",
@@ -47,7 +47,7 @@ Deno.test("planLinuxDown() undoes the split plan in reverse order", () => {
 
 Deno.test("planLinuxUp() routes the endpoint via the old gateway, then the two halves", () => {
   assertEquals(lines(planLinuxUp(full)), [
-    "ip link set dev xvpn0 mtu 1420",
+    "ip link set dev xvpn0 mtu 1420 txqueuelen 64",
     "ip address add 10.7.0.2/24 dev xvpn0",
     "ip link set dev xvpn0 up",
     "ip route add 203.0.113.5/32 via 192.168.1.1 dev eth0",

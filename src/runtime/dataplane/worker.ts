@@ -25,8 +25,18 @@ import {
   type ToWorker,
 } from "./messages.ts";
 
-/** Largest datagram a slot holds: an IPv4 packet of 65535 plus our overhead fits in 65536+64. */
-const SLOT_BYTES = 65536 + 64;
+/**
+ * Bytes per packet slot: a jumbo inner packet (9000) plus our overhead, with room for MTU
+ * probes up to 9216. Larger datagrams are truncated by the kernel and dropped (too_big); 64
+ * slots each way of 64 KiB would cost 8 MB of RSS for packets that never come.
+ */
+const SLOT_BYTES = 9216 + 64;
+/**
+ * Socket buffers: big enough for a few batches, small enough not to become a queue. A 4 MB
+ * receive buffer holds ~100 ms of traffic at 300 Mbit/s, all of it added to a game packet's
+ * latency under load (bufferbloat); 512 KiB holds ~12 ms.
+ */
+const SOCKET_BUFFER_BYTES = 512 << 10;
 
 function post(msg: FromWorker): void {
   self.postMessage(msg);
@@ -103,8 +113,8 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
       rxSlots: rx.map((s) => s.buf),
       txSlots: tx.map((s) => s.buf),
       gso: true,
-      sndbuf: 4 << 20,
-      rcvbuf: 4 << 20,
+      sndbuf: SOCKET_BUFFER_BYTES,
+      rcvbuf: SOCKET_BUFFER_BYTES,
     });
   let udp = openUdp(init.bind.port);
   const tun = adoptLinuxTun(init.tunFd, init.tunName);
