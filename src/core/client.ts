@@ -9,6 +9,13 @@
  * a fresh handshake when nothing authenticated has come back for three keepalive intervals
  * (the server restarted, or the path changed under us).
  *
+ * Multipath (`paths` option; dual channel): the runtime has one socket per path. Every path gets
+ * a flagged ping every 200 ms (these replace the keepalive and liveness pings) and a
+ * {@link PathSet} decides from their answers which paths are up and which carry the traffic;
+ * probes go out through `pathOutbox` (to one path each), everything else through `outbox`, which
+ * the runtime sends on {@link ClientCore.sendPaths}. The tunnel counts as dead only when every
+ * path is.
+ *
  * @module
  */
 import type { Aead } from "../crypto/aead.ts";
@@ -16,20 +23,24 @@ import {
   ControlKind,
   decodeConfigPush,
   decodeMtuProbeAck,
-  decodePing,
+  decodePingBody,
   DisconnectReason,
   encodeMtuProbe,
   encodePing,
+  PING_FLAG_ACTIVE,
+  PING_PATH_SHIFT,
   type SessionConfig,
 } from "./control.ts";
 import {
   checkMac1,
   createInitiation,
   INIT_FLAG_DIAG,
+  INIT_FLAG_REDUNDANT,
   mac1Key,
   type PendingInitiation,
   readResponse,
 } from "./handshake.ts";
+import { type MultipathMode, type PathReport, PathSet } from "./paths.ts";
 import { CookieJar } from "./cookie.ts";
 import { publicKeyOf } from "./keys.ts";
 import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
@@ -44,6 +55,9 @@ import {
   LIVENESS_PROBE_MS,
   LIVENESS_PROBES,
   LIVENESS_SILENCE_MS,
+  PATH_DEAD_PROBES,
+  PATH_PROBE_MS,
+  PATH_REPORT_MS,
   REKEY_AFTER_MESSAGES,
   REKEY_AFTER_TIME_MS,
 } from "./timers.ts";
@@ -72,6 +86,10 @@ export interface ClientOptions {
   mssClamp?: boolean;
   /** A diagnostic session (`xvpn diag`): no address, no config, only probes and pings. */
   diag?: boolean;
+  /** Multipath: how many paths (sockets) the runtime has, 1..8. Absent: one path, as ever. */
+  paths?: number;
+  /** Multipath: how the paths share the traffic (default failover). */
+  multipath?: MultipathMode;
   /** Fills a buffer with random bytes (injected for deterministic tests). */
   random?: (buf: Uint8Array) => void;
 }
@@ -84,7 +102,28 @@ export type ClientEvent =
   | { type: "path_dead"; silentMs: number; reason: string }
   | { type: "rtt"; rttMs: number }
   | { type: "disconnected"; reason: string; final: boolean }
-  | { type: "probe_ack"; seq: number; received: number; serverMtu: number };
+  | { type: "probe_ack"; seq: number; received: number; serverMtu: number }
+  | {
+    type: "paths";
+    /** What happened: a path went down or up, the active path changed, or a periodic report. */
+    change: "down" | "up" | "switch" | "report";
+    /** The path concerned (the new active path for "switch", the active one for "report"). */
+    path: number;
+    /** The active path after the change. */
+    active: number;
+    /** Why a path went down. */
+    reason?: string;
+    /** Every path's figures. */
+    paths: PathReport[];
+  };
+
+/** A datagram for one path's socket (multipath probes). */
+export interface PathDatagram {
+  /** Path index. */
+  path: number;
+  /** Bytes to send. */
+  data: Uint8Array;
+}
 
 /** Default keepalive until the server's config arrives. */
 const DEFAULT_KEEPALIVE_MS = 10_000;
@@ -95,6 +134,8 @@ export class ClientCore {
   readonly outbox: Uint8Array[] = [];
   /** Events; the runtime drains this. */
   readonly events: ClientEvent[] = [];
+  /** Multipath: datagrams for one given path each (probes); the runtime drains this too. */
+  readonly pathOutbox: PathDatagram[] = [];
   /** Drops by reason. */
   readonly drops: DropCounters = newDropCounters();
   /** The pushed config, once received. */
@@ -130,6 +171,9 @@ export class ClientCore {
   #restart = false;
   /** MSS limit for SYNs (from the pushed MTU), or 0 when clamping is off. */
   #maxMss = 0;
+  /** Multipath state, or undefined for a single-path client. */
+  readonly #paths: PathSet | undefined;
+  #pathReportAtMs = -Infinity;
 
   constructor(opts: ClientOptions) {
     this.#o = opts;
@@ -139,6 +183,25 @@ export class ClientCore {
     const id = new Uint8Array(4);
     do this.#random(id); while (readU32(id, 0) === 0);
     this.#localId = readU32(id, 0);
+    if (opts.paths !== undefined) {
+      this.#paths = new PathSet(opts.paths, opts.multipath ?? "failover");
+    }
+  }
+
+  /** Multipath state (paths up, RTT, loss, route), or undefined for a single-path client. */
+  get paths(): PathSet | undefined {
+    return this.#paths;
+  }
+
+  /**
+   * Multipath: the paths that datagrams of `outbox` go out on now. Before there are keys (a
+   * first handshake, or one after every path failed), all of them: probes cannot say yet which
+   * path works, and an initiation that arrives twice costs the server one replay check.
+   */
+  sendPaths(): readonly number[] {
+    const ps = this.#paths;
+    if (!ps) return [0];
+    return this.#current ? ps.route : ps.all;
   }
 
   /** True once keys are up and the config has arrived (a diagnostic session needs no config). */
@@ -168,7 +231,8 @@ export class ClientCore {
       serverPublic: this.#o.serverPublicKey,
       localId: this.#localId,
       wallMs,
-      flags: this.#o.diag ? INIT_FLAG_DIAG : 0,
+      flags: (this.#o.diag ? INIT_FLAG_DIAG : 0) |
+        (this.#paths?.mode === "redundant" ? INIT_FLAG_REDUNDANT : 0),
     });
     this.#attempt++;
     this.stats.handshakes++;
@@ -272,6 +336,8 @@ export class ClientCore {
       // A new session (first connect, or the server forgot us): ask for the config. This is
       // also the first packet under the new keys, which confirms them to the server.
       this.#sendConfigRequest(now);
+    } else if (this.#paths) {
+      this.#probeAll(now); // confirm the new keys at once, and measure every path again
     } else {
       this.#ping(now); // confirm the new keys at once so the server switches to them
     }
@@ -290,9 +356,15 @@ export class ClientCore {
         return this.#none();
       }
       case ControlKind.Pong: {
-        const p = decodePing(msg.subarray(1));
+        const p = decodePingBody(msg.subarray(1));
         if (!p) return this.#drop("bad_control");
-        this.rttMs = ((now >>> 0) - p[1]) >>> 0;
+        this.rttMs = ((now >>> 0) - p.timeMs) >>> 0;
+        if (p.flags !== undefined && this.#paths) {
+          // A probe's answer: five a second per path, so no event each (reports instead).
+          this.#paths.pongReceived(p.flags >> PING_PATH_SHIFT, p.seq, this.rttMs, now);
+          this.#pathEvents();
+          return this.#none();
+        }
         this.events.push({ type: "rtt", rttMs: this.rttMs });
         return this.#none();
       }
@@ -327,13 +399,49 @@ export class ClientCore {
   }
 
   #sendControl(msg: Uint8Array): void {
+    const data = this.#sealControl(msg);
+    if (data) this.outbox.push(data);
+  }
+
+  #sealControl(msg: Uint8Array): Uint8Array | undefined {
     const kp = this.#current;
-    if (!kp) return;
+    if (!kp) return undefined;
     const data = PacketBuf.alloc(msg.length + SEAL_OVERHEAD_BYTES);
     kp.seal(this.#o.aead, MessageType.Control, msg, msg.length, data);
     this.stats.txPackets++;
     this.stats.txBytes += data.len;
-    this.outbox.push(data.bytes());
+    return data.bytes();
+  }
+
+  /** Multipath: a probe on path `i`, flagged active when `i` carries the traffic. */
+  #probe(i: number, now: number): void {
+    const ps = this.#paths!;
+    const seq = ++this.#pingSeq;
+    const flags = (i === ps.active ? PING_FLAG_ACTIVE : 0) | (i << PING_PATH_SHIFT);
+    const data = this.#sealControl(encodePing(ControlKind.Ping, seq, now, flags));
+    if (!data) return;
+    this.pathOutbox.push({ path: i, data });
+    ps.probeSent(i, seq, now);
+    this.#lastPingMs = now;
+  }
+
+  #probeAll(now: number): void {
+    for (let i = 0; i < this.#paths!.count; i++) this.#probe(i, now);
+  }
+
+  /** Turns PathSet changes into events, each with every path's figures. */
+  #pathEvents(): void {
+    const ps = this.#paths!;
+    for (const c of ps.changes.splice(0)) {
+      this.events.push({
+        type: "paths",
+        change: c.kind,
+        path: c.path,
+        active: ps.active,
+        reason: c.kind === "down" ? c.reason : undefined,
+        paths: ps.report(),
+      });
+    }
   }
 
   #sendConfigRequest(now: number): void {
@@ -374,6 +482,7 @@ export class ClientCore {
       this.#initiate(now, wallMs);
     }
     if (this.#pending && now >= this.#retryAtMs) this.#initiate(now, wallMs);
+    if (this.#paths) return this.#tickPaths(now, wallMs, this.#paths);
     const kp = this.#current;
     if (kp) {
       if (now >= this.#configRequestAtMs) this.#sendConfigRequest(now);
@@ -419,6 +528,50 @@ export class ClientCore {
     return Math.max(next, now + 1);
   }
 
+  /** tick() of a multipath client: probes on every path instead of keepalives and liveness
+   * pings; the tunnel is dead when every path is. */
+  #tickPaths(now: number, wallMs: number, ps: PathSet): number {
+    let next = Math.min(this.#retryAtMs, this.#configRequestAtMs);
+    const kp = this.#current;
+    if (kp) {
+      if (now >= this.#configRequestAtMs) this.#sendConfigRequest(now);
+      next = Math.min(next, ps.tick(now));
+      const silent = now - this.#lastRecvMs;
+      const deadAfter = PATH_DEAD_PROBES * PATH_PROBE_MS;
+      if (!this.#pending && !ps.anyUp && silent >= deadAfter) {
+        this.#pathDead(now, wallMs, silent, `all ${ps.count} paths down`);
+      } else if (
+        !this.#pending &&
+        (now - kp.createdMs >= REKEY_AFTER_TIME_MS || kp.sendCounter >= REKEY_AFTER_MESSAGES)
+      ) {
+        this.#attempt = 0;
+        this.#initiate(now, wallMs);
+      }
+      for (let i = 0; i < ps.count; i++) if (ps.probeDue(i, now)) this.#probe(i, now);
+      if (now >= this.#pathReportAtMs) {
+        if (this.#pathReportAtMs !== -Infinity) {
+          this.events.push({
+            type: "paths",
+            change: "report",
+            path: ps.active,
+            active: ps.active,
+            paths: ps.report(true),
+          });
+        }
+        this.#pathReportAtMs = now + PATH_REPORT_MS;
+      }
+      next = Math.min(
+        next,
+        now + PATH_PROBE_MS,
+        this.#pathReportAtMs,
+        kp.createdMs + REKEY_AFTER_TIME_MS,
+      );
+      if (!ps.anyUp) next = Math.min(next, this.#lastRecvMs + deadAfter);
+      this.#pathEvents();
+    }
+    return Math.max(next, now + 1);
+  }
+
   #pathDead(now: number, wallMs: number, silentMs: number, reason: string): void {
     this.events.push({ type: "path_dead", silentMs, reason });
     this.#probes = 0;
@@ -433,6 +586,7 @@ export class ClientCore {
    */
   nudge(now: number): void {
     if (!this.#current || this.#closed) return;
+    if (this.#paths) return this.#probeAll(now);
     this.#lastDataSentMs = now;
     this.#ping(now);
     this.#probes = 1;

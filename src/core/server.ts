@@ -8,26 +8,30 @@
  *   2. handshake initiation: mac1, Noise IK, client key in the allow-list, timestamp newer than
  *      the last one from that key, then lease (address + connection id, sticky per key), reply;
  *   3. data/control: find the session by connection id and the keys by epoch, check the replay
- *      window, open; a session that shows up from a new address moves there (roaming);
+ *      window, open; a session whose data (or active-path ping) shows up from a new address
+ *      moves there (roaming); a redundant multipath session also remembers its other paths;
  *   4. data: the inner packet must be IPv4 from the client's own tunnel address; to the TUN.
  * Outbound flow (TUN to network), {@link ServerCore.fromTun}: destination address -> session
- * -> current confirmed keys -> seal -> the session's last authenticated endpoint.
+ * -> current confirmed keys -> seal -> the session's last authenticated endpoint (and, for a
+ * redundant multipath session, every other endpoint it was heard from in the last second).
  *
  * @module
  */
 import type { Aead } from "../crypto/aead.ts";
 import {
   ControlKind,
-  decodePing,
+  decodePingBody,
   DisconnectReason,
   encodeConfigPush,
   encodeMtuProbeAck,
+  PING_FLAG_ACTIVE,
   type SessionConfig,
 } from "./control.ts";
 import {
   checkMac1,
   createResponse,
   INIT_FLAG_DIAG,
+  INIT_FLAG_REDUNDANT,
   mac1Key,
   newerTimestamp,
   readInitiation,
@@ -39,7 +43,11 @@ import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
 import { IpPool, type Lease, PoolExhaustedError } from "./pool.ts";
 import { PacketBuf } from "./packet.ts";
 import { type Endpoint, formatEndpoint, PacketResult, sameEndpoint, Verdict } from "./result.ts";
-import { MIN_INITIATION_INTERVAL_MS } from "./timers.ts";
+import {
+  MAX_REDUNDANT_ENDPOINTS,
+  MIN_INITIATION_INTERVAL_MS,
+  REDUNDANT_ENDPOINT_MS,
+} from "./timers.ts";
 
 /** Diagnostic sessions kept at once (one per client key; the oldest goes first). */
 const MAX_DIAG_SESSIONS = 64;
@@ -148,6 +156,12 @@ export interface ServerSession {
   lastRecvMs: number;
   /** A diagnostic session (`xvpn diag`): answers probes and pings, carries no traffic. */
   diag?: boolean;
+  /** A redundant multipath client (INIT_FLAG_REDUNDANT): packets go to all recent endpoints. */
+  redundant?: boolean;
+  /** Redundant sessions: the endpoints heard from lately (at most MAX_REDUNDANT_ENDPOINTS). */
+  recent?: { endpoint: Endpoint; lastMs: number }[];
+  /** Redundant sessions: the reused array behind PacketResult.extra. */
+  extra?: Endpoint[];
   /** Counters. */
   rxPackets: number;
   txPackets: number;
@@ -308,6 +322,7 @@ export class ServerCore {
     session.clientId = init.clientId;
     session.endpoint = from;
     session.lastRecvMs = now;
+    if (!diag) setRedundant(session, (init.flags & INIT_FLAG_REDUNDANT) !== 0, from, now);
     const response = createResponse({
       state: init.state,
       clientId: init.clientId,
@@ -398,7 +413,15 @@ export class ServerCore {
     session.lastRecvMs = now;
     session.rxPackets++;
     session.rxBytes += d.len;
-    if (session.endpoint !== from && !sameEndpoint(session.endpoint, from)) {
+    if (session.recent) noteEndpoint(session.recent, from, now);
+    // Roaming: follow the client only where it sends its traffic from. A multipath client
+    // probes its backup paths too, and those probes must not pull the traffic there; a redundant
+    // client's data arrives on every path (first copy first), so only its active-path pings
+    // move it (its packets go to all its recent endpoints anyway).
+    const moves = type === MessageType.Data
+      ? !session.redundant
+      : plain[0] === ControlKind.Ping && activePing(plain, n);
+    if (moves && session.endpoint !== from && !sameEndpoint(session.endpoint, from)) {
       this.events.push({
         type: "roamed",
         name: session.peer.name,
@@ -408,7 +431,7 @@ export class ServerCore {
       session.endpoint = from;
     }
     if (type === MessageType.Control) {
-      return this.#onControl(now, session, plain.subarray(0, n), d.len);
+      return this.#onControl(now, session, plain.subarray(0, n), d.len, from);
     }
     if (n === 0) return this.#none(); // an empty data message is a bare keepalive
     if (session.diag) return this.#drop("no_route"); // diagnostic sessions carry no traffic
@@ -421,7 +444,13 @@ export class ServerCore {
     return r;
   }
 
-  #onControl(now: number, s: ServerSession, msg: Uint8Array, wireLen: number): PacketResult {
+  #onControl(
+    now: number,
+    s: ServerSession,
+    msg: Uint8Array,
+    wireLen: number,
+    from: Endpoint,
+  ): PacketResult {
     switch (msg[0]) {
       case ControlKind.ConfigRequest:
         if (!s.diag) this.#sendControl(s, encodeConfigPush(this.configFor(s)));
@@ -433,10 +462,11 @@ export class ServerCore {
         return this.#none();
       }
       case ControlKind.Ping: {
-        if (!decodePing(msg.subarray(1))) return this.#drop("bad_control");
+        if (!decodePingBody(msg.subarray(1))) return this.#drop("bad_control");
         const pong = msg.slice();
         pong[0] = ControlKind.Pong;
-        this.#sendControl(s, pong);
+        // Back the way it came: a probe measures its own path, whichever one the session uses.
+        this.#sendControl(s, pong, from);
         return this.#none();
       }
       case ControlKind.Disconnect:
@@ -467,14 +497,14 @@ export class ServerCore {
     };
   }
 
-  #sendControl(s: ServerSession, msg: Uint8Array): void {
+  #sendControl(s: ServerSession, msg: Uint8Array, to: Endpoint = s.endpoint): void {
     const kp = s.current;
     if (!kp) return;
     const data = PacketBuf.alloc(msg.length + SEAL_OVERHEAD_BYTES);
     kp.seal(this.#o.aead, MessageType.Control, msg, msg.length, data);
     s.txPackets++;
     s.txBytes += data.len;
-    this.outbox.push({ data: data.bytes(), to: s.endpoint });
+    this.outbox.push({ data: data.bytes(), to });
   }
 
   /**
@@ -496,6 +526,7 @@ export class ServerCore {
     r.length = out.len;
     r.verdict = Verdict.Net;
     r.to = s.endpoint;
+    r.extraCount = s.recent ? fillExtra(s, now, r) : 0;
     s.txPackets++;
     s.txBytes += r.length;
     return r;
@@ -575,6 +606,61 @@ export class ServerCore {
     this.#byKey.delete(s.peer.keyText);
     this.pool.release(s.peer.keyText);
   }
+}
+
+/** True for a ping (plaintext `msg[0..n)`) from the client's active path: flagged so, or a plain
+ * 8-byte ping from a single-path client, which has no other path. */
+function activePing(msg: Uint8Array, n: number): boolean {
+  if (n === 9) return true;
+  return n === 10 && (msg[9]! & PING_FLAG_ACTIVE) !== 0;
+}
+
+/** Turns redundant sending on or off for a session (each handshake says which it wants). */
+function setRedundant(s: ServerSession, on: boolean, from: Endpoint, now: number): void {
+  s.redundant = on;
+  if (!on) {
+    s.recent = s.extra = undefined;
+    return;
+  }
+  s.recent ??= [];
+  s.extra ??= [];
+  noteEndpoint(s.recent, from, now);
+}
+
+/** Remembers that `from` was just heard from; the stalest entry makes room when full. */
+function noteEndpoint(
+  recent: { endpoint: Endpoint; lastMs: number }[],
+  from: Endpoint,
+  now: number,
+) {
+  let oldest = 0;
+  for (let i = 0; i < recent.length; i++) {
+    const e = recent[i]!;
+    if (e.endpoint === from || sameEndpoint(e.endpoint, from)) {
+      e.endpoint = from;
+      e.lastMs = now;
+      return;
+    }
+    if (e.lastMs < recent[oldest]!.lastMs) oldest = i;
+  }
+  if (recent.length < MAX_REDUNDANT_ENDPOINTS) recent.push({ endpoint: from, lastMs: now });
+  else recent[oldest] = { endpoint: from, lastMs: now };
+}
+
+/** Fills the session's reused extra-destination array with its other live endpoints (no
+ * allocation per packet) and points `r.extra` at it; returns how many. */
+function fillExtra(s: ServerSession, now: number, r: PacketResult): number {
+  const recent = s.recent!;
+  const extra = s.extra!;
+  let k = 0;
+  for (let i = 0; i < recent.length; i++) {
+    const e = recent[i]!;
+    if (now - e.lastMs > REDUNDANT_ENDPOINT_MS) continue;
+    if (e.endpoint === s.endpoint || sameEndpoint(e.endpoint, s.endpoint)) continue;
+    extra[k++] = e.endpoint;
+  }
+  r.extra = extra;
+  return k;
 }
 
 /** Describes a session for logs: `name (10.7.0.2) at 1.2.3.4:5678`. */

@@ -9,6 +9,7 @@ import type { ClientCore, ClientEvent } from "../core/client.ts";
 import type { PacketBuf } from "../core/packet.ts";
 import { type Endpoint, PacketResult, sameEndpoint, Verdict } from "../core/result.ts";
 import type { ServerCore, ServerEvent } from "../core/server.ts";
+import { MAX_REDUNDANT_ENDPOINTS } from "../core/timers.ts";
 import type { DropCounters } from "../core/wire.ts";
 
 /** An event of either core. */
@@ -18,7 +19,7 @@ export type CoreEvent = ServerEvent | ClientEvent;
 export interface Outgoing {
   /** Bytes to send. */
   data: Uint8Array;
-  /** Destination. */
+  /** Destination; `to.via` picks the socket of a multipath client (default: the first). */
   to: Endpoint;
 }
 
@@ -26,7 +27,8 @@ export interface Outgoing {
 export interface CoreAdapter {
   /** Handles a datagram from `from`; see ServerCore.receive. */
   receive(now: number, d: PacketBuf, from: Endpoint, out: Uint8Array): PacketResult;
-  /** Seals a TUN packet; a Net verdict always carries `to`. */
+  /** Seals a TUN packet; a Net verdict always carries `to`, and `extra[0..extraCount)` are
+   * further destinations for the same bytes (redundant multipath). */
   fromTun(now: number, pkt: Uint8Array, len: number, out: PacketBuf): PacketResult;
   /** Runs timers; returns the next deadline (monotonic ms). */
   tick(now: number, wallMs: number): number;
@@ -44,10 +46,14 @@ export interface CoreAdapter {
   nudge?(now: number): void;
   /** Where sealed packets go now (client only: a server that moved or was re-resolved). */
   setServer?(server: Endpoint): void;
+  /** Most extra destinations one sealed packet can have (sizes the loops' send batches). */
+  readonly maxExtra: number;
 }
 
 /** Adapts a {@link ServerCore}. */
 export class ServerAdapter implements CoreAdapter {
+  /** A redundant session's other recent endpoints. */
+  readonly maxExtra = MAX_REDUNDANT_ENDPOINTS - 1;
   constructor(readonly core: ServerCore) {}
   receive(now: number, d: PacketBuf, from: Endpoint, out: Uint8Array): PacketResult {
     return this.core.receive(now, d, from, out);
@@ -75,20 +81,49 @@ export class ServerAdapter implements CoreAdapter {
   }
 }
 
-/** Adapts a {@link ClientCore} talking to `server`; datagrams from anyone else are ignored. */
+/**
+ * Adapts a {@link ClientCore} talking to `server`; datagrams from anyone else are ignored. With
+ * multipath, destinations carry the path index in `via` (the server as seen from each path), and
+ * a sealed packet goes to every path of the core's route (`extra` beyond the first).
+ */
 export class ClientAdapter implements CoreAdapter {
   /** Datagrams from addresses other than the server's. */
   strangers = 0;
+  /** Every other path, at most. */
+  readonly maxExtra: number;
   readonly #ignored = new PacketResult();
+  /** Multipath: the server once per path (`via` set), the route's first one, the others. */
+  #dests: Endpoint[] = [];
+  #primary: Endpoint;
+  readonly #extra: Endpoint[] = [];
+  #extraCount = 0;
+  #routeVersion = -1;
 
   constructor(readonly core: ClientCore, public server: Endpoint) {
     this.#ignored.verdict = Verdict.None;
+    this.maxExtra = Math.max(0, (core.paths?.count ?? 1) - 1);
+    this.#primary = server;
+    this.#setDests();
   }
   nudge(now: number): void {
     this.core.nudge(now);
   }
   setServer(server: Endpoint): void {
     this.server = server;
+    this.#setDests();
+  }
+  #setDests(): void {
+    const n = this.core.paths?.count ?? 0;
+    // Spread keeps any extra fields of the runtime's endpoint (the fast loop's numeric ip).
+    this.#dests = Array.from({ length: n }, (_, via) => ({ ...this.server, via }));
+    this.#routeVersion = -1;
+  }
+  /** Recomputes the data destinations after the core's route changed (not per packet). */
+  #route(route: readonly number[], version: number): void {
+    this.#primary = this.#dests[route[0]!]!;
+    this.#extraCount = route.length - 1;
+    for (let k = 1; k < route.length; k++) this.#extra[k - 1] = this.#dests[route[k]!]!;
+    this.#routeVersion = version;
   }
   receive(now: number, d: PacketBuf, from: Endpoint, out: Uint8Array): PacketResult {
     if (from !== this.server && !sameEndpoint(from, this.server)) {
@@ -100,20 +135,37 @@ export class ClientAdapter implements CoreAdapter {
   }
   fromTun(now: number, pkt: Uint8Array, len: number, out: PacketBuf): PacketResult {
     const r = this.core.fromTun(now, pkt, len, out);
-    r.to = this.server;
+    const ps = this.core.paths;
+    if (!ps) {
+      r.to = this.server;
+      return r;
+    }
+    if (ps.routeVersion !== this.#routeVersion) this.#route(ps.route, ps.routeVersion);
+    r.to = this.#primary;
+    r.extra = this.#extra;
+    r.extraCount = this.#extraCount;
     return r;
   }
   tick(now: number, wallMs: number): number {
     return this.core.tick(now, wallMs);
   }
   takeOutbox(): Outgoing[] {
-    return this.core.outbox.splice(0).map((data) => ({ data, to: this.server }));
+    const datagrams = this.core.outbox.splice(0);
+    if (!this.core.paths) return datagrams.map((data) => ({ data, to: this.server }));
+    const out: Outgoing[] = [];
+    const paths = this.core.sendPaths();
+    for (const data of datagrams) for (const p of paths) out.push({ data, to: this.#dests[p]! });
+    for (const d of this.core.pathOutbox.splice(0)) {
+      out.push({ data: d.data, to: this.#dests[d.path]! });
+    }
+    return out;
   }
   takeEvents(): CoreEvent[] {
     return this.core.events.splice(0);
   }
   get pending(): boolean {
-    return this.core.outbox.length > 0 || this.core.events.length > 0;
+    return this.core.outbox.length > 0 || this.core.pathOutbox.length > 0 ||
+      this.core.events.length > 0;
   }
   stop(): void {
     this.core.close();
