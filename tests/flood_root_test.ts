@@ -19,7 +19,7 @@ import { DEFAULT_HANDSHAKE_LOAD_THRESHOLD } from "../src/core/cookie.ts";
 import { COOKIE_REPLY_BYTES, HANDSHAKE_INIT_BYTES } from "../src/core/wire.ts";
 import { LAB, Lab, ping } from "./support/net.ts";
 import { rawSendCommand } from "./support/rawsend.ts";
-import { dropsFromLog, memoryKiB, sleep, udpCounters } from "./support/labstats.ts";
+import { dropsFromLog, memoryKiB, sleep, udpCounters, waitRoute } from "./support/labstats.ts";
 
 const SPOOF = "10.203";
 const FLOOD = { count: 20_000, seconds: 10 };
@@ -68,6 +68,7 @@ rootTest(
       const t0 = performance.now();
       lab.startClient();
       await lab.waitAddress("client", LAB.clientTunnel, 15_000);
+      await waitRoute(lab, "client", LAB.game);
       const connectMs = performance.now() - t0;
       const pings = await ping(lab, "client", LAB.game, { count: 20, interval: 0.2 });
       const floodStatus = await flood.status;

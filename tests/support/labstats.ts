@@ -37,3 +37,15 @@ export function dropsFromLog(log: string): Record<string, number> {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** Waits until `dst` is routed through xvpn0 in `host` (the client applies its pushed routes
+ * just after its address, so the address alone is not enough before a ping). */
+export async function waitRoute(lab: Lab, host: string, dst: string, timeoutMs = 10_000) {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const r = await lab.topo.exec(host, ["ip", "route", "get", dst], { allowFailure: true });
+    if (r.stdout.includes("dev xvpn0")) return;
+    if (performance.now() > deadline) throw new Error(`${dst} is not routed via xvpn0 in ${host}`);
+    await sleep(50);
+  }
+}
