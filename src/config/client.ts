@@ -33,6 +33,7 @@ import {
   privateKeyOf,
 } from "./common.ts";
 import { DEFAULT_TUN_NAME } from "./server.ts";
+import { multipathField, type MultipathMode, pathsField, type PathSpec } from "./paths.ts";
 
 /** A validated `xvpn connect` config. */
 export interface ClientConfig {
@@ -60,6 +61,12 @@ export interface ClientConfig {
   dns: boolean;
   /** Add /32 routes into the tunnel for the pushed DNS servers (`dns_route`, default false). */
   dnsRoute: boolean;
+  /** Multipath: the local paths to use at once (`paths`); absent means one socket, routed by
+   * the kernel, as without multipath. */
+  paths?: PathSpec[];
+  /** Multipath: how the paths share the traffic (`multipath`, default failover); set exactly
+   * when `paths` is. */
+  multipath?: MultipathMode;
 }
 
 // Both ends must agree on the MTU or large packets vanish silently, so only the server sets it.
@@ -85,6 +92,8 @@ const CLIENT = {
   mss_clamp: opt(bool),
   dns: opt(bool),
   dns_route: opt(bool),
+  paths: pathsField,
+  multipath: multipathField,
 };
 
 /**
@@ -113,6 +122,10 @@ export function parseClientConfig(
       ctx.report(at.offset, at.path, "this is the client's own public key, not the server's");
     }
   }
+  if (v.multipath !== undefined && m.at.paths === undefined) {
+    const at = m.keyAt.multipath!;
+    ctx.report(at.offset, at.path, "needs paths: list the interfaces or addresses to use");
+  }
   ctx.finish();
   const out: ClientConfig = {
     file,
@@ -128,5 +141,9 @@ export function parseClientConfig(
     dnsRoute: v.dns_route ?? false,
   };
   if (v.keepalive !== undefined) out.keepaliveMs = v.keepalive;
+  if (v.paths !== undefined) {
+    out.paths = v.paths;
+    out.multipath = v.multipath ?? "failover";
+  }
   return out;
 }

@@ -167,3 +167,49 @@ dns_route: yes
     ],
   );
 });
+
+Deno.test("client: paths and multipath (dual channel)", () => {
+  const base = `server: vpn.example.com:51820
+server_public_key: ${S_PUB}
+private_key: ${A_PRIV}
+`;
+  const c = parseClientConfig(
+    base + `paths:\n  - interface: wlan0\n  - source: 192.168.8.100\nmultipath: redundant\n`,
+    "client.yaml",
+    noFiles,
+  );
+  eq(c.paths, [{ interface: "wlan0" }, { source: "192.168.8.100" }]);
+  eq(c.multipath, "redundant");
+  const d = parseClientConfig(base + `paths: [{ interface: eth0 }]\n`, "client.yaml", noFiles);
+  eq([d.paths, d.multipath], [[{ interface: "eth0" }], "failover"], "failover by default");
+  const none = parseClientConfig(base, "client.yaml", noFiles);
+  eq([none.paths, none.multipath], [undefined, undefined], "no paths: single path as ever");
+});
+
+Deno.test("client: bad paths and multipath", () => {
+  const base = `server: vpn.example.com:51820
+server_public_key: ${S_PUB}
+private_key: ${A_PRIV}
+`;
+  eq(errors(base + `multipath: redundant\n`), [
+    "client.yaml:4:1: multipath: needs paths: list the interfaces or addresses to use",
+  ]);
+  eq(errors(base + `paths: [{ interface: wlan0 }]\nmultipath: redundnat\n`), [
+    'client.yaml:5:12: multipath: expected one of redundant, failover, got "redundnat"; ' +
+    'did you mean "redundant"?',
+  ]);
+  eq(errors(base + `paths:\n  - { interface: wlan0, source: 10.0.0.2 }\n  - {}\n`), [
+    "client.yaml:5:5: paths[0]: expected interface or source, not both: a path is one or the other",
+    "client.yaml:6:5: paths[1]: expected a mapping with interface (a device name) or source " +
+    "(a local IPv4 address), got neither",
+  ]);
+  eq(errors(base + `paths:\n  - source: 10.0.0.300\n  - interface: eth0\n  - interface: eth0\n`), [
+    "client.yaml:5:13: paths[0].source: expected an IPv4 address such as 10.7.0.2, got " +
+    '"10.0.0.300"',
+    "client.yaml:7:5: paths[2]: interface eth0 is already listed at line 6",
+  ]);
+  eq(errors(base + `paths: []\n`), ["client.yaml:4:8: paths: expected 1-8 paths, got 0"]);
+  eq(errors(base + `paths: [{ iface: eth0 }]\n`), [
+    "client.yaml:4:11: paths[0].iface: unknown key; expected one of interface, source",
+  ]);
+});
