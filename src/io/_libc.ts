@@ -114,6 +114,8 @@ export const SO_RCVBUF = 8;
 export const SO_SNDBUFFORCE = 32;
 /** As SO_RCVBUF but ignores rmem_max; needs CAP_NET_ADMIN. */
 export const SO_RCVBUFFORCE = 33;
+/** Binds a socket to one network device (value: its name); needs CAP_NET_RAW (socket(7)). */
+export const SO_BINDTODEVICE = 25;
 /** setsockopt/cmsg level for UDP options (IPPROTO_UDP, netinet/in.h). */
 export const SOL_UDP = 17;
 /** UDP generic segmentation offload: segment size, socket-wide or per message (linux/udp.h). */

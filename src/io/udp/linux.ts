@@ -37,6 +37,7 @@ import {
   libc,
   MSG_DONTWAIT,
   MSG_TRUNC,
+  SO_BINDTODEVICE,
   SO_RCVBUF,
   SO_RCVBUFFORCE,
   SO_SNDBUF,
@@ -80,6 +81,12 @@ export interface LinuxUdpOptions {
   sndbuf?: number;
   /** SO_RCVBUF in bytes (tries SO_RCVBUFFORCE first, which ignores `net.core.rmem_max` as root). */
   rcvbuf?: number;
+  /**
+   * Bind to this network device (SO_BINDTODEVICE): datagrams leave through it whatever the
+   * routing table prefers, and only datagrams that arrived on it are received. Multipath uses
+   * this to keep one socket per interface (Wi-Fi, mobile). Needs CAP_NET_RAW.
+   */
+  device?: string;
 }
 
 /** sizeof(struct mmsghdr) on 64-bit Linux. */
@@ -246,6 +253,7 @@ export class LinuxUdpSocket {
     try {
       const sndbuf = setBuffer(c, fd, where, SO_SNDBUFFORCE, SO_SNDBUF, o.sndbuf);
       const rcvbuf = setBuffer(c, fd, where, SO_RCVBUFFORCE, SO_RCVBUF, o.rcvbuf);
+      if (o.device !== undefined) bindToDevice(c, fd, where, o.device);
       const addr = new Uint8Array(SOCKADDR_IN_BYTES);
       writeSockaddrIn(addr, 0, ip, o.port);
       if (c.bind(fd, addr, SOCKADDR_IN_BYTES) < 0) {
@@ -578,6 +586,25 @@ function setInt(c: Libc, fd: number, level: number, name: number, value: number)
   const v = new Int32Array([value]);
   const err = errnoView();
   return c.setsockopt(fd, level, name, new Uint8Array(v.buffer), 4) < 0 ? err[0]! : 0;
+}
+
+/** setsockopt(SO_BINDTODEVICE) with the device name (before bind, so the route lookup of every
+ * send is made for that device). */
+function bindToDevice(c: Libc, fd: number, where: string, device: string): void {
+  const name = new TextEncoder().encode(device);
+  if (name.length === 0 || name.length > 15 || name.includes(0)) {
+    throw new TypeError(`cannot open ${where}: "${device}" is not a network device name`);
+  }
+  const err = errnoView();
+  if (c.setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, name.length) < 0) {
+    const e = err[0]!;
+    const hint = e === Errno.ENODEV
+      ? ": no such network device"
+      : e === Errno.EPERM
+      ? ": binding to a device needs root or CAP_NET_RAW"
+      : "";
+    throw sysError(`cannot open ${where}: setsockopt(SO_BINDTODEVICE, ${device}) failed`, e, hint);
+  }
 }
 
 /**

@@ -7,6 +7,7 @@
 import { assert, assertEquals, assertThrows } from "../../testing/assert.ts";
 import { Errno, ErrnoError, libc, SOL_SOCKET } from "../_libc.ts";
 import { type LinuxUdpOptions, LinuxUdpSocket } from "./linux.ts";
+import { rootTest } from "../../testing/root.ts";
 
 const LOCALHOST = 0x7f000001;
 
@@ -376,3 +377,25 @@ Deno.test("LinuxUdpSocket after close() throws a clear error", () => {
   assertThrows(() => s.recv(), Error, "recv() on closed UDP socket 127.0.0.1:");
   assertThrows(() => s.send(0), Error, "send() on closed UDP socket 127.0.0.1:");
 });
+
+rootTest(
+  "LinuxUdpSocket.open() binds to a device (SO_BINDTODEVICE) and names a missing one",
+  async () => {
+    const tx = slots(4, 2048);
+    const rx = slots(4, 2048);
+    const a = open({ txSlots: tx, device: "lo" });
+    const b = open({ rxSlots: rx });
+    try {
+      stage(a, tx, 0, 7, 100, b);
+      assertEquals(a.send(1), 1);
+      const [got] = await receive(b, rx, 1);
+      assert(got && holds(got.bytes, got.len, 7), "the datagram left through lo");
+    } finally {
+      a.close();
+      b.close();
+    }
+    const err = assertThrows(() => open({ device: "nosuchdev0" }), ErrnoError) as ErrnoError;
+    assertEquals(err.errno, Errno.ENODEV);
+    assert(err.message.includes("SO_BINDTODEVICE, nosuchdev0) failed: ENODEV"), err.message);
+  },
+);
