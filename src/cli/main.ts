@@ -20,6 +20,8 @@ Usage:
   xvpn connect --config client.yaml   connect to a server (root: TUN, address, routes)
   xvpn genkey                         print a new private key (base64)
   xvpn pubkey                         read a private key on stdin, print its public key
+  xvpn diag mtu --config client.yaml  path MTU to the server, both TUN MTUs, what to change
+                                      (--json, --tries N; exit 0 healthy, 1 problem, 2 no answer)
   xvpn demo                           build network namespaces and run a real tunnel (root)
   xvpn tcp-check sink|source ...      checksummed TCP transfer (used by demo and tests)
   xvpn help | version
@@ -56,6 +58,10 @@ export async function main(args: string[]): Promise<number> {
       case "tcp-check": {
         const { tcpCheck } = await import("./tcpcheck.ts");
         return await tcpCheck(rest);
+      }
+      case "diag": {
+        const { diag } = await import("./diag.ts");
+        return await diag(rest);
       }
       case "demo": {
         const { demo } = await import("./demo.ts");

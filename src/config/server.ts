@@ -57,8 +57,11 @@ export interface ServerConfig {
   listen: Endpoint;
   /** The server's X25519 private key. */
   privateKey: Uint8Array;
-  /** TUN device settings. */
-  tun: { name: string; mtu: number };
+  /**
+   * TUN device settings. `mtu` absent means automatic: the runtime takes the underlay device's
+   * MTU minus xvpn's 60 bytes of overhead (see `src/core/mtu.ts`).
+   */
+  tun: { name: string; mtu?: number };
   /** Tunnel address pool (network address, prefix <= 30); the server takes its first host. */
   pool: Cidr;
   /** Routes pushed to clients (`0.0.0.0/0` for a full tunnel). */
@@ -85,7 +88,10 @@ export interface ServerConfig {
 
 /** Default TUN device name of both server and client. */
 export const DEFAULT_TUN_NAME = "xvpn0";
-/** Default tunnel MTU: 1500 minus outer IPv4/IPv6 + UDP + xvpn overhead, with room to spare. */
+/**
+ * Tunnel MTU when `tun.mtu` is not set and the underlay device cannot be found either: 1500 minus
+ * outer IPv4/IPv6 + UDP + xvpn overhead, with room to spare.
+ */
 export const DEFAULT_MTU = 1420;
 /** Default keepalive interval. */
 export const DEFAULT_KEEPALIVE_MS = 10_000;
@@ -180,7 +186,7 @@ export function parseServerConfig(
     file,
     listen: v.listen!,
     privateKey: privateKey!,
-    tun: { name: v.tun?.name ?? DEFAULT_TUN_NAME, mtu: v.tun?.mtu ?? DEFAULT_MTU },
+    tun: { name: v.tun?.name ?? DEFAULT_TUN_NAME },
     pool: v.pool!,
     routes: v.routes ?? [],
     dns: v.dns ?? [],
@@ -192,6 +198,7 @@ export function parseServerConfig(
     dataPath: v.data_path ?? "auto",
     mssClamp: v.mss_clamp ?? true,
   };
+  if (v.tun?.mtu !== undefined) out.tun.mtu = v.tun.mtu;
   if (v.nat_interface !== undefined) out.natInterface = v.nat_interface;
   return out;
 }

@@ -24,13 +24,19 @@ export const LAB = {
   game: "10.201.2.2",
   otherNet: "10.201.3.0/24",
   other: "10.201.3.2",
+  /** With {@link LabOptions.router}: the router-server link, and the server's address on it. */
+  routerNet: "10.201.4.0/24",
+  serverBehindRouter: "10.201.4.2",
   port: 51820,
 } as const;
 
 /** Options of a lab. */
 export interface LabOptions {
-  /** TUN MTU of the server (pushed to the client). Default 1420. */
-  mtu?: number;
+  /**
+   * TUN MTU of the server (pushed to the client). Default 1420; `"auto"` leaves `tun.mtu` out of
+   * server.yaml, so the server picks its underlay device's MTU - 60.
+   */
+  mtu?: number | "auto";
   /** MTU of the client-server underlay link. Default 1500. */
   underlayMtu?: number;
   /** Server NATs the pool instead of the game host routing back. */
@@ -54,6 +60,13 @@ export interface LabOptions {
    * sees the machine's resolv.conf, and xvpn refuses to change DNS from inside a namespace.
    */
   clientResolvConf?: string;
+  /**
+   * Puts a forwarding "router" host between client and server (client 10.201.1.1 - router -
+   * 10.201.4.2 server): the client-router link has `underlayMtu`, the router-server link
+   * `serverLinkMtu` (default 1500). For path-MTU tests, where the bottleneck must be a hop
+   * that answers (or drops) ICMP "fragmentation needed" rather than a local device.
+   */
+  router?: { serverLinkMtu?: number };
 }
 
 /** A running lab. */
@@ -71,16 +84,31 @@ export class Lab {
 
   /** Builds namespaces and links, writes keys and configs. Nothing xvpn runs yet. */
   static async create(opts: LabOptions = {}): Promise<Lab> {
-    const hosts = ["client", "server", "game", ...(opts.withOther ? ["other"] : [])];
+    const r = opts.router;
+    const hosts = ["client", ...(r ? ["router"] : []), "server", "game"]
+      .concat(opts.withOther ? ["other"] : []);
     const topo = await Topology.create({
       hosts,
       links: [
-        { a: "client", b: "server", subnet: LAB.underlay, mtu: opts.underlayMtu ?? 1500 },
+        ...(r
+          ? [
+            { a: "client", b: "router", subnet: LAB.underlay, mtu: opts.underlayMtu ?? 1500 },
+            { a: "router", b: "server", subnet: LAB.routerNet, mtu: r.serverLinkMtu ?? 1500 },
+          ]
+          : [
+            { a: "client", b: "server", subnet: LAB.underlay, mtu: opts.underlayMtu ?? 1500 },
+          ]),
         { a: "server", b: "game", subnet: LAB.gameNet },
         ...(opts.withOther ? [{ a: "server", b: "other", subnet: LAB.otherNet }] : []),
       ],
-      forwarding: ["server"],
+      forwarding: ["server", ...(r ? ["router"] : [])],
       routes: [
+        ...(r
+          ? [
+            { host: "client", to: LAB.routerNet, via: "router" },
+            { host: "server", to: LAB.underlay, via: "router" },
+          ]
+          : []),
         ...(opts.nat ? [] : [{ host: "game", to: LAB.pool, via: "server" }]),
         ...(opts.withOther && !opts.nat ? [{ host: "other", to: LAB.pool, via: "server" }] : []),
       ],
@@ -96,6 +124,11 @@ export class Lab {
       throw err;
     }
     return lab;
+  }
+
+  /** The server's underlay address: on the client link, or behind the router. */
+  get serverUnderlay(): string {
+    return this.opts.router ? LAB.serverBehindRouter : LAB.serverUnderlay;
   }
 
   /** Path of a file in the lab directory. */
@@ -126,9 +159,9 @@ export class Lab {
     await Deno.writeTextFile(
       this.path("server.yaml"),
       [
-        `listen: "${LAB.serverUnderlay}:${LAB.port}"`,
+        `listen: "${this.serverUnderlay}:${LAB.port}"`,
         `private_key: "${encodeKey(this.serverKey)}"`,
-        `tun: { name: xvpn0, mtu: ${o.mtu ?? 1420} }`,
+        o.mtu === "auto" ? `tun: { name: xvpn0 }` : `tun: { name: xvpn0, mtu: ${o.mtu ?? 1420} }`,
         `pool: ${LAB.pool}`,
         `routes: [${LAB.gameNet}]`,
         `dns: [${(o.serverDns ?? [LAB.serverTunnel]).join(", ")}]`,
@@ -146,7 +179,7 @@ export class Lab {
     await Deno.writeTextFile(
       this.path("client.yaml"),
       [
-        `server: "${LAB.serverUnderlay}:${LAB.port}"`,
+        `server: "${this.serverUnderlay}:${LAB.port}"`,
         `server_public_key: "${encodeKey(publicKeyOf(this.serverKey))}"`,
         `private_key: "${encodeKey(this.clientKey)}"`,
         `tun: { name: xvpn0 }`,

@@ -68,6 +68,12 @@ export const LIBC_SYMBOLS = {
   recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "usize"], result: "i32" },
   /** int sendmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags) */
   sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  /** int connect(int fd, const struct sockaddr *addr, socklen_t addrlen) */
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  /** ssize_t send(int fd, const void *buf, size_t len, int flags) — result truncated to i32. */
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
+  /** ssize_t recv(int fd, void *buf, size_t len, int flags) — result truncated to i32. */
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
   /** int *__errno_location(void) — glibc's address of the calling thread's errno. */
   __errno_location: { parameters: [], result: "pointer" },
   /** char *strerror(int errnum) */
@@ -124,6 +130,17 @@ export const UDP_SEGMENT = 103;
 export const MSG_DONTWAIT = 0x40;
 /** msg_flags on receive: the datagram was longer than the buffer and was cut (linux/socket.h). */
 export const MSG_TRUNC = 0x20;
+
+/** setsockopt level for IPv4 options (SOL_IP = IPPROTO_IP, linux/in.h). */
+export const SOL_IP = 0;
+/** IPv4 path-MTU discovery mode of a socket: one of the IP_PMTUDISC_* values (linux/in.h). */
+export const IP_MTU_DISCOVER = 10;
+/** getsockopt: the path MTU the kernel knows for a connected socket's destination (linux/in.h). */
+export const IP_MTU = 14;
+/** Set DF; a send larger than the known path MTU fails with EMSGSIZE (linux/in.h). */
+export const IP_PMTUDISC_DO = 2;
+/** Set DF but ignore the known path MTU (only the device MTU limits a send) (linux/in.h). */
+export const IP_PMTUDISC_PROBE = 3;
 
 let lib: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
 let errnoCell: Int32Array | undefined;

@@ -22,7 +22,9 @@ import { type CoreEvent, ServerAdapter } from "./engine.ts";
 import { type Engine, startPortable } from "./portable.ts";
 import { startFast } from "./dataplane/host.ts";
 import { useFastPath } from "./choose.ts";
-import { serverAddress } from "../config/server.ts";
+import { DEFAULT_MTU, serverAddress } from "../config/server.ts";
+import { autoTunMtu, TUNNEL_OVERHEAD_BYTES } from "../core/mtu.ts";
+import { listenDevice } from "../diag/links.ts";
 
 const log = logger("server");
 
@@ -33,6 +35,7 @@ export async function runServer(
 ): Promise<void> {
   const cleanup = new Cleanup();
   try {
+    const mtu = await chooseMtu(cfg, deps.runner);
     const tun = openTun(cfg.tun.name);
     cleanup.add(`close TUN ${tun.name}`, () => tun.close());
     const link = new RouteApplier(deps.runner);
@@ -40,7 +43,7 @@ export async function runServer(
     await link.up({
       ifname: tun.name,
       address: { addr: address, prefix: cfg.pool.prefix },
-      mtu: cfg.tun.mtu,
+      mtu,
       routes: [],
     });
     cleanup.add(`remove address of ${tun.name}`, () => link.down());
@@ -55,7 +58,7 @@ export async function runServer(
       privateKey: cfg.privateKey,
       clients: cfg.clients,
       pool: cfg.pool,
-      mtu: cfg.tun.mtu,
+      mtu,
       routes: cfg.routes,
       dns: cfg.dns,
       keepaliveMs: cfg.keepaliveMs,
@@ -92,7 +95,7 @@ export async function runServer(
         listen: `${cfg.listen.host}:${cfg.listen.port}`,
         tun: tun.name,
         address: `${formatIPv4(address)}/${cfg.pool.prefix}`,
-        mtu: cfg.tun.mtu,
+        mtu,
         pool: formatCidr(cfg.pool),
         clients: cfg.clients.length,
         nat: cfg.nat ? ", NAT on" : "",
@@ -108,6 +111,37 @@ export async function runServer(
     for (const e of errors) log.error(e.message);
     if (errors.length === 0) log.info("Removed the TUN device and everything xvpn set up");
   }
+}
+
+/**
+ * The TUN MTU: `tun.mtu` when set; otherwise the MTU of the underlay device the server listens
+ * on (the default route's for a wildcard address) minus xvpn's overhead, the rule wg-quick
+ * uses, so that full-size tunnel packets leave that device unfragmented. Logged with the
+ * arithmetic, since clients inherit it.
+ */
+async function chooseMtu(cfg: ServerConfig, runner: CommandRunner): Promise<number> {
+  if (cfg.tun.mtu !== undefined) return cfg.tun.mtu;
+  const dev = await listenDevice(runner, cfg.listen.host).catch(() => undefined);
+  if (!dev) {
+    log.warning(
+      "tun.mtu is not set and no underlay device was found for {listen}: TUN MTU {mtu}",
+      { listen: cfg.listen.host, mtu: DEFAULT_MTU },
+    );
+    return DEFAULT_MTU;
+  }
+  const auto = autoTunMtu(dev.mtu);
+  log.info(
+    "TUN MTU {mtu}, automatic (tun.mtu not set): {dev}, {how}, has MTU {deviceMtu}; {arithmetic} (IPv4 20 + UDP 8 + xvpn header 16 + tag 16 = {overhead})",
+    {
+      mtu: auto.mtu,
+      dev: dev.dev,
+      how: dev.how,
+      deviceMtu: dev.mtu,
+      arithmetic: auto.arithmetic,
+      overhead: TUNNEL_OVERHEAD_BYTES,
+    },
+  );
+  return auto.mtu;
 }
 
 function logServerEvent(e: ServerEvent): void {
