@@ -10,7 +10,7 @@ import { ClientCore, type ClientEvent } from "../core/client.ts";
 import type { SessionConfig } from "../core/control.ts";
 import { type Cidr, formatCidr, formatIPv4, parseIPv4 } from "../core/ip.ts";
 import { type Endpoint, formatEndpoint } from "../core/result.ts";
-import { createAead } from "../crypto/aead.ts";
+import { loadAead } from "../crypto/load.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { openTun } from "../io/tun/open.ts";
 import { DenoUdpSocket } from "../io/udp/socket.ts";
@@ -194,7 +194,7 @@ export async function runClient(
         mssClamp: cfg.mssClamp,
       }, onEvents);
     } else {
-      const aead = createAead("auto");
+      const aead = await loadAead("auto");
       const core = new ClientCore({
         privateKey: cfg.privateKey,
         serverPublicKey: cfg.serverPublicKey,

@@ -9,7 +9,7 @@ import type { ServerConfig } from "../config/mod.ts";
 import { ServerCore, type ServerEvent } from "../core/server.ts";
 import { formatCidr, formatIPv4 } from "../core/ip.ts";
 import { formatEndpoint } from "../core/result.ts";
-import { createAead } from "../crypto/aead.ts";
+import { loadAead } from "../crypto/load.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { openTun } from "../io/tun/open.ts";
 import { DenoUdpSocket } from "../io/udp/socket.ts";
@@ -76,7 +76,7 @@ export async function runServer(
         ...params,
       }, onEvents);
     } else {
-      const aead = createAead("auto");
+      const aead = await loadAead("auto");
       const udp = new DenoUdpSocket(bind.hostname, bind.port);
       const portable = startPortable(
         new ServerAdapter(new ServerCore({ ...params, aead })),

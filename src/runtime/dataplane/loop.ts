@@ -15,6 +15,12 @@
  * no queue builds up inside xvpn: under overload the kernel's socket and TUN queues hold the
  * backlog (and drop), which keeps added latency at one batch.
  *
+ * Multipath clients have one UDP socket per path, all in the same poll(); a sealed packet is
+ * sent on the socket its destination names (`via`), and copied into the send slots of every
+ * further destination (redundant mode; the server's redundant sessions likewise copy it for each
+ * recent client endpoint). With one socket and one destination, which is every single-path
+ * tunnel, none of this runs: the per-packet cost is one comparison.
+ *
  * @module
  */
 import { PacketBuf } from "../../core/packet.ts";
@@ -24,7 +30,7 @@ import { type Libc, POLLIN } from "../../io/_libc.ts";
 import type { TunDevice } from "../../io/tun/device.ts";
 import type { LinuxUdpSocket } from "../../io/udp/linux.ts";
 import type { CoreAdapter, CoreEvent, Outgoing } from "../engine.ts";
-import { writeTun } from "../portable.ts";
+import { writeTun } from "../tunwrite.ts";
 import { CTRL_COMMAND, CTRL_STOP } from "./messages.ts";
 
 /** Batches per direction per loop turn before the other direction gets a go. */
@@ -39,6 +45,13 @@ interface NumEndpoint extends Endpoint {
   ip: number;
 }
 
+/** A UDP socket with its own receive and send slots. */
+export interface UdpSlots {
+  udp: LinuxUdpSocket;
+  rx: PacketBuf[];
+  tx: PacketBuf[];
+}
+
 /** Everything the loop drives. */
 export interface LoopParts {
   c: Libc;
@@ -51,13 +64,21 @@ export interface LoopParts {
   control: Int32Array;
   onEvents: (events: CoreEvent[]) => void;
   isClosed: () => boolean;
+  /** Multipath: the sockets of paths 2..n (path 1's is `udp`), each with its own slots. */
+  more?: UdpSlots[];
 }
 
 /** The data-plane loop. */
 export class DataPlaneLoop {
   readonly #p: LoopParts;
-  readonly #pollfds = new Uint8Array(3 * 8);
+  readonly #pollfds: Uint8Array;
   readonly #pollView: DataView;
+  /** poll() entries: TUN, first UDP socket, wake eventfd, then the other paths' sockets. */
+  readonly #nfds: bigint;
+  /** Every socket, path order (entry 0 is the parts object itself, so setUdp() updates both). */
+  readonly #socks: UdpSlots[];
+  /** Send counts per socket during one multipath batch. */
+  readonly #txCount: Int32Array;
   readonly #tunIn = new Uint8Array(65536);
   readonly #tunOut = new Uint8Array(65536);
   readonly #drain = new Uint8Array(8);
@@ -66,8 +87,13 @@ export class DataPlaneLoop {
 
   constructor(p: LoopParts) {
     this.#p = p;
+    const more = p.more ?? [];
+    this.#socks = [p, ...more];
+    this.#txCount = new Int32Array(this.#socks.length);
+    this.#nfds = BigInt(3 + more.length);
+    this.#pollfds = new Uint8Array((3 + more.length) * 8);
     this.#pollView = new DataView(this.#pollfds.buffer);
-    const fds = [p.tun.fd, p.udp.fd, p.wakeFd];
+    const fds = [p.tun.fd, p.udp.fd, p.wakeFd, ...more.map((s) => s.udp.fd)];
     fds.forEach((fd, i) => {
       this.#pollView.setInt32(i * 8, fd, true);
       this.#pollView.setInt16(i * 8 + 4, POLLIN, true);
@@ -86,10 +112,11 @@ export class DataPlaneLoop {
     return e;
   }
 
-  /** Replaces the UDP socket (after a rebind); the next poll() watches the new fd. */
-  setUdp(udp: LinuxUdpSocket): void {
-    this.#p.udp = udp;
-    this.#pollView.setInt32(8, udp.fd, true);
+  /** Replaces path `index`'s UDP socket (after a rebind); the next poll() watches the new fd.
+   * The new socket must use the same slots as the old one. */
+  setUdp(udp: LinuxUdpSocket, index = 0): void {
+    this.#socks[index]!.udp = udp;
+    this.#pollView.setInt32((index === 0 ? 1 : 2 + index) * 8, udp.fd, true);
   }
 
   /** Runs until the stop flag is set, a command is announced, or the core closes for good. */
@@ -102,7 +129,7 @@ export class DataPlaneLoop {
     ) {
       const now = performance.now();
       const timeout = Math.max(0, Math.min(MAX_SLEEP_MS, Math.ceil(this.#nextDeadline - now)));
-      const rc = p.c.poll(this.#pollfds, 3n, timeout);
+      const rc = p.c.poll(this.#pollfds, this.#nfds, timeout);
       const t = performance.now();
       if (rc > 0) {
         const v = this.#pollView;
@@ -116,6 +143,7 @@ export class DataPlaneLoop {
           if (net) net = this.#fromNet(t);
           if (tun) tun = this.#fromTun(t);
         }
+        if (this.#socks.length > 1) this.#fromOtherPaths(t);
       }
       if (t >= this.#nextDeadline || p.core.pending) this.#timers(t);
     }
@@ -127,9 +155,19 @@ export class DataPlaneLoop {
     this.#flush();
   }
 
+  /** Multipath: drains the other paths' sockets that poll() reported readable. */
+  #fromOtherPaths(now: number): void {
+    const v = this.#pollView;
+    for (let k = 1; k < this.#socks.length; k++) {
+      if (v.getInt16((2 + k) * 8 + 6, true) === 0) continue;
+      const { udp, rx } = this.#socks[k]!;
+      for (let turn = 0; turn < BATCHES_PER_TURN && this.#fromNet(now, udp, rx); turn++);
+    }
+  }
+
   /** One recvmmsg batch; returns true when the batch was full (more may be waiting). */
-  #fromNet(now: number): boolean {
-    const { core, udp, rx, tun } = this.#p;
+  #fromNet(now: number, udp = this.#p.udp, rx = this.#p.rx): boolean {
+    const { core, tun } = this.#p;
     const n = udp.recv();
     if (n <= 0) return false;
     const out = this.#tunOut;
@@ -150,26 +188,71 @@ export class DataPlaneLoop {
 
   /** Reads up to one batch from the TUN, seals, sends; true when the batch was full. */
   #fromTun(now: number): boolean {
+    if (this.#socks.length > 1) return this.#fromTunPaths(now);
     const { core, udp, tx, tun } = this.#p;
     const buf = this.#tunIn;
+    // Room for a packet's extra copies (redundant sessions) stays free at the end of the batch.
+    const limit = tx.length - core.maxExtra;
     let count = 0;
-    while (count < tx.length) {
+    while (count < limit) {
       const n = tun.read(buf);
       if (n === 0) break;
-      const r = core.fromTun(now, buf, n, tx[count]!);
+      const sealed = tx[count]!;
+      const r = core.fromTun(now, buf, n, sealed);
       if (r.verdict !== Verdict.Net) continue;
       const to = r.to as NumEndpoint;
       udp.txLen[count] = r.length;
       udp.txIp[count] = to.ip ?? parseIPv4(to.hostname) ?? 0;
       udp.txPort[count] = to.port;
       count++;
+      for (let i = 0; i < r.extraCount; i++) {
+        queue(this.#p, count++, sealed, r.length, r.extra![i]!);
+      }
     }
     if (count > 0) {
       const sent = udp.send(count);
       if (sent < count) core.drops.send_failed += count - sent;
     }
     if (core.pending) this.#flush();
-    return count === tx.length;
+    return count >= limit;
+  }
+
+  /**
+   * Multipath client: like #fromTun, but each sealed packet goes to the socket of each of its
+   * destinations (`via`), sealed into the first socket's next slot and copied where needed.
+   * Every socket gets at most one copy per packet, so the batch ends when any socket is full.
+   */
+  #fromTunPaths(now: number): boolean {
+    const { core, tun } = this.#p;
+    const socks = this.#socks;
+    const counts = this.#txCount;
+    counts.fill(0);
+    const buf = this.#tunIn;
+    let full = false;
+    for (;;) {
+      for (let k = 0; k < socks.length; k++) if (counts[k]! >= socks[k]!.tx.length) full = true;
+      if (full) break;
+      const n = tun.read(buf);
+      if (n === 0) break;
+      const sealed = socks[0]!.tx[counts[0]!]!;
+      const r = core.fromTun(now, buf, n, sealed);
+      if (r.verdict !== Verdict.Net) continue;
+      for (let i = -1; i < r.extraCount; i++) {
+        const to = i < 0 ? r.to! : r.extra![i]!;
+        const k = to.via ?? 0;
+        const s = socks[k];
+        if (!s) continue;
+        queue(s, counts[k]!++, sealed, r.length, to);
+      }
+    }
+    for (let k = 0; k < socks.length; k++) {
+      const count = counts[k]!;
+      if (count === 0) continue;
+      const sent = socks[k]!.udp.send(count);
+      if (sent < count) core.drops.send_failed += count - sent;
+    }
+    if (core.pending) this.#flush();
+    return full;
   }
 
   #timers(now: number): void {
@@ -177,10 +260,14 @@ export class DataPlaneLoop {
     this.#flush();
   }
 
-  /** Sends control-path datagrams (one at a time, through send slot 0) and posts events. */
+  /** Sends control-path datagrams (one at a time, through send slot 0 of the socket named by
+   * `to.via`) and posts events. */
   #flush(): void {
-    const { core, udp, tx } = this.#p;
-    for (const o of core.takeOutbox()) this.#sendOne(o, udp, tx[0]!);
+    const { core } = this.#p;
+    for (const o of core.takeOutbox()) {
+      const s = this.#socks[o.to.via ?? 0] ?? this.#p;
+      this.#sendOne(o, s.udp, s.tx[0]!);
+    }
     const events = core.takeEvents();
     if (events.length) this.#p.onEvents(events);
   }
@@ -193,4 +280,16 @@ export class DataPlaneLoop {
     udp.txPort[0] = o.to.port;
     if (udp.send(1) < 1) this.#p.core.drops.send_failed++;
   }
+}
+
+/**
+ * Puts a copy of the sealed datagram `sealed[0..len)` into send slot `j` of `s`, addressed to
+ * `to` (nothing to copy when the datagram was sealed into that very slot).
+ */
+function queue(s: UdpSlots, j: number, sealed: PacketBuf, len: number, to: Endpoint): void {
+  const slot = s.tx[j]!;
+  if (slot !== sealed) slot.buf.set(sealed.buf.subarray(0, len));
+  s.udp.txLen[j] = len;
+  s.udp.txIp[j] = (to as NumEndpoint).ip ?? parseIPv4(to.hostname) ?? 0;
+  s.udp.txPort[j] = to.port;
 }

@@ -5,11 +5,9 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { ClientCore } from "../../core/client.ts";
 import { PacketBuf } from "../../core/packet.ts";
-import { ServerCore } from "../../core/server.ts";
 import { parseIPv4 } from "../../core/ip.ts";
-import { createAead } from "../../crypto/aead.ts";
+import { loadAead } from "../../crypto/load.ts";
 import { libc } from "../../io/_libc.ts";
 import { adoptLinuxTun } from "../../io/tun/linux.ts";
 import { LinuxUdpSocket } from "../../io/udp/linux.ts";
@@ -70,10 +68,12 @@ function nextCommand(): Promise<Command> {
 }
 
 async function run(init: ServerInit | ClientInit): Promise<void> {
-  const aead = createAead("auto");
+  const aead = await loadAead("auto");
   let core: CoreAdapter;
   let isClosed = () => false;
   if (init.role === "server") {
+    // Each role loads only its own core (a Worker's RSS counts against the process).
+    const { ServerCore } = await import("../../core/server.ts");
     core = new ServerAdapter(
       new ServerCore({
         privateKey: init.privateKey,
@@ -89,6 +89,7 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
       }),
     );
   } else {
+    const { ClientCore } = await import("../../core/client.ts");
     const client = new ClientCore({
       privateKey: init.privateKey,
       serverPublicKey: init.serverPublicKey,
