@@ -159,6 +159,12 @@ function logServerEvent(e: ServerEvent): void {
         },
       );
       break;
+    case "diag_session":
+      log.info("Diagnostic session of {name} at {endpoint} (no address, answers MTU probes)", {
+        name: e.name,
+        endpoint: formatEndpoint(e.endpoint),
+      });
+      break;
     case "roamed":
       log.info("{name} moved from {from} to {to}", {
         name: e.name,
@@ -176,7 +182,7 @@ function logServerEvent(e: ServerEvent): void {
     case "session_closed":
       log.info("Session of {name} ({address}) closed: {reason}", {
         name: e.name,
-        address: formatIPv4(e.address),
+        address: e.address === 0 ? "diagnostic" : formatIPv4(e.address),
         reason: e.reason,
       });
       break;
