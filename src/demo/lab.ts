@@ -49,6 +49,9 @@ export interface LabOptions {
   clientExtra?: string;
   /** Also build an "other" host behind the server whose subnet is not pushed. */
   withOther?: boolean;
+  /** Where the client sends (default: the server's underlay address); e.g. an impairment
+   * relay in front of the server. */
+  clientServer?: string;
   /** `data_path` of both xvpn processes (default: auto). */
   dataPath?: "auto" | "fast" | "portable";
   /** DNS servers the server pushes (default: its own tunnel address, {@link LAB}.serverTunnel). */
@@ -179,7 +182,7 @@ export class Lab {
     await Deno.writeTextFile(
       this.path("client.yaml"),
       [
-        `server: "${this.serverUnderlay}:${LAB.port}"`,
+        `server: "${o.clientServer ?? `${this.serverUnderlay}:${LAB.port}`}"`,
         `server_public_key: "${encodeKey(publicKeyOf(this.serverKey))}"`,
         `private_key: "${encodeKey(this.clientKey)}"`,
         `tun: { name: xvpn0 }`,
