@@ -1,0 +1,40 @@
+/**
+ * Run by tests/alloc_test.ts under `--trace-gc`: warms up the data path, then prints markers
+ * around 100k round trips (400k seal/open operations), so the test can count collections
+ * between them.
+ *
+ * @module
+ */
+import { PacketBuf } from "../../src/core/packet.ts";
+import { Verdict } from "../../src/core/result.ts";
+import { parseIPv4 } from "../../src/core/ip.ts";
+import { Pair } from "./pair.ts";
+import { udpPacket } from "./packets.ts";
+
+const p = new Pair();
+if (p.aead.name !== "libsodium") throw new Error("libsodium is needed for the fast AEAD");
+p.client.start(p.now, p.wall);
+p.run(20);
+if (!p.client.ready) throw new Error("no handshake");
+const me = p.client.config!.address.addr;
+const game = parseIPv4("198.51.100.7")!;
+const up = udpPacket(me, game, new Uint8Array(1200));
+const down = udpPacket(game, me, new Uint8Array(1200));
+const wire = PacketBuf.alloc(4096);
+const tunOut = new Uint8Array(4096);
+const from = p.clientEndpoint;
+const now = p.now;
+function step(): void {
+  let r = p.client.fromTun(now, up, up.length, wire);
+  if (r.verdict !== Verdict.Net) throw new Error("client did not seal");
+  r = p.server.receive(now, wire, from, tunOut);
+  if (r.verdict !== Verdict.Tun) throw new Error(`server did not open: ${r.reason}`);
+  r = p.server.fromTun(now, down, down.length, wire);
+  if (r.verdict !== Verdict.Net) throw new Error("server did not seal");
+  r = p.client.receive(now, wire, tunOut);
+  if (r.verdict !== Verdict.Tun) throw new Error(`client did not open: ${r.reason}`);
+}
+for (let i = 0; i < 50_000; i++) step();
+console.log("---- measured");
+for (let i = 0; i < 100_000; i++) step();
+console.log("---- end");
