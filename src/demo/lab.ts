@@ -27,6 +27,10 @@ export const LAB = {
   /** With {@link LabOptions.router}: the router-server link, and the server's address on it. */
   routerNet: "10.201.4.0/24",
   serverBehindRouter: "10.201.4.2",
+  /** With {@link LabOptions.withConsole}: the client's LAN, its address on it, and the console. */
+  consoleNet: "10.201.5.0/24",
+  clientLan: "10.201.5.1",
+  console: "10.201.5.2",
   port: 51820,
 } as const;
 
@@ -70,6 +74,15 @@ export interface LabOptions {
    * that answers (or drops) ICMP "fragmentation needed" rather than a local device.
    */
   router?: { serverLinkMtu?: number };
+  /**
+   * Also build a "console" host on a LAN behind the client (client 10.201.5.1 - 10.201.5.2
+   * console, MTU `consoleMtu`, default 1500): the console's default route is the client, and
+   * the client forwards. The server only accepts inner packets from the client's own tunnel
+   * address, so whoever uses this sets up the client's masquerade into xvpn0 itself.
+   */
+  withConsole?: boolean;
+  /** MTU of the client-console LAN (default 1500). */
+  consoleMtu?: number;
 }
 
 /** A running lab. */
@@ -89,7 +102,8 @@ export class Lab {
   static async create(opts: LabOptions = {}): Promise<Lab> {
     const r = opts.router;
     const hosts = ["client", ...(r ? ["router"] : []), "server", "game"]
-      .concat(opts.withOther ? ["other"] : []);
+      .concat(opts.withOther ? ["other"] : [])
+      .concat(opts.withConsole ? ["console"] : []);
     const topo = await Topology.create({
       hosts,
       links: [
@@ -103,8 +117,11 @@ export class Lab {
           ]),
         { a: "server", b: "game", subnet: LAB.gameNet },
         ...(opts.withOther ? [{ a: "server", b: "other", subnet: LAB.otherNet }] : []),
+        ...(opts.withConsole
+          ? [{ a: "client", b: "console", subnet: LAB.consoleNet, mtu: opts.consoleMtu ?? 1500 }]
+          : []),
       ],
-      forwarding: ["server", ...(r ? ["router"] : [])],
+      forwarding: ["server", ...(r ? ["router"] : []), ...(opts.withConsole ? ["client"] : [])],
       routes: [
         ...(r
           ? [
@@ -114,6 +131,7 @@ export class Lab {
           : []),
         ...(opts.nat ? [] : [{ host: "game", to: LAB.pool, via: "server" }]),
         ...(opts.withOther && !opts.nat ? [{ host: "other", to: LAB.pool, via: "server" }] : []),
+        ...(opts.withConsole ? [{ host: "console", to: "default", via: "client" }] : []),
       ],
     });
     const dir = await Deno.makeTempDir({ prefix: "xvpn-lab-" });
