@@ -30,6 +30,7 @@ import {
   strerror,
 } from "../_libc.ts";
 import { invalidIfnameReason, type TunDevice } from "./device.ts";
+import { bigLen } from "../_bigint.ts";
 import { tunErrorMessage } from "./errors.ts";
 
 /** `_IOW('T', 202, int)` from linux/if_tun.h; BigInt because the parameter is unsigned long. */
@@ -136,7 +137,7 @@ class LinuxTun implements TunDevice {
 
   read(buf: Uint8Array): number {
     if (this.#closed) throw new Error(`TUN device "${this.name}" is closed`);
-    const n = this.#c.read(this.fd, buf, BigInt(buf.byteLength));
+    const n = this.#c.read(this.fd, buf, bigLen(buf.byteLength));
     if (n >= 0) return n;
     const e = errno();
     if (e === Errno.EAGAIN || e === Errno.EINTR) return 0;
@@ -151,7 +152,7 @@ class LinuxTun implements TunDevice {
     if (!(len >= 0 && len <= buf.byteLength)) {
       throw new RangeError(`write length ${len} outside buffer of ${buf.byteLength} bytes`);
     }
-    const n = this.#c.write(this.fd, buf, BigInt(len));
+    const n = this.#c.write(this.fd, buf, bigLen(len));
     if (n >= 0) return n;
     const e = errno();
     if (e === Errno.EAGAIN || e === Errno.ENOBUFS || e === Errno.EINTR) return -1;
