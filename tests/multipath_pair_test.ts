@@ -94,7 +94,9 @@ Deno.test("Multipath failover: a dead active path is left within a second, and d
   assertEquals(p.client.paths!.active, 1);
   assertEquals(p.pathOfSession(), 1, "the server followed the data to path 1");
   for (let i = 60 + gapMs / PING_MS; i < count; i++) assert(got.has(i), `reply ${i} after`);
-  const down = p.client.events.find((e) => e.type === "paths" && e.change === "down");
+  const down = p.client.events.find((e) =>
+    e.type === "paths" && e.changes.some((c) => c.kind === "down" && c.path === 0)
+  );
   assert(down, "a path-down event for the log");
   assert(!p.client.events.some((e) => e.type === "path_dead"), "the tunnel itself never died");
 });
@@ -202,4 +204,19 @@ Deno.test("Multipath: every path down is a dead tunnel; the client handshakes ag
   assert(p.client.ready);
   assertEquals(p.client.paths!.active, 1);
   assertEquals(pingStream(p, 20).size, 20);
+});
+
+Deno.test("Server: a late datagram from the old path does not pull the session back", () => {
+  const p = connected("failover");
+  const me = p.client.config!.address.addr;
+  p.links[0]!.up = false;
+  p.clientSend(udpPacket(me, GAME, tag(1)));
+  const late = p.wire.at(-1)!;
+  assert(late.lost && late.path === 0, "sent on path 0 while it was down");
+  pingStream(p, 100); // fails over, the session follows to path 1
+  assertEquals(p.pathOfSession(), 1);
+  const before = p.serverTun.length;
+  p.deliver(late); // it finally arrives: accepted (a new counter), but not the newest
+  assertEquals(p.serverTun.length, before + 1);
+  assertEquals(p.pathOfSession(), 1);
 });

@@ -40,7 +40,7 @@ import {
   type PendingInitiation,
   readResponse,
 } from "./handshake.ts";
-import { type MultipathMode, type PathReport, PathSet } from "./paths.ts";
+import { type MultipathMode, type PathChange, type PathReport, PathSet } from "./paths.ts";
 import { CookieJar } from "./cookie.ts";
 import { publicKeyOf } from "./keys.ts";
 import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
@@ -105,14 +105,10 @@ export type ClientEvent =
   | { type: "probe_ack"; seq: number; received: number; serverMtu: number }
   | {
     type: "paths";
-    /** What happened: a path went down or up, the active path changed, or a periodic report. */
-    change: "down" | "up" | "switch" | "report";
-    /** The path concerned (the new active path for "switch", the active one for "report"). */
-    path: number;
-    /** The active path after the change. */
+    /** What changed (paths down or up, the active path); empty for a periodic report. */
+    changes: PathChange[];
+    /** The active path now. */
     active: number;
-    /** Why a path went down. */
-    reason?: string;
     /** Every path's figures. */
     paths: PathReport[];
   };
@@ -429,19 +425,16 @@ export class ClientCore {
     for (let i = 0; i < this.#paths!.count; i++) this.#probe(i, now);
   }
 
-  /** Turns PathSet changes into events, each with every path's figures. */
+  /** Turns PathSet changes into one event with every path's figures. */
   #pathEvents(): void {
     const ps = this.#paths!;
-    for (const c of ps.changes.splice(0)) {
-      this.events.push({
-        type: "paths",
-        change: c.kind,
-        path: c.path,
-        active: ps.active,
-        reason: c.kind === "down" ? c.reason : undefined,
-        paths: ps.report(),
-      });
-    }
+    if (ps.changes.length === 0) return;
+    this.events.push({
+      type: "paths",
+      changes: ps.changes.splice(0),
+      active: ps.active,
+      paths: ps.report(),
+    });
   }
 
   #sendConfigRequest(now: number): void {
@@ -552,8 +545,7 @@ export class ClientCore {
         if (this.#pathReportAtMs !== -Infinity) {
           this.events.push({
             type: "paths",
-            change: "report",
-            path: ps.active,
+            changes: [],
             active: ps.active,
             paths: ps.report(true),
           });

@@ -57,6 +57,7 @@ import {
   type DropReason,
   MessageType,
   newDropCounters,
+  readCounter,
   readU32,
 } from "./wire.ts";
 import { validInnerPacket } from "./inner.ts";
@@ -421,7 +422,12 @@ export class ServerCore {
     const moves = type === MessageType.Data
       ? !session.redundant
       : plain[0] === ControlKind.Ping && activePing(plain, n);
-    if (moves && session.endpoint !== from && !sameEndpoint(session.endpoint, from)) {
+    // Only the newest datagram under the current keys: a late one (queued while its path was
+    // down, or overtaken on a faster path) must not pull the session back to where it was.
+    const newest = kp === session.current && kp.replay.top === readCounter(d.buf);
+    if (
+      moves && newest && session.endpoint !== from && !sameEndpoint(session.endpoint, from)
+    ) {
       this.events.push({
         type: "roamed",
         name: session.peer.name,

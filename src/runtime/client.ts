@@ -25,6 +25,12 @@ import { ClientAdapter, type CoreEvent } from "./engine.ts";
 import { type Engine, startPortable } from "./portable.ts";
 import { startFast } from "./dataplane/host.ts";
 import { useFastPath } from "./choose.ts";
+import {
+  fastPathSockets,
+  logPathsEvent,
+  openPortablePathSocket,
+  openPortablePathSockets,
+} from "./multipath.ts";
 import { type PathToServer, watchPathToServer } from "./netwatch.ts";
 
 const log = logger("client");
@@ -167,6 +173,9 @@ export async function runClient(
           case "rtt":
             log.debug("Keepalive RTT {rtt} ms", { rtt: e.rttMs });
             break;
+          case "paths":
+            logPathsEvent(log, e, cfg.paths ?? [], cfg.multipath ?? "failover");
+            break;
           case "disconnected":
             if (e.final) {
               log.error("The server refused us: {reason}", { reason: e.reason });
@@ -192,6 +201,8 @@ export async function runClient(
         server,
         keepaliveMs,
         mssClamp: cfg.mssClamp,
+        paths: cfg.paths && fastPathSockets(cfg.paths),
+        multipath: cfg.multipath,
       }, onEvents);
     } else {
       const aead = await loadAead("auto");
@@ -201,20 +212,28 @@ export async function runClient(
         aead,
         keepaliveMs,
         mssClamp: cfg.mssClamp,
+        paths: cfg.paths?.length,
+        multipath: cfg.multipath,
       });
-      const udp = new DenoUdpSocket("0.0.0.0", 0);
+      // One socket, or one per path (bound to its source address).
+      const paths = cfg.paths;
+      const open = (path: number) =>
+        paths ? openPortablePathSocket(paths, path) : new DenoUdpSocket("0.0.0.0", 0);
+      const udps = paths ? openPortablePathSockets(paths) : [open(0)];
       core.start(performance.now(), Date.now());
       const portable = startPortable(
         new ClientAdapter(core, server),
         tun,
-        udp,
+        udps,
         onEvents,
         () => core.closed,
-        () => new DenoUdpSocket("0.0.0.0", 0),
+        open,
       );
       engine = {
         ...portable,
-        description: `${portable.description}, AEAD ${aead.name}, UDP ${formatEndpoint(udp.local)}`,
+        description: `${portable.description}, AEAD ${aead.name}, UDP ${
+          udps.map((u) => formatEndpoint(u.local)).join(" + ")
+        }`,
       };
     }
     log.info("Connecting to {server} with TUN {tun}; data path {path}", {

@@ -8,7 +8,9 @@
  *   - TUN loop: drains the non-blocking TUN fd with synchronous reads, sealing each packet into
  *     the loop's own output buffer and awaiting the send before that buffer is reused; when
  *     the fd runs dry it waits in one awaited poll().
- * A timer runs the core's timers and flushes control-path output.
+ * A timer runs the core's timers and flushes control-path output. A multipath client has one
+ * socket (and one net loop) per path; a datagram goes out on the socket its destination names
+ * (`via`), and a redundant packet on each of its destinations' sockets.
  *
  * @module
  */
@@ -43,35 +45,41 @@ export interface Engine {
   nudge?(): void;
 }
 
-/** Starts the portable data path over `tun` and `udp` for `core`. */
+/**
+ * Starts the portable data path over `tun` and `udp` for `core`. `udp` is one socket per path
+ * for a multipath client; `newUdp(path)` opens a fresh one for a rebind.
+ */
 export function startPortable(
   core: CoreAdapter,
   tun: TunDevice,
-  firstUdp: UdpSocket,
+  firstUdp: UdpSocket | UdpSocket[],
   onEvents: (events: CoreEvent[]) => void,
   isClosed: () => boolean = () => false,
-  newUdp?: () => UdpSocket,
+  newUdp?: (path: number) => UdpSocket,
 ): Engine {
-  let udp = firstUdp;
+  const socks = Array.isArray(firstUdp) ? [...firstUdp] : [firstUdp];
+  const sockFor = (to: Endpoint) => socks[to.via ?? 0] ?? socks[0]!;
   let running = true;
   let endedResolve!: () => void;
   const ended = new Promise<void>((r) => (endedResolve = r));
 
   const flush = () => {
     for (const o of core.takeOutbox()) {
-      udp.send(o.data, o.to).catch((err) => log.debug("Send failed: {err}", { err: String(err) }));
+      sockFor(o.to).send(o.data, o.to).catch((err) =>
+        log.debug("Send failed: {err}", { err: String(err) })
+      );
     }
     const events = core.takeEvents();
     if (events.length) onEvents(events);
     if (isClosed()) endedResolve();
   };
 
-  const netLoop = async () => {
+  const netLoop = async (path: number) => {
     const out = new Uint8Array(MAX_PACKET_BYTES);
     while (running) {
       let d: Uint8Array, from;
       try {
-        [d, from] = await udp.receive();
+        [d, from] = await socks[path]!.receive();
       } catch (err) {
         if (!running) return;
         log.warning("UDP receive failed: {err}", { err: String(err) });
@@ -94,7 +102,12 @@ export function startPortable(
       const r = core.fromTun(performance.now(), buf, n, out);
       if (r.verdict === Verdict.Net) {
         try {
-          await udp.send(out.bytes(), r.to!);
+          if (r.extraCount === 0) await sockFor(r.to!).send(out.bytes(), r.to!);
+          else {
+            // Copied out first: the core's result object changes while we await.
+            const dests = [r.to!, ...r.extra!.slice(0, r.extraCount)];
+            await Promise.all(dests.map((to) => sockFor(to).send(out.bytes(), to)));
+          }
         } catch (err) {
           if (!running) return;
           log.debug("Send failed: {err}", { err: String(err) });
@@ -109,16 +122,25 @@ export function startPortable(
   }, TICK_MS);
   core.tick(performance.now(), Date.now());
   flush();
-  const loops = Promise.all([netLoop(), tunLoop()]);
+  const loops = Promise.all([...socks.map((_, path) => netLoop(path)), tunLoop()]);
 
   return {
     description: "portable (Deno.listenDatagram on the main thread)",
     ended,
     rebind: newUdp
       ? () => {
-        const old = udp;
-        udp = newUdp(); // the net loop picks it up after the old socket's receive fails
-        old.close();
+        socks.forEach((old, path) => {
+          let fresh: UdpSocket;
+          try {
+            fresh = newUdp(path);
+          } catch (err) {
+            // A path whose address is gone keeps its socket; it works again if it comes back.
+            log.debug("Cannot reopen path {path}: {err}", { path: path + 1, err: String(err) });
+            return;
+          }
+          socks[path] = fresh; // the net loop picks it up after the old socket's receive fails
+          old.close();
+        });
         core.nudge?.(performance.now());
         flush();
         return Promise.resolve();
@@ -133,12 +155,12 @@ export function startPortable(
       clearInterval(timer);
       core.stop();
       // The goodbye leaves on the live socket, so the peer sees our usual address.
-      await Promise.allSettled(core.takeOutbox().map((o) => udp.send(o.data, o.to)));
+      await Promise.allSettled(core.takeOutbox().map((o) => sockFor(o.to).send(o.data, o.to)));
       const events = core.takeEvents();
       if (events.length) onEvents(events);
       running = false;
       tun.wake();
-      udp.close();
+      for (const s of socks) s.close();
       await loops;
       return core.drops;
     },

@@ -99,7 +99,9 @@ export async function startFast(
     setServer: (server) => command({ type: "server", server }),
     nudge: () => command({ type: "nudge" }),
     description: `fast (Linux worker: poll + recvmmsg/sendmmsg${info.gso ? " + UDP GSO" : ""}), ` +
-      `AEAD ${info.aead}, UDP ${info.local.hostname}:${info.local.port}`,
+      `AEAD ${info.aead}, UDP ${
+        (info.paths ?? [info.local]).map((l) => `${l.hostname}:${l.port}`).join(" + ")
+      }`,
     ended,
     async stop() {
       Atomics.store(ctrl, CTRL_STOP, 1);

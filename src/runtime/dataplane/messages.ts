@@ -9,6 +9,7 @@ import type { Endpoint } from "../../core/result.ts";
 import type { Cidr } from "../../core/ip.ts";
 import type { AllowedClient } from "../../core/server.ts";
 import type { DropCounters } from "../../core/wire.ts";
+import type { MultipathMode } from "../../core/paths.ts";
 import type { CoreEvent } from "../engine.ts";
 
 /** Index of the stop flag in the shared control words. */
@@ -57,6 +58,18 @@ export interface ClientInit extends InitCommon {
   server: Endpoint;
   keepaliveMs?: number;
   mssClamp: boolean;
+  /** Multipath: one socket per path, in preference order (then `bind` is not used). */
+  paths?: PathSocket[];
+  /** Multipath: how the paths share the traffic. */
+  multipath?: MultipathMode;
+}
+
+/** How to open one path's socket. */
+export interface PathSocket {
+  /** Local IPv4 address to bind (`0.0.0.0`: any). */
+  host: string;
+  /** Network device to bind to (SO_BINDTODEVICE), if any. */
+  device?: string;
 }
 
 /** A command to a running Worker (sent with postMessage, announced with CTRL_COMMAND). */
@@ -70,7 +83,7 @@ export type ToWorker = ServerInit | ClientInit | Command;
 
 /** Worker to main thread. */
 export type FromWorker =
-  | { type: "ready"; local: Endpoint; aead: string; gso: boolean }
+  | { type: "ready"; local: Endpoint; aead: string; gso: boolean; paths?: Endpoint[] }
   | { type: "events"; events: CoreEvent[] }
   | { type: "ended" }
   | { type: "stopped"; drops: DropCounters }

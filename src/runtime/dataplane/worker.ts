@@ -12,13 +12,14 @@ import { libc } from "../../io/_libc.ts";
 import { adoptLinuxTun } from "../../io/tun/linux.ts";
 import { LinuxUdpSocket } from "../../io/udp/linux.ts";
 import { ClientAdapter, type CoreAdapter, type CoreEvent, ServerAdapter } from "../engine.ts";
-import { DataPlaneLoop } from "./loop.ts";
+import { DataPlaneLoop, type UdpSlots } from "./loop.ts";
 import {
   type ClientInit,
   type Command,
   CTRL_COMMAND,
   CTRL_STOP,
   type FromWorker,
+  type PathSocket,
   type ServerInit,
   type ToWorker,
 } from "./messages.ts";
@@ -96,6 +97,8 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
       aead,
       keepaliveMs: init.keepaliveMs,
       mssClamp: init.mssClamp,
+      paths: init.paths?.length,
+      multipath: init.multipath,
     });
     const ip = parseIPv4(init.server.hostname);
     if (ip === undefined) throw new Error(`Server address ${init.server.hostname} is not IPv4`);
@@ -105,19 +108,48 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
   }
   // Slots: each its own buffer, views made once; the socket's C structs point at them for its
   // whole life, and these arrays keep them referenced.
-  const rx = Array.from({ length: init.batch }, () => PacketBuf.alloc(SLOT_BYTES));
-  const tx = Array.from({ length: init.batch }, () => PacketBuf.alloc(SLOT_BYTES));
-  const openUdp = (port: number) =>
+  // Multipath: one socket per path, each with slots of its own; path 1's is `udp`.
+  const specs: PathSocket[] = (init.role === "client" ? init.paths : undefined) ??
+    [{ host: init.bind.hostname }];
+  const slots = specs.map(() => ({
+    rx: Array.from({ length: init.batch }, () => PacketBuf.alloc(SLOT_BYTES)),
+    tx: Array.from({ length: init.batch }, () => PacketBuf.alloc(SLOT_BYTES)),
+  }));
+  const { rx, tx } = slots[0]!;
+  const openUdp = (port: number, path = 0) =>
     LinuxUdpSocket.open({
-      host: init.bind.hostname,
+      host: specs[path]!.host,
       port,
-      rxSlots: rx.map((s) => s.buf),
-      txSlots: tx.map((s) => s.buf),
+      device: specs[path]!.device,
+      rxSlots: slots[path]!.rx.map((s) => s.buf),
+      txSlots: slots[path]!.tx.map((s) => s.buf),
       gso: true,
       sndbuf: SOCKET_BUFFER_BYTES,
       rcvbuf: SOCKET_BUFFER_BYTES,
     });
   let udp = openUdp(init.bind.port);
+  const more: UdpSlots[] = [];
+  try {
+    for (let k = 1; k < specs.length; k++) more.push({ udp: openUdp(0, k), ...slots[k]! });
+  } catch (err) {
+    for (const s of [udp, ...more.map((m) => m.udp)]) s.close();
+    throw err;
+  }
+  /** Multipath rebind: a fresh socket per path; a path whose socket cannot be opened now (its
+   * address is gone) keeps the old one, which works again if the address comes back. */
+  const reopenPaths = () => {
+    [{ udp, rx, tx }, ...more].forEach((s, k) => {
+      try {
+        const fresh = openUdp(0, k);
+        s.udp.close();
+        s.udp = fresh;
+        if (k === 0) udp = fresh;
+        loop.setUdp(fresh, k);
+      } catch {
+        // keep the old socket
+      }
+    });
+  };
   const tun = adoptLinuxTun(init.tunFd, init.tunName);
   const loop = new DataPlaneLoop({
     c: libc(),
@@ -126,6 +158,7 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
     udp,
     rx,
     tx,
+    more,
     wakeFd: init.wakeFd,
     control: new Int32Array(init.control),
     onEvents: (events: CoreEvent[]) => post({ type: "events", events }),
@@ -136,6 +169,9 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
     local: { hostname: udp.localHost, port: udp.localPort },
     aead: aead.name,
     gso: udp.gsoEnabled,
+    paths: more.length
+      ? [udp, ...more.map((m) => m.udp)].map((u) => ({ hostname: u.localHost, port: u.localPort }))
+      : undefined,
   });
   const control = new Int32Array(init.control);
   try {
@@ -148,6 +184,11 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
       const now = performance.now();
       switch (cmd.type) {
         case "rebind":
+          if (more.length) {
+            reopenPaths();
+            core.nudge?.(now);
+            break;
+          }
           // A fresh socket: new source port, fresh NAT mapping, fresh route lookup.
           udp.close();
           udp = openUdp(0);
@@ -169,6 +210,7 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
   } finally {
     post({ type: "stopped", drops: core.drops });
     udp.close();
+    for (const m of more) m.udp.close();
     tun.close();
   }
 }
