@@ -11,21 +11,16 @@ import { assert, assertEquals, assertStringIncludes } from "../src/testing/asser
 import { rootTest } from "../src/testing/root.ts";
 import { selfCommand } from "../src/cli/self.ts";
 import { LAB, Lab, type LabOptions } from "../src/demo/lab.ts";
+import { withLab } from "./support/net.ts";
 import type { MtuReport } from "../src/diag/mtu_report.ts";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/core/keys.ts";
 
 /** The router's link to the server: the bottleneck of every test. */
 const BOTTLENECK = 1400;
 
-async function withLab(opts: LabOptions, fn: (lab: Lab) => Promise<void>) {
-  const lab = await Lab.create({ router: { serverLinkMtu: BOTTLENECK }, ...opts });
-  try {
-    await fn(lab);
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n${await lab.logs(40)}`, { cause: err });
-  } finally {
-    await lab.destroy();
-  }
+/** A lab whose server sits behind a router with a BOTTLENECK-byte link. */
+function withRouterLab(opts: LabOptions, fn: (lab: Lab) => Promise<void>): Promise<void> {
+  return withLab({ router: { serverLinkMtu: BOTTLENECK }, ...opts }, fn);
 }
 
 /** Starts only the server (diag needs no running client) and waits for its TUN. */
@@ -84,7 +79,7 @@ const DROP_ICMP = `table ip diag_blackhole {
 
 rootTest("diag mtu (a): finds 1400 exactly and reports the ICMP frag-needed", async () => {
   // No tun.mtu: the server picks its device's MTU - 60, here 1400 - 60 = 1340.
-  await withLab({ mtu: "auto" }, async (lab) => {
+  await withRouterLab({ mtu: "auto" }, async (lab) => {
     await startServer(lab);
     const log = await Deno.readTextFile(lab.path("server.log"));
     assertStringIncludes(log, "TUN MTU 1340, automatic");
@@ -121,7 +116,7 @@ rootTest("diag mtu (a): finds 1400 exactly and reports the ICMP frag-needed", as
 rootTest(
   "diag mtu (b): with ICMP dropped on the router, finds 1400 and names the black hole",
   async () => {
-    await withLab({ mtu: "auto" }, async (lab) => {
+    await withRouterLab({ mtu: "auto" }, async (lab) => {
       await startServer(lab);
       await lab.topo.exec("router", ["nft", "-f", "-"], { stdin: DROP_ICMP });
       const r = await diagJson(lab);
@@ -140,7 +135,7 @@ rootTest(
 );
 
 rootTest("diag mtu (c): with 5% random loss on the router still finds 1400", async () => {
-  await withLab({ mtu: "auto" }, async (lab) => {
+  await withRouterLab({ mtu: "auto" }, async (lab) => {
     await startServer(lab);
     // Both directions through the router lose 5%: probes, answers and ICMP errors alike.
     await lab.topo.addLoss("router", lab.topo.iface("router", "client"), 5);
@@ -209,7 +204,7 @@ if (mode === "serve") {
 rootTest(
   "diag mtu (d): client TUN 1500 vs server TUN 1460: exit 1, and large replies vanish",
   async () => {
-    await withLab({ mtu: 1460 }, async (lab) => {
+    await withRouterLab({ mtu: 1460 }, async (lab) => {
       await lab.up();
       // The field-notes mismatch: something set the client's TUN back to 1500.
       await lab.topo.exec("client", ["ip", "link", "set", "xvpn0", "mtu", "1500"]);
@@ -306,7 +301,7 @@ rootTest(
 );
 
 rootTest("diag mtu (e): exit 2 when nothing can be measured", async () => {
-  await withLab({ mtu: "auto" }, async (lab) => {
+  await withRouterLab({ mtu: "auto" }, async (lab) => {
     await startServer(lab);
     const key = lab.path("client.key");
     await Deno.writeTextFile(key, encodeKey(lab.clientKey) + "\n");

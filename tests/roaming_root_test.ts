@@ -5,8 +5,7 @@
  */
 import { assert, assertEquals } from "../src/testing/assert.ts";
 import { rootTest } from "../src/testing/root.ts";
-import type { LabOptions } from "../src/demo/lab.ts";
-import { LAB, Lab, tcpTransfer } from "./support/net.ts";
+import { LAB, Lab, tcpTransfer, withLab } from "./support/net.ts";
 
 const INTERVAL_MS = 20;
 
@@ -37,17 +36,6 @@ function longestGapMs(seqs: number[], count: number): number {
     worst = Math.max(worst, run);
   }
   return worst * INTERVAL_MS;
-}
-
-async function withLab(opts: LabOptions, fn: (lab: Lab) => Promise<void>) {
-  const lab = await Lab.create(opts);
-  try {
-    await fn(lab);
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n${await lab.logs(40)}`, { cause: err });
-  } finally {
-    await lab.destroy();
-  }
 }
 
 for (const dataPath of ["fast", "portable"] as const) {

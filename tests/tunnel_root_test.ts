@@ -5,21 +5,7 @@
 import { assert, assertEquals } from "../src/testing/assert.ts";
 import { rootTest } from "../src/testing/root.ts";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/core/keys.ts";
-import { capture, LAB, Lab, ping, tcpTransfer } from "./support/net.ts";
-
-async function withLab(
-  opts: ConstructorParameters<typeof Object>[0],
-  fn: (lab: Lab) => Promise<void>,
-) {
-  const lab = await Lab.create(opts);
-  try {
-    await fn(lab);
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n${await lab.logs()}`, { cause: err });
-  } finally {
-    await lab.destroy();
-  }
-}
+import { capture, LAB, ping, tcpTransfer, withLab } from "./support/net.ts";
 
 for (const dataPath of ["fast", "portable"] as const) {
   rootTest(

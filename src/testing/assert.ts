@@ -30,27 +30,30 @@ export function assertStringIncludes(text: string, part: string, msg?: string): 
   );
 }
 
+// deno-lint-ignore no-explicit-any
+type ErrorClass = new (...args: any[]) => Error;
+
+/** Checks a caught error against the expected class and message part; returns it. */
+function expectError(err: unknown, cls?: ErrorClass, includes?: string): Error {
+  if (cls && !(err instanceof cls)) {
+    throw new assert.AssertionError({ message: `expected ${cls.name}, got ${err}` });
+  }
+  if (includes && !(err instanceof Error && err.message.includes(includes))) {
+    throw new assert.AssertionError({
+      message: `expected message to include ${JSON.stringify(includes)}, got ${
+        JSON.stringify(String((err as Error)?.message))
+      }`,
+    });
+  }
+  return err as Error;
+}
+
 /** Asserts that fn throws an error of class `cls` whose message includes `includes`. */
-export function assertThrows(
-  fn: () => unknown,
-  // deno-lint-ignore no-explicit-any
-  cls?: new (...args: any[]) => Error,
-  includes?: string,
-): Error {
+export function assertThrows(fn: () => unknown, cls?: ErrorClass, includes?: string): Error {
   try {
     fn();
   } catch (err) {
-    if (cls && !(err instanceof cls)) {
-      throw new assert.AssertionError({ message: `expected ${cls.name}, got ${err}` });
-    }
-    if (includes && !(err instanceof Error && err.message.includes(includes))) {
-      throw new assert.AssertionError({
-        message: `expected message to include ${JSON.stringify(includes)}, got ${
-          JSON.stringify(String((err as Error)?.message))
-        }`,
-      });
-    }
-    return err as Error;
+    return expectError(err, cls, includes);
   }
   throw new assert.AssertionError({ message: "expected function to throw" });
 }
@@ -58,24 +61,13 @@ export function assertThrows(
 /** Async variant of {@link assertThrows}. */
 export async function assertRejects(
   fn: () => Promise<unknown>,
-  // deno-lint-ignore no-explicit-any
-  cls?: new (...args: any[]) => Error,
+  cls?: ErrorClass,
   includes?: string,
 ): Promise<Error> {
   try {
     await fn();
   } catch (err) {
-    if (cls && !(err instanceof cls)) {
-      throw new assert.AssertionError({ message: `expected ${cls.name}, got ${err}` });
-    }
-    if (includes && !(err instanceof Error && err.message.includes(includes))) {
-      throw new assert.AssertionError({
-        message: `expected message to include ${JSON.stringify(includes)}, got ${
-          JSON.stringify(String((err as Error)?.message))
-        }`,
-      });
-    }
-    return err as Error;
+    return expectError(err, cls, includes);
   }
   throw new assert.AssertionError({ message: "expected promise to reject" });
 }

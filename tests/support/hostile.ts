@@ -14,17 +14,13 @@ import {
   PROTOCOL_VERSION,
   writeHeader,
 } from "../../src/core/wire.ts";
+import { seededRandom } from "../../src/netns/prng.ts";
 
-/** Seeded PRNG (mulberry32): the same seed gives the same run. Returns u32 values. */
+/** Seeded PRNG: the same seed gives the same run. Returns u32 values (from the harness-wide
+ * generator in src/netns/prng.ts). */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  const next = seededRandom(seed);
+  return () => Math.floor(next() * 4294967296) >>> 0;
 }
 
 /** Fills `buf` from `next`. */

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { LAB, Lab } from "../../src/demo/lab.ts";
+import { LAB, Lab, type LabOptions } from "../../src/demo/lab.ts";
 import { selfCommand } from "../../src/cli/self.ts";
 import { parsePing } from "../../src/cli/demo.ts";
 
@@ -89,6 +89,19 @@ export async function capture(
   cap.kill("SIGINT");
   await cap.status;
   return (await text).split("\n").filter((l) => l.trim());
+}
+
+/** Runs `fn` with a fresh lab; on failure the error carries both processes' last log lines;
+ * the lab (namespaces, processes, files) is removed in every case. */
+export async function withLab(opts: LabOptions, fn: (lab: Lab) => Promise<void>): Promise<void> {
+  const lab = await Lab.create(opts);
+  try {
+    await fn(lab);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${await lab.logs(40)}`, { cause: err });
+  } finally {
+    await lab.destroy();
+  }
 }
 
 export { LAB, Lab };

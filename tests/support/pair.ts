@@ -11,6 +11,7 @@ import { parseCidr, parseIPv4 } from "../../src/core/ip.ts";
 import { type Endpoint, Verdict } from "../../src/core/result.ts";
 import { createAead } from "../../src/crypto/aead.ts";
 import { PacketBuf } from "../../src/core/packet.ts";
+import { seededRandom } from "../../src/netns/prng.ts";
 
 /** A datagram in flight. */
 interface Flight {
@@ -20,17 +21,8 @@ interface Flight {
   from: Endpoint;
 }
 
-/** Seeded PRNG (mulberry32) so that impaired runs replay. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG in [0, 1) so that impaired runs replay (the harness-wide one). */
+export const seeded = seededRandom;
 
 /** Link impairments. */
 export interface LinkOptions {
