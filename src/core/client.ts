@@ -505,10 +505,12 @@ export class ClientCore {
     let next = Math.min(this.#retryAtMs, this.#configRequestAtMs);
     if (kp) {
       if (this.#lastDataSentMs > this.#lastRecvMs) {
+        // The next liveness probe: once the silence is long enough AND the last probe is old
+        // enough. (Taking the earlier of the two woke the loop every millisecond while a reply
+        // was on its way, because the last keepalive ping is usually long past.)
         next = Math.min(
           next,
-          this.#lastRecvMs + LIVENESS_SILENCE_MS,
-          this.#lastPingMs + LIVENESS_PROBE_MS,
+          Math.max(this.#lastRecvMs + LIVENESS_SILENCE_MS, this.#lastPingMs + LIVENESS_PROBE_MS),
         );
       }
       next = Math.min(
