@@ -36,10 +36,13 @@ function longestGap(seqs: number[], count: number): number {
 
 const pct = (n: number, of: number) => `${(n / of * 100).toFixed(1)}%`;
 
-async function withLab(fn: (lab: MultiLab) => Promise<void>): Promise<void> {
+async function withLab(
+  fn: (lab: MultiLab) => Promise<void>,
+  dataPath = "auto",
+): Promise<void> {
   const lab = await MultiLab.create();
   try {
-    await lab.startServer();
+    await lab.startServer(dataPath);
     await fn(lab);
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${await lab.logs(40)}`, { cause: err });
@@ -48,12 +51,17 @@ async function withLab(fn: (lab: MultiLab) => Promise<void>): Promise<void> {
   }
 }
 
-/** `paths:` config lines for both links by interface. */
-function pathsBy(lab: MultiLab, mode: "redundant" | "failover"): string[] {
-  return [
-    `paths: [{ interface: ${lab.clientIface(1)} }, { interface: ${lab.clientIface(2)} }]`,
-    `multipath: ${mode}`,
-  ];
+/** `paths:` config lines for both links, by interface or by source address. */
+function pathsBy(
+  lab: MultiLab,
+  mode: "redundant" | "failover",
+  by: "interface" | "source" = "interface",
+): string[] {
+  const path = (l: 1 | 2) =>
+    by === "interface"
+      ? `{ interface: ${lab.clientIface(l)} }`
+      : `{ source: ${lab.clientAddr(l)} }`;
+  return [`paths: [${path(1)}, ${path(2)}]`, `multipath: ${mode}`];
 }
 
 /** Loss per direction (percent) that makes `roundTrip` percent loss on one link:
@@ -98,10 +106,20 @@ rootTest("multipath: redundant over two lossy links vs one path over one", async
   });
 });
 
-for (const mode of ["redundant", "failover"] as const) {
-  rootTest(`multipath (${mode}): link 1 goes down mid-stream`, async () => {
+const variants = [
+  { mode: "redundant", dataPath: "auto", by: "interface" },
+  { mode: "failover", dataPath: "auto", by: "interface" },
+  // The portable data path binds source addresses (Deno cannot set SO_BINDTODEVICE).
+  { mode: "redundant", dataPath: "portable", by: "source" },
+  { mode: "failover", dataPath: "portable", by: "source" },
+] as const;
+
+for (const { mode, dataPath, by } of variants) {
+  const name = dataPath === "auto" ? mode : `${mode}, ${dataPath}, by ${by}`;
+  rootTest(`multipath (${name}): link 1 goes down mid-stream`, async () => {
     await withLab(async (lab) => {
-      const log = await lab.startClient(pathsBy(lab, mode));
+      if (by === "source") await lab.routeBySource();
+      const log = await lab.startClient([...pathsBy(lab, mode, by), `data_path: ${dataPath}`]);
       await new Promise((r) => setTimeout(r, 1000)); // probes on both paths
       const count = 400; // 8 s
       const pings = pingStream(lab, count);
@@ -111,14 +129,15 @@ for (const mode of ["redundant", "failover"] as const) {
       const lost = count - seqs.length;
       const gap = longestGap(seqs, count);
       console.log(
-        `  ${mode}, link 1 down at 3 s: ${seqs.length}/${count} answered, ${lost} lost, ` +
+        `  ${name}, link 1 down at 3 s: ${seqs.length}/${count} answered, ${lost} lost, ` +
           `longest gap ${gap * INTERVAL_MS} ms`,
       );
       if (mode === "redundant") assert(lost <= 2, `${lost} pings lost, want <= 2`);
       else assert(gap * INTERVAL_MS < 1000, `gap ${gap * INTERVAL_MS} ms, want < 1 s`);
       const text = await Deno.readTextFile(log);
-      assert(text.includes("Path 1 (to-server) is down"), "the client logged the path down");
+      const path1 = by === "interface" ? lab.clientIface(1) : lab.clientAddr(1);
+      assert(text.includes(`Path 1 (${path1}) is down`), "the client logged the path down");
       assert(!text.includes("No reply from the server"), "the tunnel itself never died");
-    });
+    }, dataPath);
   });
 }

@@ -94,6 +94,22 @@ export class MultiLab {
     return this.topo.links[link - 1]!.addrA;
   }
 
+  /**
+   * Source routing for `source:` paths: datagrams from the client's address on link N take
+   * link N (`ip rule from <addr> table 10N`), as a multihomed host sets it up.
+   */
+  async routeBySource(): Promise<void> {
+    for (const link of [1, 2] as const) {
+      const l = this.topo.links[link - 1]!;
+      const table = String(100 + link);
+      await this.topo.exec("client", [
+        ...["ip", "route", "add", MLAB.server, "via", l.addrB, "dev", l.ifaceA],
+        ...["table", table],
+      ]);
+      await this.topo.exec("client", ["ip", "rule", "add", "from", l.addrA, "table", table]);
+    }
+  }
+
   /** Path of a file in the lab directory. */
   path(name: string): string {
     return `${this.dir}/${name}`;
