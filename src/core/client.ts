@@ -530,7 +530,7 @@ export class ClientCore {
     const kp = this.#current;
     if (kp) {
       if (now >= this.#configRequestAtMs) this.#sendConfigRequest(now);
-      next = Math.min(next, ps.tick(now));
+      ps.tick(now);
       const silent = now - this.#lastRecvMs;
       const deadAfter = PATH_DEAD_PROBES * PATH_PROBE_MS;
       if (!this.#pending && !ps.anyUp && silent >= deadAfter) {
@@ -556,7 +556,7 @@ export class ClientCore {
       }
       next = Math.min(
         next,
-        now + PATH_PROBE_MS,
+        ps.deadline(),
         this.#pathReportAtMs,
         kp.createdMs + REKEY_AFTER_TIME_MS,
       );

@@ -194,36 +194,38 @@ export class PathSet {
   }
 
   /** Declares silent paths down, counts lost probes, picks the active path. Returns the next
-   * time something here is due (probe, timeout or failback). */
+   * time something here is due (see {@link deadline}). */
   tick(now: number): number {
-    let next = Infinity;
     for (let i = 0; i < this.count; i++) {
       const p = this.#p[i]!;
       for (let k = 0; k < OUTSTANDING; k++) {
-        if (p.seqs[k] === 0) continue;
-        if (now - p.sentMs[k]! >= PATH_LOSS_AFTER_MS) {
+        if (p.seqs[k] !== 0 && now - p.sentMs[k]! >= PATH_LOSS_AFTER_MS) {
           p.seqs[k] = 0;
           p.lost++;
-        } else {
-          next = Math.min(next, p.sentMs[k]! + PATH_LOSS_AFTER_MS);
         }
       }
-      const timeout = this.#timeout(p);
+      if (p.up && p.sinceAnswer >= PATH_DEAD_PROBES && now - p.lastProbeMs >= this.#timeout(p)) {
+        p.up = false;
+        this.changes.push({ kind: "down", path: i, reason: `${p.sinceAnswer} probes unanswered` });
+      }
+    }
+    this.#select(now);
+    return this.deadline();
+  }
+
+  /** The next time a probe, a probe timeout, a loss count or a failback is due (call after
+   * sending the probes that were due, so that it lies ahead). */
+  deadline(): number {
+    let next = Infinity;
+    for (const p of this.#p) {
+      for (let k = 0; k < OUTSTANDING; k++) {
+        if (p.seqs[k] !== 0) next = Math.min(next, p.sentMs[k]! + PATH_LOSS_AFTER_MS);
+      }
       if (p.up && p.sinceAnswer >= PATH_DEAD_PROBES) {
-        if (now - p.lastProbeMs >= timeout) {
-          p.up = false;
-          this.changes.push({
-            kind: "down",
-            path: i,
-            reason: `${p.sinceAnswer} probes unanswered`,
-          });
-        } else {
-          next = Math.min(next, p.lastProbeMs + timeout);
-        }
+        next = Math.min(next, p.lastProbeMs + this.#timeout(p));
       }
       next = Math.min(next, p.lastProbeMs + PATH_PROBE_MS);
     }
-    this.#select(now);
     const pref = this.#preferred();
     if (pref >= 0 && pref < this.#active) {
       next = Math.min(next, this.#p[pref]!.upSinceMs + PATH_FAILBACK_MS);

@@ -185,3 +185,14 @@ Deno.test("PathSet rejects impossible path counts", () => {
     assert(threw, `${n} paths`);
   }
 });
+
+Deno.test("PathSet.deadline() is the next probe once the due ones went out", () => {
+  const set = new PathSet(2, "redundant");
+  assertEquals(set.tick(1_000) <= 1_000, true, "probes due at once");
+  set.probeSent(0, 1, 1_000);
+  set.probeSent(1, 2, 1_000);
+  assertEquals(set.deadline(), 1_000 + PATH_PROBE_MS);
+  set.pongReceived(0, 1, 5, 1_005);
+  set.pongReceived(1, 2, 5, 1_005);
+  assertEquals(set.tick(1_100), 1_000 + PATH_PROBE_MS);
+});
