@@ -2,21 +2,13 @@
  * PathSet on a virtual clock: probes go out on schedule, answers come back after each path's
  * RTT unless the path is down or the probe is lost.
  */
+import { seededRandom } from "../netns/prng.ts";
 import { assert, assertEquals } from "../testing/assert.ts";
 import { type MultipathMode, type PathChange, PathSet } from "./paths.ts";
 import { PATH_FAILBACK_MS, PATH_PROBE_MS } from "./timers.ts";
 
-/** Seeded PRNG (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG (the harness-wide one), so lossy runs replay. */
+const seeded = seededRandom;
 
 interface SimPath {
   rttMs: number;
