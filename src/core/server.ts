@@ -37,12 +37,12 @@ import {
   readInitiation,
 } from "./handshake.ts";
 import { DEFAULT_HANDSHAKE_LOAD_THRESHOLD, HandshakeGate } from "./cookie.ts";
-import { type Cidr, formatIPv4, ipv4Dst, ipv4Src } from "./ip.ts";
+import { type Cidr, ipv4Dst, ipv4Src } from "./ip.ts";
 import { encodeKey, publicKeyOf } from "./keys.ts";
 import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
 import { IpPool, type Lease, PoolExhaustedError } from "./pool.ts";
 import { PacketBuf } from "./packet.ts";
-import { type Endpoint, formatEndpoint, PacketResult, sameEndpoint, Verdict } from "./result.ts";
+import { type Endpoint, PacketResult, sameEndpoint, Verdict } from "./result.ts";
 import {
   MAX_REDUNDANT_ENDPOINTS,
   MIN_INITIATION_INTERVAL_MS,
@@ -667,9 +667,4 @@ function fillExtra(s: ServerSession, now: number, r: PacketResult): number {
   }
   r.extra = extra;
   return k;
-}
-
-/** Describes a session for logs: `name (10.7.0.2) at 1.2.3.4:5678`. */
-export function describeSession(s: ServerSession): string {
-  return `${s.peer.name} (${formatIPv4(s.lease.address)}) at ${formatEndpoint(s.endpoint)}`;
 }
