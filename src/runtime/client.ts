@@ -67,7 +67,9 @@ export async function runClient(
       port: cfg.server.port,
     };
     let reconnect: () => Promise<void> = () => Promise.resolve();
-    const tun = openTun(cfg.tun.name);
+    // The fast path writes coalesced TCP segments (GSO) to the TUN: that needs IFF_VNET_HDR.
+    const fast = useFastPath(cfg.dataPath);
+    const tun = openTun(cfg.tun.name, { vnetHdr: fast });
     cleanup.add(`close TUN ${tun.name}`, () => tun.close());
     const link = new RouteApplier(deps.runner);
     let applied: LinkState | undefined;
@@ -190,10 +192,11 @@ export async function runClient(
 
     let engine: Engine;
     const keepaliveMs = cfg.keepaliveMs;
-    if (useFastPath(cfg.dataPath)) {
+    if (fast) {
       engine = await startFast({
         role: "client",
         tunFd: tun.fd,
+        vnetHdr: tun.vnetHdr === true,
         tunName: tun.name,
         bind: { hostname: "0.0.0.0", port: 0 },
         privateKey: cfg.privateKey,

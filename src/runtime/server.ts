@@ -36,7 +36,9 @@ export async function runServer(
   const cleanup = new Cleanup();
   try {
     const mtu = await chooseMtu(cfg, deps.runner);
-    const tun = openTun(cfg.tun.name);
+    // The fast path writes coalesced TCP segments (GSO) to the TUN: that needs IFF_VNET_HDR.
+    const fast = useFastPath(cfg.dataPath);
+    const tun = openTun(cfg.tun.name, { vnetHdr: fast });
     cleanup.add(`close TUN ${tun.name}`, () => tun.close());
     const link = new RouteApplier(deps.runner);
     const address = serverAddress(cfg.pool);
@@ -67,10 +69,11 @@ export async function runServer(
     };
     const bind = { hostname: cfg.listen.host, port: cfg.listen.port };
     let engine: Engine;
-    if (useFastPath(cfg.dataPath)) {
+    if (fast) {
       engine = await startFast({
         role: "server",
         tunFd: tun.fd,
+        vnetHdr: tun.vnetHdr === true,
         tunName: tun.name,
         bind,
         ...params,

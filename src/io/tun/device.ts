@@ -14,6 +14,8 @@ export interface TunDevice {
   readonly name: string;
   /** The file descriptor (-1 for devices that have none, such as the fake). */
   readonly fd: number;
+  /** Every read and write carries a 10-byte `struct virtio_net_hdr` first (IFF_VNET_HDR). */
+  readonly vnetHdr?: boolean;
   /**
    * Reads one packet into `buf`; returns its length, or 0 when none is waiting (EAGAIN). Never
    * blocks. Throws only on real errors (an ErrnoError naming the errno). A packet longer than

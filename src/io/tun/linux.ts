@@ -39,6 +39,8 @@ const TUNSETIFF = 0x400454can;
 const IFF_TUN = 0x0001;
 /** No 4-byte packet-information header before each packet. */
 const IFF_NO_PI = 0x1000;
+/** A `struct virtio_net_hdr` before each packet: lets us write GSO (coalesced) packets. */
+const IFF_VNET_HDR = 0x4000;
 /** sizeof(struct ifreq) on 64-bit Linux: 16-byte name + 24-byte union. */
 const IFREQ_BYTES = 40;
 /** Offset of `ifr_flags` (the union starts after the 16-byte name). */
@@ -55,7 +57,7 @@ const MAX_POLL_TIMEOUT_MS = 0x7fffffff;
  * contain `%d` for the kernel to number it; the returned device carries the actual name. Errors
  * name the failing call, the errno and what to do (see {@link tunErrorMessage}).
  */
-export function openLinuxTun(name: string): TunDevice {
+export function openLinuxTun(name: string, opts: { vnetHdr?: boolean } = {}): TunDevice {
   const invalid = invalidIfnameReason(name);
   if (invalid) throw new Error(`cannot create TUN device "${name}": ${invalid}`);
   const c = libc();
@@ -71,7 +73,8 @@ export function openLinuxTun(name: string): TunDevice {
   // on every platform this runs on (x86_64, aarch64).
   const ifr = new Uint8Array(IFREQ_BYTES);
   ifr.set(new TextEncoder().encode(name));
-  new DataView(ifr.buffer).setUint16(IFR_FLAGS_OFFSET, IFF_TUN | IFF_NO_PI, true);
+  const flags = IFF_TUN | IFF_NO_PI | (opts.vnetHdr ? IFF_VNET_HDR : 0);
+  new DataView(ifr.buffer).setUint16(IFR_FLAGS_OFFSET, flags, true);
   if (c.ioctl(fd, TUNSETIFF, ifr) < 0) {
     const e = errno(); // read before close(), which may overwrite it
     c.close(fd);
@@ -91,7 +94,7 @@ export function openLinuxTun(name: string): TunDevice {
       e,
     );
   }
-  return new LinuxTun(c, actual, fd, efd);
+  return new LinuxTun(c, actual, fd, efd, true, opts.vnetHdr === true);
 }
 
 /**
@@ -99,14 +102,14 @@ export function openLinuxTun(name: string): TunDevice {
  * data-plane Worker). The fd stays owned by its opener: `close()` here closes only the wrapper's
  * own eventfd, so each thread can drop its wrapper without pulling the device from the other.
  */
-export function adoptLinuxTun(fd: number, name: string): TunDevice {
+export function adoptLinuxTun(fd: number, name: string, vnetHdr = false): TunDevice {
   const c = libc();
   const efd = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (efd < 0) {
     const e = errno();
     throw new ErrnoError(`cannot adopt TUN device "${name}": eventfd failed: ${errnoName(e)}`, e);
   }
-  return new LinuxTun(c, name, fd, efd, false);
+  return new LinuxTun(c, name, fd, efd, false, vnetHdr);
 }
 
 /** Converts a millisecond timeout to poll()'s int: negative means wait forever. */
@@ -129,7 +132,14 @@ class LinuxTun implements TunDevice {
 
   readonly #ownsFd: boolean;
 
-  constructor(c: Libc, readonly name: string, readonly fd: number, efd: number, ownsFd = true) {
+  constructor(
+    c: Libc,
+    readonly name: string,
+    readonly fd: number,
+    efd: number,
+    ownsFd = true,
+    readonly vnetHdr = false,
+  ) {
     this.#c = c;
     this.#efd = efd;
     this.#ownsFd = ownsFd;

@@ -31,6 +31,7 @@ import type { TunDevice } from "../../io/tun/device.ts";
 import type { LinuxUdpSocket } from "../../io/udp/linux.ts";
 import type { CoreAdapter, CoreEvent, Outgoing } from "../engine.ts";
 import { writeTun } from "../tunwrite.ts";
+import { TcpCoalescer, VNET_HDR_BYTES } from "../../core/gro.ts";
 import { CTRL_COMMAND, CTRL_STOP } from "./messages.ts";
 
 /** Batches per direction per loop turn before the other direction gets a go. */
@@ -79,14 +80,25 @@ export class DataPlaneLoop {
   readonly #socks: UdpSlots[];
   /** Send counts per socket during one multipath batch. */
   readonly #txCount: Int32Array;
-  readonly #tunIn = new Uint8Array(65536);
-  readonly #tunOut = new Uint8Array(65536);
+  readonly #tunIn = new Uint8Array(65536 + VNET_HDR_BYTES);
+  readonly #tunOut = new Uint8Array(65536 + VNET_HDR_BYTES);
+  /** The TUN carries a virtio-net header before each packet (then writes are coalesced). */
+  readonly #vnet: boolean;
+  /** Where read packets start in #tunIn, and where decrypted ones go in #tunOut (views made
+   * once; the 10 header bytes of #tunOut stay zero: "plain packet, checksum done"). */
+  readonly #tunInPkt: Uint8Array;
+  readonly #tunOutPkt: Uint8Array;
+  readonly #gro = new TcpCoalescer();
   readonly #drain = new Uint8Array(8);
   readonly #endpoints = new Map<number, NumEndpoint>();
   #nextDeadline = 0;
 
   constructor(p: LoopParts) {
     this.#p = p;
+    this.#vnet = p.tun.vnetHdr === true;
+    const skip = this.#vnet ? VNET_HDR_BYTES : 0;
+    this.#tunInPkt = this.#tunIn.subarray(skip);
+    this.#tunOutPkt = this.#tunOut.subarray(skip);
     const more = p.more ?? [];
     this.#socks = [p, ...more];
     this.#txCount = new Int32Array(this.#socks.length);
@@ -170,7 +182,7 @@ export class DataPlaneLoop {
     const { core, tun } = this.#p;
     const n = udp.recv();
     if (n <= 0) return false;
-    const out = this.#tunOut;
+    const out = this.#tunOutPkt;
     for (let i = 0; i < n; i++) {
       const len = udp.rxLen[i]!;
       if (len < 0) {
@@ -180,10 +192,30 @@ export class DataPlaneLoop {
       const d = rx[i]!;
       d.len = len;
       const r = core.receive(now, d, this.endpoint(udp.rxIp[i]!, udp.rxPort[i]!), out);
-      if (r.verdict === Verdict.Tun) writeTun(tun, out, r.length, core.drops);
+      if (r.verdict !== Verdict.Tun) continue;
+      if (!this.#vnet) {
+        writeTun(tun, out, r.length, core.drops);
+        continue;
+      }
+      // Join TCP segments of one flow into one GSO write; anything else goes alone.
+      const gro = this.#gro;
+      if (gro.add(out, r.length)) continue;
+      if (gro.pending) writeTun(tun, gro.buf, gro.finish(), core.drops);
+      if (!gro.add(out, r.length)) {
+        writeTun(tun, this.#tunOut, r.length + VNET_HDR_BYTES, core.drops);
+      }
     }
+    if (this.#gro.pending) writeTun(tun, this.#gro.buf, this.#gro.finish(), core.drops);
     if (core.pending) this.#flush();
     return n === rx.length;
+  }
+
+  /** Reads one packet from the TUN into #tunInPkt; returns its length (0: none waiting). */
+  #readTun(tun: TunDevice, buf: Uint8Array): number {
+    const n = tun.read(buf);
+    if (!this.#vnet) return n;
+    // Without TUNSETOFFLOAD the kernel hands us plain, checksummed packets: skip the header.
+    return n > VNET_HDR_BYTES ? n - VNET_HDR_BYTES : 0;
   }
 
   /** Reads up to one batch from the TUN, seals, sends; true when the batch was full. */
@@ -195,10 +227,10 @@ export class DataPlaneLoop {
     const limit = tx.length - core.maxExtra;
     let count = 0;
     while (count < limit) {
-      const n = tun.read(buf);
+      const n = this.#readTun(tun, buf);
       if (n === 0) break;
       const sealed = tx[count]!;
-      const r = core.fromTun(now, buf, n, sealed);
+      const r = core.fromTun(now, this.#tunInPkt, n, sealed);
       if (r.verdict !== Verdict.Net) continue;
       const to = r.to as NumEndpoint;
       udp.txLen[count] = r.length;
@@ -232,10 +264,10 @@ export class DataPlaneLoop {
     for (;;) {
       for (let k = 0; k < socks.length; k++) if (counts[k]! >= socks[k]!.tx.length) full = true;
       if (full) break;
-      const n = tun.read(buf);
+      const n = this.#readTun(tun, buf);
       if (n === 0) break;
       const sealed = socks[0]!.tx[counts[0]!]!;
-      const r = core.fromTun(now, buf, n, sealed);
+      const r = core.fromTun(now, this.#tunInPkt, n, sealed);
       if (r.verdict !== Verdict.Net) continue;
       for (let i = -1; i < r.extraCount; i++) {
         const to = i < 0 ? r.to! : r.extra![i]!;

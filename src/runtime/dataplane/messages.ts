@@ -26,6 +26,8 @@ interface InitCommon {
   tunFd: number;
   /** TUN device name. */
   tunName: string;
+  /** The TUN fd carries virtio-net headers (IFF_VNET_HDR): writes may be coalesced. */
+  vnetHdr: boolean;
   /** eventfd the main thread writes to wake the Worker's poll(). */
   wakeFd: number;
   /** Shared control words (see CTRL_*). */

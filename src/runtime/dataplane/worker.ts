@@ -151,7 +151,7 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
       }
     });
   };
-  const tun = adoptLinuxTun(init.tunFd, init.tunName);
+  const tun = adoptLinuxTun(init.tunFd, init.tunName, init.vnetHdr);
   const loop = new DataPlaneLoop({
     c: libc(),
     core,
