@@ -37,6 +37,8 @@ export const LIBC_SYMBOLS = {
   write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   /** int ioctl(int fd, unsigned long request, void *arg) */
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  /** The same ioctl with an integer argument (e.g. TUNSETOFFLOAD's flags). */
+  ioctl_int: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
   /** int fcntl(int fd, int cmd, int arg) */
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   /** int poll(struct pollfd *fds, nfds_t nfds, int timeout) — synchronous; use timeout 0. */

@@ -69,7 +69,8 @@ export async function runClient(
     let reconnect: () => Promise<void> = () => Promise.resolve();
     // The fast path writes coalesced TCP segments (GSO) to the TUN: that needs IFF_VNET_HDR.
     const fast = useFastPath(cfg.dataPath);
-    const tun = openTun(cfg.tun.name, { vnetHdr: fast });
+    // TSO reads need one socket per TUN read; with several paths the reads stay plain.
+    const tun = openTun(cfg.tun.name, { vnetHdr: fast, offload: fast && !cfg.paths?.length });
     cleanup.add(`close TUN ${tun.name}`, () => tun.close());
     const link = new RouteApplier(deps.runner);
     let applied: LinkState | undefined;

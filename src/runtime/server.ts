@@ -38,7 +38,7 @@ export async function runServer(
     const mtu = await chooseMtu(cfg, deps.runner);
     // The fast path writes coalesced TCP segments (GSO) to the TUN: that needs IFF_VNET_HDR.
     const fast = useFastPath(cfg.dataPath);
-    const tun = openTun(cfg.tun.name, { vnetHdr: fast });
+    const tun = openTun(cfg.tun.name, { vnetHdr: fast, offload: fast });
     cleanup.add(`close TUN ${tun.name}`, () => tun.close());
     const link = new RouteApplier(deps.runner);
     const address = serverAddress(cfg.pool);

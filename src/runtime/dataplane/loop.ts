@@ -32,6 +32,10 @@ import type { LinuxUdpSocket } from "../../io/udp/linux.ts";
 import type { CoreAdapter, CoreEvent, Outgoing } from "../engine.ts";
 import { writeTun } from "../tunwrite.ts";
 import { TcpCoalescer, VNET_HDR_BYTES } from "../../core/gro.ts";
+import { ReadKind, TsoSplitter } from "../../core/tso.ts";
+
+/** #readTun(): the read was a TCP super-packet, now in #tso. */
+const SEGMENTS = -2;
 import { CTRL_COMMAND, CTRL_STOP } from "./messages.ts";
 
 /** Batches per direction per loop turn before the other direction gets a go. */
@@ -89,6 +93,9 @@ export class DataPlaneLoop {
   readonly #tunInPkt: Uint8Array;
   readonly #tunOutPkt: Uint8Array;
   readonly #gro = new TcpCoalescer();
+  readonly #tso = new TsoSplitter();
+  /** One segment cut from a super-packet, before sealing. */
+  readonly #segBuf = new Uint8Array(65536);
   readonly #drain = new Uint8Array(8);
   readonly #endpoints = new Map<number, NumEndpoint>();
   #nextDeadline = 0;
@@ -210,12 +217,22 @@ export class DataPlaneLoop {
     return n === rx.length;
   }
 
-  /** Reads one packet from the TUN into #tunInPkt; returns its length (0: none waiting). */
+  /**
+   * Reads one packet from the TUN into #tunInPkt; returns its length, 0 when none is waiting,
+   * SEGMENTS for a TCP super-packet now in #tso, or -1 for a read to skip (counted).
+   */
   #readTun(tun: TunDevice, buf: Uint8Array): number {
     const n = tun.read(buf);
-    if (!this.#vnet) return n;
-    // Without TUNSETOFFLOAD the kernel hands us plain, checksummed packets: skip the header.
-    return n > VNET_HDR_BYTES ? n - VNET_HDR_BYTES : 0;
+    if (!this.#vnet || n === 0) return n;
+    switch (this.#tso.begin(buf, n)) {
+      case ReadKind.Plain:
+        return n - VNET_HDR_BYTES;
+      case ReadKind.Segments:
+        return SEGMENTS;
+      default:
+        this.#p.core.drops.bad_inner_packet++;
+        return -1;
+    }
   }
 
   /** Reads up to one batch from the TUN, seals, sends; true when the batch was full. */
@@ -229,24 +246,47 @@ export class DataPlaneLoop {
     while (count < limit) {
       const n = this.#readTun(tun, buf);
       if (n === 0) break;
-      const sealed = tx[count]!;
-      const r = core.fromTun(now, this.#tunInPkt, n, sealed);
-      if (r.verdict !== Verdict.Net) continue;
-      const to = r.to as NumEndpoint;
-      udp.txLen[count] = r.length;
-      udp.txIp[count] = to.ip ?? parseIPv4(to.hostname) ?? 0;
-      udp.txPort[count] = to.port;
-      count++;
-      for (let i = 0; i < r.extraCount; i++) {
-        queue(this.#p, count++, sealed, r.length, r.extra![i]!);
+      if (n === SEGMENTS) {
+        // A TCP super-packet from the kernel (TSO): cut it up, sending full batches as we go.
+        const tso = this.#tso;
+        for (let i = 0; i < tso.count; i++) {
+          if (count >= limit) count = this.#sendBatch(count);
+          const len = tso.segment(i, this.#segBuf);
+          count = this.#sealOne(now, this.#segBuf, len, count);
+        }
+        continue;
       }
+      if (n < 0) continue;
+      count = this.#sealOne(now, this.#tunInPkt, n, count);
     }
-    if (count > 0) {
-      const sent = udp.send(count);
-      if (sent < count) core.drops.send_failed += count - sent;
-    }
+    this.#sendBatch(count);
     if (core.pending) this.#flush();
     return count >= limit;
+  }
+
+  /** Seals one inner packet into send slot `count` (and its redundant copies after it);
+   * returns the next free slot. */
+  #sealOne(now: number, pkt: Uint8Array, len: number, count: number): number {
+    const { core, udp, tx } = this.#p;
+    const sealed = tx[count]!;
+    const r = core.fromTun(now, pkt, len, sealed);
+    if (r.verdict !== Verdict.Net) return count;
+    const to = r.to as NumEndpoint;
+    udp.txLen[count] = r.length;
+    udp.txIp[count] = to.ip ?? parseIPv4(to.hostname) ?? 0;
+    udp.txPort[count] = to.port;
+    count++;
+    for (let i = 0; i < r.extraCount; i++) queue(this.#p, count++, sealed, r.length, r.extra![i]!);
+    return count;
+  }
+
+  /** Sends send slots 0..count (counting what the kernel refused); returns 0, the next slot. */
+  #sendBatch(count: number): number {
+    if (count > 0) {
+      const sent = this.#p.udp.send(count);
+      if (sent < count) this.#p.core.drops.send_failed += count - sent;
+    }
+    return 0;
   }
 
   /**
@@ -266,6 +306,7 @@ export class DataPlaneLoop {
       if (full) break;
       const n = this.#readTun(tun, buf);
       if (n === 0) break;
+      if (n < 0) continue; // no TSO with several paths (see runtime/client.ts): only skips here
       const sealed = socks[0]!.tx[counts[0]!]!;
       const r = core.fromTun(now, this.#tunInPkt, n, sealed);
       if (r.verdict !== Verdict.Net) continue;
