@@ -10,7 +10,8 @@
  * next sequence number exactly; every segment the size of the first except a shorter last one;
  * only ACK (and PSH on the last) set; no IP options or fragments; at most 64 KiB in all.
  *
- * Layout of `buf`: a 10-byte `struct virtio_net_hdr`, then the IPv4 packet.
+ * Layout of `buf` (and of `inputWithHeader`): a 10-byte `struct virtio_net_hdr`, then the IPv4
+ * packet.
  *
  * @module
  */
@@ -38,10 +39,22 @@ function fold(sum: number): number {
   return sum;
 }
 
-/** Joins TCP segments into one GSO write. One instance per TUN writer. */
+/** Bytes of one region: a virtio header plus the largest packet. */
+const REGION = VNET_HDR_BYTES + MAX_TOTAL + 1;
+
+/**
+ * Joins TCP segments into one GSO write. One instance per TUN writer. The caller decrypts each
+ * packet into {@link input}; both that and the packet under construction live in one
+ * ArrayBuffer, so joining is `copyWithin` and no per-packet view is ever made.
+ */
 export class TcpCoalescer {
+  readonly #all = new Uint8Array(2 * REGION);
+  /** Where the caller puts the next packet (its 10 header bytes before it stay zero). */
+  readonly input: Uint8Array = this.#all.subarray(VNET_HDR_BYTES, REGION);
+  /** `input` with its (zero) virtio header: write `n + 10` bytes of it for a plain packet. */
+  readonly inputWithHeader: Uint8Array = this.#all.subarray(0, REGION);
   /** vnet header + packet under construction. */
-  readonly buf = new Uint8Array(VNET_HDR_BYTES + MAX_TOTAL);
+  readonly buf: Uint8Array = this.#all.subarray(REGION);
   /** Bytes of the packet under construction (without the vnet header); 0 when empty. */
   len = 0;
   #segs = 0;
@@ -56,28 +69,29 @@ export class TcpCoalescer {
   }
 
   /**
-   * Takes `pkt[0..n)` (a whole IPv4 packet): appends it to the packet under construction when it
-   * continues it, or starts a new one when nothing is pending and it can be joined. Returns
-   * false when it did neither: the caller flushes what is pending (if anything) and, if `add`
-   * still refuses, writes the packet on its own.
+   * Takes the `n`-byte IPv4 packet in {@link input}: appends it to the packet under
+   * construction when it continues it, or starts a new one when nothing is pending and it can
+   * be joined. Returns false when it did neither: the caller flushes what is pending (if
+   * anything) and, if `add` still refuses, writes the packet on its own.
    */
-  add(pkt: Uint8Array, n: number): boolean {
-    if (n < 40 || pkt[0] !== 0x45 || pkt[9] !== 6) return false;
-    if (((pkt[6]! & 0x3f) | pkt[7]!) !== 0) return false; // MF or fragment offset
-    const total = (pkt[2]! << 8) | pkt[3]!;
+  add(n: number): boolean {
+    const a = this.#all;
+    const p = VNET_HDR_BYTES; // the input packet
+    const o = REGION + VNET_HDR_BYTES; // the packet under construction
+    if (n < 40 || a[p] !== 0x45 || a[p + 9] !== 6) return false;
+    if (((a[p + 6]! & 0x3f) | a[p + 7]!) !== 0) return false; // MF or fragment offset
+    const total = (a[p + 2]! << 8) | a[p + 3]!;
     if (total !== n) return false;
-    const doff = (pkt[32]! >> 4) * 4;
+    const doff = (a[p + 32]! >> 4) * 4;
     if (doff < 20 || 20 + doff > n) return false;
-    const flags = pkt[33]!;
+    const flags = a[p + 33]!;
     if ((flags & ~(TCP_ACK | TCP_PSH)) !== 0 || (flags & TCP_ACK) === 0) return false;
     const hdrLen = 20 + doff;
     const payload = n - hdrLen;
     if (payload <= 0) return false;
-    const seq = ((pkt[24]! << 24) | (pkt[25]! << 16) | (pkt[26]! << 8) | pkt[27]!) >>> 0;
-    const b = this.buf;
-    const o = VNET_HDR_BYTES;
+    const seq = ((a[p + 24]! << 24) | (a[p + 25]! << 16) | (a[p + 26]! << 8) | a[p + 27]!) >>> 0;
     if (this.len === 0) {
-      b.set(pkt.subarray(0, n), o);
+      a.copyWithin(o, p, p + n);
       this.len = n;
       this.#segs = 1;
       this.#gsoSize = payload;
@@ -90,23 +104,23 @@ export class TcpCoalescer {
     if (
       this.#lastShort || hdrLen !== this.#hdrLen || seq !== this.#nextSeq ||
       payload > this.#gsoSize || this.#segs >= MAX_SEGS || this.len + payload > MAX_TOTAL ||
-      (b[o + 33]! & TCP_PSH) !== 0
+      (a[o + 33]! & TCP_PSH) !== 0
     ) {
       return false;
     }
     // TOS, TTL, addresses (12..20), ports (20..24), ack and data offset (28..33), window
     // (34..36), and the TCP options after the urgent pointer must match the first segment.
-    if (b[o + 1] !== pkt[1] || b[o + 8] !== pkt[8]) return false; // TOS (ECN marks), TTL
-    for (let i = 12; i < 24; i++) if (b[o + i] !== pkt[i]) return false;
-    for (let i = 28; i < 33; i++) if (b[o + i] !== pkt[i]) return false;
-    if (b[o + 34] !== pkt[34] || b[o + 35] !== pkt[35]) return false;
-    for (let i = 40; i < hdrLen; i++) if (b[o + i] !== pkt[i]) return false;
-    b.set(pkt.subarray(hdrLen, n), o + this.len);
+    if (a[o + 1] !== a[p + 1] || a[o + 8] !== a[p + 8]) return false; // TOS (ECN marks), TTL
+    for (let i = 12; i < 24; i++) if (a[o + i] !== a[p + i]) return false;
+    for (let i = 28; i < 33; i++) if (a[o + i] !== a[p + i]) return false;
+    if (a[o + 34] !== a[p + 34] || a[o + 35] !== a[p + 35]) return false;
+    for (let i = 40; i < hdrLen; i++) if (a[o + i] !== a[p + i]) return false;
+    a.copyWithin(o + this.len, p + hdrLen, p + n);
     this.len += payload;
     this.#segs++;
     this.#nextSeq = (seq + payload) >>> 0;
     if (payload < this.#gsoSize) this.#lastShort = true;
-    b[o + 33] = b[o + 33]! | (flags & TCP_PSH); // PSH of the last segment carries over
+    a[o + 33] = a[o + 33]! | (flags & TCP_PSH); // PSH of the last segment carries over
     return true;
   }
 

@@ -60,11 +60,24 @@ export const ReadKind = {
   Bad: 2,
 } as const;
 
-/** Cuts TCPv4 super-packets from a TUN read into segments. One instance per TUN reader. */
+/** Bytes of one region: a virtio header plus the largest read. */
+const REGION = VNET_HDR_BYTES + 65536;
+
+/**
+ * Cuts TCPv4 super-packets from a TUN read into segments. One instance per TUN reader. The
+ * caller reads the TUN into {@link read}; segments are built in {@link seg}. Both live in one
+ * ArrayBuffer, so cutting is `copyWithin` and no per-packet view is ever made.
+ */
 export class TsoSplitter {
+  readonly #all = new Uint8Array(2 * REGION);
+  /** Where the caller reads the TUN into (virtio header first). */
+  readonly read: Uint8Array = this.#all.subarray(0, REGION);
+  /** The packet of a plain read (after its virtio header). */
+  readonly readPacket: Uint8Array = this.#all.subarray(VNET_HDR_BYTES, REGION);
+  /** Where {@link segment} puts each segment. */
+  readonly seg: Uint8Array = this.#all.subarray(REGION);
   /** Segments in the current super-packet. */
   count = 0;
-  #buf: Uint8Array = new Uint8Array(0);
   #len = 0;
   #hdrLen = 0;
   #gso = 0;
@@ -73,10 +86,11 @@ export class TsoSplitter {
   #flags = 0;
 
   /**
-   * Looks at a read of `n` bytes in `buf` (virtio header first): completes a pending checksum of
-   * a plain packet in place, or prepares a super-packet for {@link segment}.
+   * Looks at a read of `n` bytes in {@link read} (virtio header first): completes a pending
+   * checksum of a plain packet in place, or prepares a super-packet for {@link segment}.
    */
-  begin(buf: Uint8Array, n: number): number {
+  begin(n: number): number {
+    const buf = this.#all;
     if (n <= VNET_HDR_BYTES) return ReadKind.Bad;
     const o = VNET_HDR_BYTES;
     const gsoType = buf[1]! & ~GSO_ECN;
@@ -96,7 +110,6 @@ export class TsoSplitter {
     const hdrLen = ihl + tcpHdr;
     const gso = buf[4]! | (buf[5]! << 8);
     if (gso === 0 || hdrLen >= n - o) return ReadKind.Bad;
-    this.#buf = buf;
     this.#len = n - o;
     this.#hdrLen = hdrLen;
     this.#gso = gso;
@@ -108,18 +121,19 @@ export class TsoSplitter {
     return ReadKind.Segments;
   }
 
-  /** Writes segment `i` (a complete IPv4 packet with valid checksums) into `out`; returns its
-   * length. */
-  segment(i: number, out: Uint8Array): number {
-    const b = this.#buf;
+  /** Builds segment `i` (a complete IPv4 packet with valid checksums) in {@link seg}; returns
+   * its length. */
+  segment(i: number): number {
+    const a = this.#all;
     const o = VNET_HDR_BYTES;
+    const out = this.seg;
     const hdrLen = this.#hdrLen;
-    const ihl = (b[o]! & 15) * 4;
+    const ihl = (a[o]! & 15) * 4;
     const payloadStart = hdrLen + i * this.#gso;
     const payload = Math.min(this.#gso, this.#len - payloadStart);
     const total = hdrLen + payload;
-    out.set(b.subarray(o, o + hdrLen), 0);
-    out.set(b.subarray(o + payloadStart, o + payloadStart + payload), hdrLen);
+    a.copyWithin(REGION, o, o + hdrLen);
+    a.copyWithin(REGION + hdrLen, o + payloadStart, o + payloadStart + payload);
     // IP: length, id (+i, as the kernel's GSO does), checksum.
     out[2] = total >> 8;
     out[3] = total & 255;

@@ -37,13 +37,13 @@ function superPacket(payload: number, gso: number, flags = 0x18): Uint8Array {
 Deno.test("TsoSplitter cuts a super-packet into valid segments", () => {
   const b = superPacket(3500, 1000);
   const t = new TsoSplitter();
-  assertEquals(t.begin(b, b.length), ReadKind.Segments);
+  t.read.set(b);
+  assertEquals(t.begin(b.length), ReadKind.Segments);
   assertEquals(t.count, 4);
-  const out = new Uint8Array(2000);
   let payload = new Uint8Array(0);
   for (let i = 0; i < t.count; i++) {
-    const n = t.segment(i, out);
-    const seg = out.slice(0, n);
+    const n = t.segment(i);
+    const seg = t.seg.slice(0, n);
     assertEquals(n, 40 + (i < 3 ? 1000 : 500));
     assertEquals((seg[2]! << 8) | seg[3]!, n, "IP total length");
     assertEquals(sum16(seg, 0, 20), 0xffff, "IP checksum");
@@ -64,21 +64,24 @@ Deno.test("TsoSplitter completes the checksum of a plain packet that needs it", 
   const b = superPacket(300, 1000);
   b[1] = 0; // no GSO, NEEDS_CSUM still set
   const t = new TsoSplitter();
-  assertEquals(t.begin(b, b.length), ReadKind.Plain);
-  assert(tcpValid(b.subarray(VNET_HDR_BYTES)));
+  t.read.set(b);
+  assertEquals(t.begin(b.length), ReadKind.Plain);
+  assert(tcpValid(t.readPacket));
   const plain = superPacket(300, 1000);
   plain[0] = plain[1] = 0;
   plain[VNET_HDR_BYTES + 36] = 0xab;
-  assertEquals(t.begin(plain, plain.length), ReadKind.Plain);
-  assertEquals(plain[VNET_HDR_BYTES + 36], 0xab, "a complete packet is left alone");
+  t.read.set(plain);
+  assertEquals(t.begin(plain.length), ReadKind.Plain);
+  assertEquals(t.readPacket[36], 0xab, "a complete packet is left alone");
 });
 
 Deno.test("TsoSplitter refuses unknown GSO types and truncated reads", () => {
   const t = new TsoSplitter();
   const udp = superPacket(3000, 1000);
   udp[1] = 3; // VIRTIO_NET_HDR_GSO_UDP
-  assertEquals(t.begin(udp, udp.length), ReadKind.Bad);
-  assertEquals(t.begin(new Uint8Array(8), 8), ReadKind.Bad);
-  const short = superPacket(3000, 1000);
-  assertEquals(t.begin(short, VNET_HDR_BYTES + 30), ReadKind.Bad);
+  t.read.set(udp);
+  assertEquals(t.begin(udp.length), ReadKind.Bad);
+  assertEquals(t.begin(8), ReadKind.Bad);
+  t.read.set(superPacket(3000, 1000));
+  assertEquals(t.begin(VNET_HDR_BYTES + 30), ReadKind.Bad);
 });

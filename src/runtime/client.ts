@@ -6,11 +6,10 @@
  * @module
  */
 import type { ClientConfig } from "../config/mod.ts";
-import { ClientCore, type ClientEvent } from "../core/client.ts";
+import type { ClientEvent } from "../core/client.ts";
 import type { SessionConfig } from "../core/control.ts";
 import { type Cidr, formatCidr, formatIPv4, parseIPv4 } from "../core/ip.ts";
 import { type Endpoint, formatEndpoint } from "../core/result.ts";
-import { loadAead } from "../crypto/load.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { openTun } from "../io/tun/open.ts";
 import { DenoUdpSocket } from "../io/udp/socket.ts";
@@ -21,8 +20,8 @@ import type { LinkState } from "../io/route/state.ts";
 import { logger } from "../log.ts";
 import { aborted, Cleanup } from "./signals.ts";
 import { formatDrops } from "./stats.ts";
-import { ClientAdapter, type CoreEvent } from "./engine.ts";
-import { type Engine, startPortable } from "./portable.ts";
+import type { CoreEvent } from "./engine.ts";
+import type { Engine } from "./portable.ts";
 import { startFast } from "./dataplane/host.ts";
 import { useFastPath } from "./choose.ts";
 import {
@@ -209,6 +208,11 @@ export async function runClient(
         multipath: cfg.multipath,
       }, onEvents);
     } else {
+      // The portable path and its core load only when used (see runtime/server.ts).
+      const { loadAead } = await import("../crypto/load.ts");
+      const { ClientCore } = await import("../core/client.ts");
+      const { ClientAdapter } = await import("./engine.ts");
+      const { startPortable } = await import("./portable.ts");
       const aead = await loadAead("auto");
       const core = new ClientCore({
         privateKey: cfg.privateKey,

@@ -6,20 +6,18 @@
  * @module
  */
 import type { ServerConfig } from "../config/mod.ts";
-import { ServerCore, type ServerEvent } from "../core/server.ts";
+import type { ServerEvent } from "../core/server.ts";
 import { formatCidr, formatIPv4 } from "../core/ip.ts";
 import { formatEndpoint } from "../core/result.ts";
-import { loadAead } from "../crypto/load.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { openTun } from "../io/tun/open.ts";
-import { DenoUdpSocket } from "../io/udp/socket.ts";
 import { RouteApplier } from "../io/route/applier.ts";
 import { Nat } from "../io/nat/nat.ts";
 import { logger } from "../log.ts";
 import { aborted, Cleanup } from "./signals.ts";
 import { formatDrops } from "./stats.ts";
-import { type CoreEvent, ServerAdapter } from "./engine.ts";
-import { type Engine, startPortable } from "./portable.ts";
+import type { CoreEvent } from "./engine.ts";
+import type { Engine } from "./portable.ts";
 import { startFast } from "./dataplane/host.ts";
 import { useFastPath } from "./choose.ts";
 import { DEFAULT_MTU, serverAddress } from "../config/server.ts";
@@ -79,6 +77,13 @@ export async function runServer(
         ...params,
       }, onEvents);
     } else {
+      // The portable path and its core load only when used: the fast path runs them in the
+      // Worker, and every module the main thread loads stays resident for the process's life.
+      const { loadAead } = await import("../crypto/load.ts");
+      const { DenoUdpSocket } = await import("../io/udp/socket.ts");
+      const { ServerCore } = await import("../core/server.ts");
+      const { ServerAdapter } = await import("./engine.ts");
+      const { startPortable } = await import("./portable.ts");
       const aead = await loadAead("auto");
       const udp = new DenoUdpSocket(bind.hostname, bind.port);
       const portable = startPortable(

@@ -84,18 +84,16 @@ export class DataPlaneLoop {
   readonly #socks: UdpSlots[];
   /** Send counts per socket during one multipath batch. */
   readonly #txCount: Int32Array;
-  readonly #tunIn = new Uint8Array(65536 + VNET_HDR_BYTES);
-  readonly #tunOut = new Uint8Array(65536 + VNET_HDR_BYTES);
+  readonly #tunIn = new Uint8Array(65536);
+  readonly #tunOut = new Uint8Array(65536);
   /** The TUN carries a virtio-net header before each packet (then writes are coalesced). */
   readonly #vnet: boolean;
-  /** Where read packets start in #tunIn, and where decrypted ones go in #tunOut (views made
-   * once; the 10 header bytes of #tunOut stay zero: "plain packet, checksum done"). */
+  /** Where a read packet starts (after the virtio header, if there is one). */
   readonly #tunInPkt: Uint8Array;
-  readonly #tunOutPkt: Uint8Array;
+  /** The buffer TUN reads go into (#tunIn, or the TSO splitter's with the virtio header). */
+  readonly #tunRead: Uint8Array;
   readonly #gro = new TcpCoalescer();
   readonly #tso = new TsoSplitter();
-  /** One segment cut from a super-packet, before sealing. */
-  readonly #segBuf = new Uint8Array(65536);
   readonly #drain = new Uint8Array(8);
   readonly #endpoints = new Map<number, NumEndpoint>();
   #nextDeadline = 0;
@@ -103,9 +101,9 @@ export class DataPlaneLoop {
   constructor(p: LoopParts) {
     this.#p = p;
     this.#vnet = p.tun.vnetHdr === true;
-    const skip = this.#vnet ? VNET_HDR_BYTES : 0;
-    this.#tunInPkt = this.#tunIn.subarray(skip);
-    this.#tunOutPkt = this.#tunOut.subarray(skip);
+    // With the virtio header, reads go straight into the TSO splitter's buffer.
+    this.#tunInPkt = this.#vnet ? this.#tso.readPacket : this.#tunIn;
+    this.#tunRead = this.#vnet ? this.#tso.read : this.#tunIn;
     const more = p.more ?? [];
     this.#socks = [p, ...more];
     this.#txCount = new Int32Array(this.#socks.length);
@@ -189,7 +187,8 @@ export class DataPlaneLoop {
     const { core, tun } = this.#p;
     const n = udp.recv();
     if (n <= 0) return false;
-    const out = this.#tunOutPkt;
+    // With the virtio header, decrypt straight into the coalescer's input (no copy to join).
+    const out = this.#vnet ? this.#gro.input : this.#tunOut;
     for (let i = 0; i < n; i++) {
       const len = udp.rxLen[i]!;
       if (len < 0) {
@@ -206,10 +205,10 @@ export class DataPlaneLoop {
       }
       // Join TCP segments of one flow into one GSO write; anything else goes alone.
       const gro = this.#gro;
-      if (gro.add(out, r.length)) continue;
+      if (gro.add(r.length)) continue;
       if (gro.pending) writeTun(tun, gro.buf, gro.finish(), core.drops);
-      if (!gro.add(out, r.length)) {
-        writeTun(tun, this.#tunOut, r.length + VNET_HDR_BYTES, core.drops);
+      if (!gro.add(r.length)) {
+        writeTun(tun, gro.inputWithHeader, r.length + VNET_HDR_BYTES, core.drops);
       }
     }
     if (this.#gro.pending) writeTun(tun, this.#gro.buf, this.#gro.finish(), core.drops);
@@ -224,7 +223,7 @@ export class DataPlaneLoop {
   #readTun(tun: TunDevice, buf: Uint8Array): number {
     const n = tun.read(buf);
     if (!this.#vnet || n === 0) return n;
-    switch (this.#tso.begin(buf, n)) {
+    switch (this.#tso.begin(n)) {
       case ReadKind.Plain:
         return n - VNET_HDR_BYTES;
       case ReadKind.Segments:
@@ -239,7 +238,7 @@ export class DataPlaneLoop {
   #fromTun(now: number): boolean {
     if (this.#socks.length > 1) return this.#fromTunPaths(now);
     const { core, udp, tx, tun } = this.#p;
-    const buf = this.#tunIn;
+    const buf = this.#tunRead;
     // Room for a packet's extra copies (redundant sessions) stays free at the end of the batch.
     const limit = tx.length - core.maxExtra;
     let count = 0;
@@ -251,8 +250,8 @@ export class DataPlaneLoop {
         const tso = this.#tso;
         for (let i = 0; i < tso.count; i++) {
           if (count >= limit) count = this.#sendBatch(count);
-          const len = tso.segment(i, this.#segBuf);
-          count = this.#sealOne(now, this.#segBuf, len, count);
+          const len = tso.segment(i);
+          count = this.#sealOne(now, tso.seg, len, count);
         }
         continue;
       }
@@ -299,7 +298,7 @@ export class DataPlaneLoop {
     const socks = this.#socks;
     const counts = this.#txCount;
     counts.fill(0);
-    const buf = this.#tunIn;
+    const buf = this.#tunRead;
     let full = false;
     for (;;) {
       for (let k = 0; k < socks.length; k++) if (counts[k]! >= socks[k]!.tx.length) full = true;
