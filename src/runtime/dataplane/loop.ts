@@ -237,7 +237,7 @@ export class DataPlaneLoop {
   /** Reads up to one batch from the TUN, seals, sends; true when the batch was full. */
   #fromTun(now: number): boolean {
     if (this.#socks.length > 1) return this.#fromTunPaths(now);
-    const { core, udp, tx, tun } = this.#p;
+    const { core, tx, tun } = this.#p;
     const buf = this.#tunRead;
     // Room for a packet's extra copies (redundant sessions) stays free at the end of the batch.
     const limit = tx.length - core.maxExtra;
