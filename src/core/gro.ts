@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { fold, sum16 } from "./checksum.ts";
 
 /** Size of `struct virtio_net_hdr` (linux/virtio_net.h) in front of every TUN read and write
  * once IFF_VNET_HDR is on. */
@@ -29,15 +30,6 @@ const MAX_TOTAL = 65535;
 const MAX_SEGS = 64;
 
 /** Sums 16-bit big-endian words of b[from..to) into a 32-bit accumulator. */
-function sum16(b: Uint8Array, from: number, to: number, acc: number): number {
-  for (let i = from; i < to; i += 2) acc += (b[i]! << 8) | b[i + 1]!;
-  return acc;
-}
-
-function fold(sum: number): number {
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return sum;
-}
 
 /** Bytes of one region: a virtio header plus the largest packet. */
 const REGION = VNET_HDR_BYTES + MAX_TOTAL + 1;

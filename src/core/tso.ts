@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { fold, sum16 } from "./checksum.ts";
 import { VNET_HDR_BYTES } from "./gro.ts";
 
 const NEEDS_CSUM = 1;
@@ -19,18 +20,6 @@ const GSO_ECN = 0x80;
 const TCP_FIN = 0x01;
 const TCP_PSH = 0x08;
 const TCP_CWR = 0x80;
-
-function sum16(b: Uint8Array, from: number, to: number, acc: number): number {
-  let i = from;
-  for (; i + 1 < to; i += 2) acc += (b[i]! << 8) | b[i + 1]!;
-  if (i < to) acc += b[i]! << 8;
-  return acc;
-}
-
-function fold(sum: number): number {
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return sum;
-}
 
 /**
  * Completes a partial checksum in place (CHECKSUM_PARTIAL): the field at `start + offset` holds

@@ -1,32 +1,11 @@
 /**
- * Gating for root-only tests of this directory: they are ignored (with the reason in the test
- * name) when not running as root on Linux, except when `CI=true`, where they must run, so that a
- * misconfigured CI fails instead of silently skipping them.
+ * Helpers for this directory's tests; root gating comes from src/testing/root.ts.
  *
  * @module
  */
 
-function isRoot(): boolean {
-  try {
-    return Deno.uid() === 0;
-  } catch {
-    return false; // no --allow-sys: cannot tell, so assume not
-  }
-}
-
-/** Why root-only tests are skipped here, or undefined when they run. */
-export function rootSkipReason(): string | undefined {
-  if (Deno.env.get("CI") === "true") return undefined;
-  if (Deno.build.os !== "linux") return "Linux only";
-  if (!isRoot()) return "needs root; CI=true forces it";
-  return undefined;
-}
-
-/** Registers a test that needs root and network namespaces; see the module docs. */
-export function rootTest(name: string, fn: () => Promise<void>): void {
-  const skip = rootSkipReason();
-  Deno.test({ name: skip ? `${name} (ignored: ${skip})` : name, ignore: skip !== undefined, fn });
-}
+// One gate for every root-only test in the project (it also runs them under CI=true).
+export { rootTest, rootTestSkipReason as rootSkipReason } from "../testing/root.ts";
 
 /** Runs `argv` and returns its stdout; throws with its stderr when it fails. */
 export async function sh(argv: string[]): Promise<string> {
