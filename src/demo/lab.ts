@@ -83,6 +83,12 @@ export interface LabOptions {
   withConsole?: boolean;
   /** MTU of the client-console LAN (default 1500). */
   consoleMtu?: number;
+  /**
+   * Server timers: `"fast"` (default) pushes a 2 s keepalive with a 10 s session timeout so
+   * that expiry tests are quick; `"product"` leaves both out of server.yaml, so the product's
+   * defaults (10 s, 60 s) apply, as a user's server would have them.
+   */
+  keepalive?: "fast" | "product";
 }
 
 /** A running lab. */
@@ -186,8 +192,7 @@ export class Lab {
         `pool: ${LAB.pool}`,
         `routes: [${LAB.gameNet}]`,
         `dns: [${(o.serverDns ?? [LAB.serverTunnel]).join(", ")}]`,
-        `keepalive: 2s`,
-        `session_timeout: 10s`,
+        o.keepalive === "product" ? "" : `keepalive: 2s\nsession_timeout: 10s`,
         `nat: ${o.nat ? "true" : "false"}`,
         `clients:`,
         `  - name: demo-client`,
