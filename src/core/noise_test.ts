@@ -9,7 +9,7 @@ const toHex = (b: Uint8Array): string =>
   Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 const random = (n: number): Uint8Array => crypto.getRandomValues(new Uint8Array(n));
 
-/** One entry of the cacophony vectors in /work/shared/vectors/noise-ik.json. */
+/** One entry of the cacophony vectors in tests/vectors/noise-ik.json (its "source" field names where they come from). */
 interface Vector {
   protocol_name: string;
   init_prologue: string;
@@ -25,7 +25,7 @@ interface Vector {
   messages: { payload: string; ciphertext: string }[];
 }
 
-const VECTORS_URL = new URL("../../../shared/vectors/noise-ik.json", import.meta.url);
+const VECTORS_URL = new URL("../../tests/vectors/noise-ik.json", import.meta.url);
 let vectors: Vector[] = [];
 let loadError: unknown;
 try {
