@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Topology } from "../src/netns/topology.ts";
+import type { Topology } from "../src/demo/topology.ts";
 
 /** TCP throughput of one iperf3 stream. */
 export interface TcpResult {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { Topology, uniquePrefix } from "../src/netns/topology.ts";
+import { Topology, uniquePrefix } from "../src/demo/topology.ts";
 import type { BenchNet } from "./peers/types.ts";
 
 /** Name prefix of benchmark namespaces (`xb` + random), also what the stale sweep looks for. */

@@ -17,8 +17,8 @@
  */
 import { parseArgs } from "node:util";
 import { ProcessRunner } from "../src/io/command.ts";
-import { sweepStale } from "../src/netns/owner.ts";
-import { installTools, missingTools } from "../src/netns/tools.ts";
+import { sweepStale } from "../src/demo/owner.ts";
+import { installTools, missingTools } from "../tests/lab/tools.ts";
 import {
   loadedRtt,
   pingRtt,

@@ -5,7 +5,7 @@
  * 16 bytes each would fill the young generation several times over, and every scavenge prints
  * a line; the run must collect no more often than a run without them.
  */
-import { assert } from "../src/testing/assert.ts";
+import { assert } from "./support/assert.ts";
 
 async function collections(rounds: number): Promise<number> {
   const probe = new URL("./support/alloc_probe.ts", import.meta.url).pathname;

@@ -1,7 +1,7 @@
 /**
  * The CLI as a black box: the real `main.ts` in a child process, exit codes and messages.
  */
-import { assertEquals, assertStringIncludes } from "../src/testing/assert.ts";
+import { assertEquals, assertStringIncludes } from "./support/assert.ts";
 import { decodeKey, encodeKey, publicKeyOf } from "../src/core/keys.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;

@@ -7,13 +7,14 @@
  * (or, with an nftables rule, dropped: a PMTU black hole). Every test runs diag as a process
  * with `--json` and prints the figures it measured.
  */
-import { assert, assertEquals, assertStringIncludes } from "../src/testing/assert.ts";
-import { rootTest } from "../src/testing/root.ts";
+import { assert, assertEquals, assertStringIncludes } from "./support/assert.ts";
+import { rootTest } from "./support/root.ts";
 import { selfCommand } from "../src/cli/self.ts";
 import { LAB, Lab, type LabOptions } from "../src/demo/lab.ts";
 import { withLab } from "./support/net.ts";
 import type { MtuReport } from "../src/diag/mtu_report.ts";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/core/keys.ts";
+import { addLoss } from "./lab/impair.ts";
 
 /** The router's link to the server: the bottleneck of every test. */
 const BOTTLENECK = 1400;
@@ -138,8 +139,8 @@ rootTest("diag mtu (c): with 5% random loss on the router still finds 1400", asy
   await withRouterLab({ mtu: "auto" }, async (lab) => {
     await startServer(lab);
     // Both directions through the router lose 5%: probes, answers and ICMP errors alike.
-    await lab.topo.addLoss("router", lab.topo.iface("router", "client"), 5);
-    await lab.topo.addLoss("router", lab.topo.iface("router", "server"), 5);
+    await addLoss(lab.topo, "router", lab.topo.iface("router", "client"), 5);
+    await addLoss(lab.topo, "router", lab.topo.iface("router", "server"), 5);
     let retried = 0;
     for (let i = 1; i <= 4; i++) {
       const r = await diagJson(lab);

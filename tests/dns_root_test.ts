@@ -4,8 +4,8 @@
  * address), a real `xvpn connect` in a client namespace with its own resolv.conf, and glibc's
  * resolver (`getent hosts`) asking through it. Each test builds its own lab and removes it.
  */
-import { assert, assertEquals, assertStringIncludes } from "../src/testing/assert.ts";
-import { rootTest } from "../src/testing/root.ts";
+import { assert, assertEquals, assertStringIncludes } from "./support/assert.ts";
+import { rootTest } from "./support/root.ts";
 import { LAB, Lab, type LabOptions } from "../src/demo/lab.ts";
 import { parseMark } from "../src/io/dns/resolvconf.ts";
 

@@ -12,8 +12,8 @@
  * pings through the tunnel succeed; almost no flood datagram reached the Diffie-Hellman; the
  * server's memory stays bounded; it exits cleanly. Reported: what the flood did.
  */
-import { assert, assertEquals } from "../src/testing/assert.ts";
-import { rootTest } from "../src/testing/root.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { rootTest } from "./support/root.ts";
 import { encodeKey, publicKeyOf } from "../src/core/keys.ts";
 import { DEFAULT_HANDSHAKE_LOAD_THRESHOLD } from "../src/core/cookie.ts";
 import { COOKIE_REPLY_BYTES, HANDSHAKE_INIT_BYTES } from "../src/core/wire.ts";

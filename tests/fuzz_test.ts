@@ -14,14 +14,15 @@
  * Deterministic: `XVPN_FUZZ_SEED` (default 0x5eed) and `XVPN_FUZZ_ITERATIONS` (default 8000 per
  * test, a few seconds in all) pick the run; a failure prints the seed and the iteration.
  */
-import { assert, assertEquals } from "../src/testing/assert.ts";
+import { assert, assertEquals } from "./support/assert.ts";
 import { Pair } from "./support/pair.ts";
 import { fill, fixMac1, isType, junkInitiation, prng } from "./support/hostile.ts";
 import { udpPacket } from "./support/packets.ts";
 import { createInitiation, mac1Key } from "../src/core/handshake.ts";
 import { publicKeyOf } from "../src/core/keys.ts";
 import { PacketBuf } from "../src/core/packet.ts";
-import { type Endpoint, Verdict } from "../src/core/result.ts";
+import { Verdict } from "../src/core/result.ts";
+import { type Endpoint } from "../src/lib/endpoint.ts";
 import { SOURCE_BURST, SOURCE_RATE_PER_S } from "../src/core/cookie.ts";
 import {
   COOKIE_REPLY_BYTES,
@@ -32,7 +33,7 @@ import {
   MessageType,
   writeHeader,
 } from "../src/core/wire.ts";
-import { parseIPv4 } from "../src/core/ip.ts";
+import { parseIPv4 } from "../src/lib/ip.ts";
 
 /** An integer from the environment (decimal or 0x hex), or `fallback` when unset. */
 function envInt(name: string, fallback: number): number {

@@ -4,10 +4,11 @@
  * front of the server. Bytes must arrive intact, and the client must not mistake loss for a
  * dead path. Figures are printed so they can be quoted.
  */
-import { assert, assertEquals } from "../src/testing/assert.ts";
-import { rootTest } from "../src/testing/root.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { rootTest } from "./support/root.ts";
 import type { LabOptions } from "../src/demo/lab.ts";
-import { spawnRelay } from "../src/netns/relay.ts";
+import { spawnRelay } from "./lab/relay.ts";
+import { addDuplication, addLoss } from "./lab/impair.ts";
 import { LAB, Lab, ping, tcpTransfer } from "./support/net.ts";
 
 const RELAY_PORT = 7000;
@@ -31,11 +32,11 @@ async function impairedLab(
     });
     const ci = lab.topo.iface("client", "server");
     const si = lab.topo.iface("server", "client");
-    await lab.topo.addLoss("client", ci, opts.lossPercent);
-    await lab.topo.addLoss("server", si, opts.lossPercent);
+    await addLoss(lab.topo, "client", ci, opts.lossPercent);
+    await addLoss(lab.topo, "server", si, opts.lossPercent);
     if (opts.dupPercent) {
-      await lab.topo.addDuplication("client", ci, opts.dupPercent);
-      await lab.topo.addDuplication("server", si, opts.dupPercent);
+      await addDuplication(lab.topo, "client", ci, opts.dupPercent);
+      await addDuplication(lab.topo, "server", si, opts.dupPercent);
     }
     lab.startClient();
     await lab.waitAddress("client", LAB.clientTunnel, 30_000);

@@ -11,8 +11,8 @@
  * from the game host, once with `mss_clamp` at its default (on) at both ends, once with
  * `mss_clamp: false` at both ends; each run gets its own lab, built from the real CLI.
  */
-import { assert, assertEquals } from "../src/testing/assert.ts";
-import { rootTest } from "../src/testing/root.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { rootTest } from "./support/root.ts";
 import { LAB, Lab, ping } from "./support/net.ts";
 
 const TUN_MTU = 1340;

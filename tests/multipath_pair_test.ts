@@ -4,11 +4,11 @@
  * ping came, only data/handshakes/active pings move the session, redundant sessions send to
  * every recent endpoint) and both modes end to end.
  */
-import { assert, assertEquals } from "../src/testing/assert.ts";
-import { MultiPair } from "./support/multipair.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { MultiPair } from "./support/pair.ts";
 import { Pair } from "./support/pair.ts";
 import { udpPacket } from "./support/packets.ts";
-import { parseIPv4 } from "../src/core/ip.ts";
+import { parseIPv4 } from "../src/lib/ip.ts";
 import { REDUNDANT_ENDPOINT_MS } from "../src/core/timers.ts";
 import type { MultipathMode } from "../src/core/paths.ts";
 

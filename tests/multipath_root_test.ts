@@ -5,8 +5,8 @@
  *   (a) random loss on both links: redundant vs a single path over one such link;
  *   (b) one link taken down mid-stream: pings lost (redundant), longest gap (failover).
  */
-import { assert } from "../src/testing/assert.ts";
-import { rootTest } from "../src/testing/root.ts";
+import { assert } from "./support/assert.ts";
+import { rootTest } from "./support/root.ts";
 import { MLAB, MultiLab } from "./support/multilab.ts";
 
 const INTERVAL_MS = 20;

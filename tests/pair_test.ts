@@ -2,10 +2,10 @@
  * Client and server cores over an in-memory link with a virtual clock: handshake, data both
  * ways, keepalive, expiry, rekey, replays, restart — minutes of protocol time in milliseconds.
  */
-import { assert, assertEquals } from "../src/testing/assert.ts";
+import { assert, assertEquals } from "./support/assert.ts";
 import { Pair } from "./support/pair.ts";
 import { udpPacket } from "./support/packets.ts";
-import { formatCidr, formatIPv4, parseCidr, parseIPv4 } from "../src/core/ip.ts";
+import { formatCidr, formatIPv4, parseCidr, parseIPv4 } from "../src/lib/ip.ts";
 import { ClientCore } from "../src/core/client.ts";
 import { PacketBuf } from "../src/core/packet.ts";
 import { generatePrivateKey, publicKeyOf } from "../src/core/keys.ts";

@@ -8,10 +8,10 @@
  * counter was seen in the sliding window, section 5.4.6), start no handshake, and the tunnel
  * must keep working.
  */
-import { assert, assertEquals } from "../src/testing/assert.ts";
-import { rootTest } from "../src/testing/root.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { rootTest } from "./support/root.ts";
 import { classify, MessageType } from "../src/core/wire.ts";
-import { formatIPv4 } from "../src/core/ip.ts";
+import { formatIPv4 } from "../src/lib/ip.ts";
 import { LAB, Lab, ping } from "./support/net.ts";
 import { rawSendCommand } from "./support/rawsend.ts";
 import { dropsFromLog, sleep, waitRoute } from "./support/labstats.ts";

@@ -3,8 +3,8 @@
  * TCP transfer, and the server is killed and restarted under a ping stream. Figures (the gap in
  * a 20 ms ping stream) are printed so they can be quoted.
  */
-import { assert, assertEquals } from "../src/testing/assert.ts";
-import { rootTest } from "../src/testing/root.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { rootTest } from "./support/root.ts";
 import { LAB, Lab, tcpTransfer, withLab } from "./support/net.ts";
 
 const INTERVAL_MS = 20;

@@ -3,8 +3,8 @@
  * the resident memory of both xvpn processes sampled every few seconds. After warm-up it must
  * not grow: a per-packet leak of even a few bytes shows up as megabytes at these rates.
  */
-import { assert } from "../src/testing/assert.ts";
-import { rootTest } from "../src/testing/root.ts";
+import { assert } from "./support/assert.ts";
+import { rootTest } from "./support/root.ts";
 import { LAB, Lab } from "./support/net.ts";
 
 async function rssKiB(pid: number): Promise<number> {

@@ -2,8 +2,8 @@
  * Root integration tests: real namespaces, the real CLI as separate processes, real ping and TCP
  * through the tunnel. Each test builds its own lab and removes it, also on failure.
  */
-import { assert, assertEquals } from "../src/testing/assert.ts";
-import { rootTest } from "../src/testing/root.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { rootTest } from "./support/root.ts";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/core/keys.ts";
 import { capture, LAB, ping, tcpTransfer, withLab } from "./support/net.ts";
 

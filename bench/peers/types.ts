@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Topology } from "../../src/netns/topology.ts";
+import type { Topology } from "../../src/demo/topology.ts";
 
 /** Fixed addressing of the benchmark network; see bench/net.ts. */
 export interface BenchNet {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Cidr, formatCidr } from "../core/ip.ts";
+import { type Cidr, formatCidr } from "../lib/ip.ts";
 import { encodeKey, publicKeyOf } from "../core/keys.ts";
 import {
   bool,

@@ -1,5 +1,5 @@
 import { deepStrictEqual as eq } from "node:assert/strict";
-import { parseIPv4 } from "../core/ip.ts";
+import { parseIPv4 } from "../lib/ip.ts";
 import { decodeKey } from "../core/keys.ts";
 import { parseClientConfig } from "./client.ts";
 import { ConfigError } from "./errors.ts";

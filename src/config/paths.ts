@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { formatIPv4 } from "../core/ip.ts";
+import { formatIPv4 } from "../lib/ip.ts";
 import { MAX_PATHS, MULTIPATH_MODES, type MultipathMode } from "../core/paths.ts";
 import { type At, ifName, ipv4, list, oneOf, opt, parser, readMap } from "./schema.ts";
 

@@ -8,7 +8,7 @@
  */
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import type { Document } from "yaml";
-import { type Cidr, formatCidr, networkOf, parseCidr, parseIPv4 } from "../core/ip.ts";
+import { type Cidr, formatCidr, networkOf, parseCidr, parseIPv4 } from "../lib/ip.ts";
 import { decodeKey } from "../core/keys.ts";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
 import { parseDuration } from "./duration.ts";

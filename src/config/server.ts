@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Cidr, cidrContains, formatCidr, formatIPv4, networkOf } from "../core/ip.ts";
+import { type Cidr, cidrContains, formatCidr, formatIPv4, networkOf } from "../lib/ip.ts";
 import { encodeKey, publicKeyOf } from "../core/keys.ts";
 import { formatDuration } from "./duration.ts";
 import {

@@ -1,5 +1,5 @@
 import { deepStrictEqual as eq, ok } from "node:assert/strict";
-import { parseIPv4 } from "../core/ip.ts";
+import { parseIPv4 } from "../lib/ip.ts";
 import { decodeKey } from "../core/keys.ts";
 import { ConfigError } from "./errors.ts";
 import { parseServerConfig, serverAddress } from "./server.ts";

@@ -2,12 +2,18 @@
  * The client's protocol core: sans-I/O and synchronous, like {@link ServerCore}. It talks to one
  * server; the runtime owns the socket and sends `outbox` datagrams to the server's address.
  *
- * Lifecycle: `start()` queues an initiation; retries back off (1 s doubling to 8 s, with
- * jitter) until a response authenticates; then a config request goes out (it also confirms the
- * new keys to the server) and is repeated each second until the config push arrives. After
- * that: a keepalive ping every interval (the pong gives the RTT), a rekey after two minutes, and
- * a fresh handshake when nothing authenticated has come back for three keepalive intervals
- * (the server restarted, or the path changed under us).
+ * Lifecycle: `start()` queues an initiation; retries back off (250 ms doubling to 8 s, with
+ * jitter; `timers.ts`) until a response authenticates; then a config request goes out (it also
+ * confirms the new keys to the server) and is repeated each second until the config push
+ * arrives. After that: a keepalive ping every interval (the pong gives the RTT), a rekey after
+ * two minutes, and a fresh handshake when the path looks dead: nothing authenticated for three
+ * keepalive intervals, or, while we send, six liveness probes unanswered (about 0.9 s).
+ *
+ * Timers: one {@link TimerTable} of named deadlines ({@link ClientTimer}). Each action sets the
+ * timers it needs (a sent packet arms the liveness timer, an authenticated one stops it, a ping
+ * sets the next keepalive), {@link ClientCore.tick} handles the expired ones, and
+ * {@link ClientCore.deadline} is the minimum: the runtime sleeps until then and asks again after
+ * every batch of packets, so a timer armed by a send is never missed.
  *
  * Multipath (`paths` option; dual channel): the runtime has one socket per path. Every path gets
  * a flagged ping every 200 ms (these replace the keepalive and liveness pings) and a
@@ -70,6 +76,7 @@ import {
   readU32,
 } from "./wire.ts";
 import { validInnerPacket } from "./inner.ts";
+import { TimerTable } from "./timer_table.ts";
 import { clampMss, mssForMtu } from "./mss.ts";
 
 /** Everything the client core needs; no I/O handles. */
@@ -124,6 +131,32 @@ export interface PathDatagram {
 /** Default keepalive until the server's config arrives. */
 const DEFAULT_KEEPALIVE_MS = 10_000;
 
+/** The client's timers (ids into its {@link TimerTable}). */
+export const ClientTimer = {
+  /** Resend the initiation (backoff with jitter). */
+  Retry: 0,
+  /** Handshake again at once: the server said it restarts. */
+  Restart: 1,
+  /** Ask for the config again until it arrives. */
+  Config: 2,
+  /** Send the next keepalive ping. */
+  Keepalive: 3,
+  /** Nothing authenticated for three keepalive intervals (single path), or every path down
+   * for long enough (multipath): the path is dead. */
+  Dead: 4,
+  /** We sent and heard nothing back: probe, and after enough unanswered probes, dead. */
+  Liveness: 5,
+  /** The keys are old (or have sealed too many messages): handshake again. */
+  Rekey: 6,
+  /** Multipath: the next probe, probe timeout, loss count or failback. */
+  Paths: 7,
+  /** Multipath: the periodic per-path report. */
+  Report: 8,
+} as const;
+
+/** Timer names by id, for tests and logs. */
+export const CLIENT_TIMER_NAMES: readonly string[] = Object.keys(ClientTimer);
+
 /** Client protocol state machine. */
 export class ClientCore {
   /** Datagrams for the server (control path); the runtime drains this after each call. */
@@ -150,26 +183,29 @@ export class ClientCore {
   readonly #result = new PacketResult();
   // Control plaintexts (MTU probes are as large as a datagram can be).
   readonly #plain = new Uint8Array(65536);
+  /** Named deadlines (see {@link ClientTimer}). */
+  readonly timers = new TimerTable(Object.keys(ClientTimer).length);
+  /** Deadline slots of {@link timers}, for one-store updates on the packet path. */
+  readonly #at: Float64Array = this.timers.at;
   #pending: PendingInitiation | undefined;
   #attempt = 0;
-  #retryAtMs = Infinity;
   #current: Keypair | undefined;
   #previous: Keypair | undefined;
   #lastRecvMs = 0;
   #lastPingMs = -Infinity;
-  /** When the last inner packet went out (liveness probing starts if nothing comes back). */
-  #lastDataSentMs = -Infinity;
   /** Liveness probes sent since the last authenticated datagram. */
   #probes = 0;
-  #configRequestAtMs = Infinity;
+  /** The path was declared dead and a handshake is under way: no liveness probing (the
+   * handshake retries run the show) until something authenticated arrives again. */
+  #reconnecting = false;
   #pingSeq = 0;
   #closed = false;
-  #restart = false;
   /** MSS limit for SYNs (from the pushed MTU), or 0 when clamping is off. */
   #maxMss = 0;
+  /** Nothing authenticated for this long is a dead path (three keepalive intervals). */
+  #deadAfterMs = DEAD_AFTER_KEEPALIVES * DEFAULT_KEEPALIVE_MS;
   /** Multipath state, or undefined for a single-path client. */
   readonly #paths: PathSet | undefined;
-  #pathReportAtMs = -Infinity;
 
   constructor(opts: ClientOptions) {
     this.#o = opts;
@@ -182,6 +218,12 @@ export class ClientCore {
     if (opts.paths !== undefined) {
       this.#paths = new PathSet(opts.paths, opts.multipath ?? "failover");
     }
+    this.#deadAfterMs = DEAD_AFTER_KEEPALIVES * this.keepaliveMs;
+  }
+
+  /** The next time {@link tick} has work (monotonic ms; Infinity when nothing is scheduled). */
+  deadline(): number {
+    return this.#closed ? Infinity : this.timers.next();
   }
 
   /** Multipath state (paths up, RTT, loss, route), or undefined for a single-path client. */
@@ -238,7 +280,7 @@ export class ClientCore {
     );
     const j = new Uint8Array(1);
     this.#random(j);
-    this.#retryAtMs = now + base * (1 + HANDSHAKE_RETRY_JITTER * (j[0]! / 255));
+    this.timers.set(ClientTimer.Retry, now + base * (1 + HANDSHAKE_RETRY_JITTER * (j[0]! / 255)));
     this.#cookies.stamp(now, this.#pending.datagram);
     this.outbox.push(this.#pending.datagram);
     this.events.push({ type: "handshake_sent", attempt: this.#attempt });
@@ -277,9 +319,15 @@ export class ClientCore {
     const plain = type === MessageType.Data ? out : this.#plain;
     if (d.len - SEAL_OVERHEAD_BYTES > plain.length) return this.#drop("too_big");
     const n = kp.open(this.#o.aead, d, plain);
-    if (n < 0) return this.#drop(n === -1 ? "bad_tag" : n === -2 ? "replay" : "bad_counter");
+    if (typeof n === "string") return this.#drop(n);
+    // The path works: no liveness probing until we send again, and the dead-path clock
+    // restarts (a few stores; this runs for every packet).
     this.#lastRecvMs = now;
     this.#probes = 0;
+    this.#reconnecting = false;
+    const at = this.#at;
+    at[ClientTimer.Liveness] = Infinity;
+    if (!this.#paths) at[ClientTimer.Dead] = now + this.#deadAfterMs;
     this.stats.rxPackets++;
     this.stats.rxBytes += d.len;
     if (type === MessageType.Control) return this.#onControl(now, plain.subarray(0, n));
@@ -322,9 +370,15 @@ export class ClientCore {
       now,
     );
     this.#pending = undefined;
-    this.#retryAtMs = Infinity;
+    this.timers.stop(ClientTimer.Retry);
     this.#attempt = 0;
     this.#lastRecvMs = now;
+    this.#probes = 0;
+    this.#reconnecting = false;
+    this.timers.stop(ClientTimer.Liveness);
+    if (!this.#paths) this.timers.set(ClientTimer.Dead, now + this.#deadAfterMs);
+    this.timers.set(ClientTimer.Rekey, now + REKEY_AFTER_TIME_MS);
+    if (this.#paths) this.timers.set(ClientTimer.Paths, now); // probe every path from now on
     this.events.push({ type: "connected", connId, rekey });
     if (this.#o.diag) {
       // A diagnostic session asks for no config; it is ready now.
@@ -347,7 +401,12 @@ export class ClientCore {
         if (!c) return this.#drop("bad_control");
         this.config = c;
         this.#maxMss = this.#o.mssClamp === false ? 0 : mssForMtu(c.mtu);
-        this.#configRequestAtMs = Infinity;
+        this.timers.stop(ClientTimer.Config);
+        this.#deadAfterMs = DEAD_AFTER_KEEPALIVES * this.keepaliveMs;
+        if (!this.#paths) {
+          this.timers.set(ClientTimer.Dead, this.#lastRecvMs + this.#deadAfterMs);
+          this.timers.set(ClientTimer.Keepalive, this.#lastPingMs + this.keepaliveMs);
+        }
         this.events.push({ type: "config", config: c });
         return this.#none();
       }
@@ -358,6 +417,7 @@ export class ClientCore {
         if (p.flags !== undefined && this.#paths) {
           // A probe's answer: five a second per path, so no event each (reports instead).
           this.#paths.pongReceived(p.flags >> PING_PATH_SHIFT, p.seq, this.rttMs, now);
+          this.timers.set(ClientTimer.Paths, this.#paths.deadline());
           this.#pathEvents();
           return this.#none();
         }
@@ -372,10 +432,12 @@ export class ClientCore {
       }
       case ControlKind.Disconnect: {
         this.#current = this.#previous = undefined;
+        this.#stopSessionTimers();
         if (msg[1] === DisconnectReason.PoolExhausted) {
           // Retrying cannot help until the operator changes the pool: give up, loudly.
           this.#closed = true;
           this.#pending = undefined;
+          this.timers.stopAll();
           this.events.push({
             type: "disconnected",
             reason: "the server's address pool is exhausted",
@@ -384,7 +446,7 @@ export class ClientCore {
         } else {
           // The server is restarting or going away: handshake again (with backoff) from the
           // next tick on; routes stay in place so traffic resumes by itself.
-          this.#restart = true;
+          this.timers.set(ClientTimer.Restart, now);
           this.events.push({ type: "disconnected", reason: "the server shut down", final: false });
         }
         return this.#none();
@@ -419,6 +481,7 @@ export class ClientCore {
     this.pathOutbox.push({ path: i, data });
     ps.probeSent(i, seq, now);
     this.#lastPingMs = now;
+    this.timers.set(ClientTimer.Paths, ps.deadline());
   }
 
   #probeAll(now: number): void {
@@ -439,12 +502,30 @@ export class ClientCore {
 
   #sendConfigRequest(now: number): void {
     this.#sendControl(new Uint8Array([ControlKind.ConfigRequest]));
-    this.#configRequestAtMs = now + CONFIG_RETRY_MS;
+    this.timers.set(ClientTimer.Config, now + CONFIG_RETRY_MS);
   }
 
+  /** A keepalive or liveness ping; the next keepalive is due one interval later. */
   #ping(now: number): void {
     this.#sendControl(encodePing(ControlKind.Ping, ++this.#pingSeq, now));
     this.#lastPingMs = now;
+    if (this.config) this.timers.set(ClientTimer.Keepalive, now + this.keepaliveMs);
+  }
+
+  /** Stops what only a live session needs (keepalives, liveness, dead path, rekey). */
+  #stopSessionTimers(): void {
+    const t = this.timers;
+    for (
+      const id of [
+        ClientTimer.Config,
+        ClientTimer.Keepalive,
+        ClientTimer.Dead,
+        ClientTimer.Liveness,
+        ClientTimer.Rekey,
+        ClientTimer.Paths,
+        ClientTimer.Report,
+      ]
+    ) t.stop(id);
   }
 
   /** Seals one packet read from the TUN (`pkt[0..len)`) for the server into `out`, which needs
@@ -459,116 +540,112 @@ export class ClientCore {
     kp.seal(this.#o.aead, MessageType.Data, pkt, len, out);
     r.length = out.len;
     r.verdict = Verdict.Net;
-    this.#lastDataSentMs = now;
+    const at = this.#at;
+    // Sent, and nothing heard since: unless already armed, the liveness timer starts (once the
+    // silence is long enough and the last ping old enough). One load and compare per packet.
+    if (at[ClientTimer.Liveness] === Infinity && !this.#reconnecting && !this.#paths) {
+      at[ClientTimer.Liveness] = Math.max(
+        this.#lastRecvMs + LIVENESS_SILENCE_MS,
+        this.#lastPingMs + LIVENESS_PROBE_MS,
+      );
+    }
+    if (kp.sendCounter >= REKEY_AFTER_MESSAGES) at[ClientTimer.Rekey] = now;
     this.stats.txPackets++;
     this.stats.txBytes += r.length;
     return r;
   }
 
-  /** Runs timers: retries, config requests, keepalives, rekey, dead-path detection. Returns
-   * the next deadline (monotonic ms). */
+  /** Runs the expired timers (retries, config requests, keepalives, liveness probes, rekey,
+   * dead-path detection) and returns the next deadline (monotonic ms), as {@link deadline}. */
   tick(now: number, wallMs: number): number {
     if (this.#closed) return Infinity;
-    if (this.#restart) {
-      this.#restart = false;
+    const t = this.timers;
+    if (t.expired(ClientTimer.Restart, now)) {
+      t.stop(ClientTimer.Restart);
       this.#attempt = 0;
       this.#initiate(now, wallMs);
     }
-    if (this.#pending && now >= this.#retryAtMs) this.#initiate(now, wallMs);
-    if (this.#paths) return this.#tickPaths(now, wallMs, this.#paths);
+    if (t.expired(ClientTimer.Retry, now)) this.#initiate(now, wallMs);
     const kp = this.#current;
     if (kp) {
-      if (now >= this.#configRequestAtMs) this.#sendConfigRequest(now);
-      const ka = this.keepaliveMs;
-      const silent = now - this.#lastRecvMs;
-      // Traffic went out since we last heard anything: probe quickly instead of waiting for
-      // the keepalive timer, so a dead path is noticed in under a second.
-      const waiting = this.#lastDataSentMs > this.#lastRecvMs && silent >= LIVENESS_SILENCE_MS;
-      if (!this.#pending && waiting && this.#probes >= LIVENESS_PROBES) {
-        this.#pathDead(now, wallMs, silent, `${this.#probes} probes unanswered while sending`);
-      } else if (!this.#pending && silent >= DEAD_AFTER_KEEPALIVES * ka) {
-        this.#pathDead(now, wallMs, silent, `${DEAD_AFTER_KEEPALIVES} keepalives unanswered`);
-      } else if (
-        !this.#pending && waiting && this.config && now - this.#lastPingMs >= LIVENESS_PROBE_MS
-      ) {
-        this.#ping(now);
-        this.#probes++;
-      } else if (
-        !this.#pending &&
-        (now - kp.createdMs >= REKEY_AFTER_TIME_MS || kp.sendCounter >= REKEY_AFTER_MESSAGES)
-      ) {
-        this.#attempt = 0;
-        this.#initiate(now, wallMs);
-      }
-      if (this.config && now - this.#lastPingMs >= ka) this.#ping(now);
-    }
-    let next = Math.min(this.#retryAtMs, this.#configRequestAtMs);
-    if (kp) {
-      if (this.#lastDataSentMs > this.#lastRecvMs) {
-        // The next liveness probe: once the silence is long enough AND the last probe is old
-        // enough. (Taking the earlier of the two woke the loop every millisecond while a reply
-        // was on its way, because the last keepalive ping is usually long past.)
-        next = Math.min(
-          next,
-          Math.max(this.#lastRecvMs + LIVENESS_SILENCE_MS, this.#lastPingMs + LIVENESS_PROBE_MS),
-        );
-      }
-      next = Math.min(
-        next,
-        this.#lastPingMs + this.keepaliveMs,
-        this.#lastRecvMs + DEAD_AFTER_KEEPALIVES * this.keepaliveMs,
-        kp.createdMs + REKEY_AFTER_TIME_MS,
-      );
-    }
-    return Math.max(next, now + 1);
-  }
-
-  /** tick() of a multipath client: probes on every path instead of keepalives and liveness
-   * pings; the tunnel is dead when every path is. */
-  #tickPaths(now: number, wallMs: number, ps: PathSet): number {
-    let next = Math.min(this.#retryAtMs, this.#configRequestAtMs);
-    const kp = this.#current;
-    if (kp) {
-      if (now >= this.#configRequestAtMs) this.#sendConfigRequest(now);
-      ps.tick(now);
-      const silent = now - this.#lastRecvMs;
-      const deadAfter = PATH_DEAD_PROBES * PATH_PROBE_MS;
-      if (!this.#pending && !ps.anyUp && silent >= deadAfter) {
-        this.#pathDead(now, wallMs, silent, `all ${ps.count} paths down`);
-      } else if (
-        !this.#pending &&
-        (now - kp.createdMs >= REKEY_AFTER_TIME_MS || kp.sendCounter >= REKEY_AFTER_MESSAGES)
-      ) {
-        this.#attempt = 0;
-        this.#initiate(now, wallMs);
-      }
-      for (let i = 0; i < ps.count; i++) if (ps.probeDue(i, now)) this.#probe(i, now);
-      if (now >= this.#pathReportAtMs) {
-        if (this.#pathReportAtMs !== -Infinity) {
-          this.events.push({
-            type: "paths",
-            changes: [],
-            active: ps.active,
-            paths: ps.report(true),
-          });
+      if (t.expired(ClientTimer.Config, now)) this.#sendConfigRequest(now);
+      if (this.#paths) this.#tickPaths(now, wallMs, this.#paths);
+      else this.#tickPath(now, wallMs);
+      if (t.expired(ClientTimer.Rekey, now)) {
+        t.stop(ClientTimer.Rekey);
+        // A handshake already under way (a dead path's) makes the new keys anyway.
+        if (!this.#pending) {
+          this.#attempt = 0;
+          this.#initiate(now, wallMs);
         }
-        this.#pathReportAtMs = now + PATH_REPORT_MS;
       }
-      next = Math.min(
-        next,
-        ps.deadline(),
-        this.#pathReportAtMs,
-        kp.createdMs + REKEY_AFTER_TIME_MS,
-      );
-      if (!ps.anyUp) next = Math.min(next, this.#lastRecvMs + deadAfter);
-      this.#pathEvents();
     }
-    return Math.max(next, now + 1);
+    return this.deadline();
   }
 
+  /** Timers of a single-path session: keepalive, liveness probes, dead path. */
+  #tickPath(now: number, wallMs: number): void {
+    const t = this.timers;
+    if (t.expired(ClientTimer.Liveness, now)) {
+      if (this.#probes >= LIVENESS_PROBES) {
+        this.#pathDead(
+          now,
+          wallMs,
+          now - this.#lastRecvMs,
+          `${this.#probes} probes unanswered while sending`,
+        );
+        return;
+      }
+      this.#ping(now);
+      this.#probes++;
+      t.set(ClientTimer.Liveness, now + LIVENESS_PROBE_MS);
+    }
+    if (t.expired(ClientTimer.Dead, now)) {
+      this.#pathDead(
+        now,
+        wallMs,
+        now - this.#lastRecvMs,
+        `${DEAD_AFTER_KEEPALIVES} keepalives unanswered`,
+      );
+      return;
+    }
+    if (t.expired(ClientTimer.Keepalive, now)) this.#ping(now);
+  }
+
+  /** Timers of a multipath session: probes on every path instead of keepalives and liveness
+   * pings; the tunnel is dead when every path has been down for long enough. */
+  #tickPaths(now: number, wallMs: number, ps: PathSet): void {
+    const t = this.timers;
+    ps.tick(now);
+    const deadAfter = PATH_DEAD_PROBES * PATH_PROBE_MS;
+    if (ps.anyUp || this.#reconnecting) {
+      t.stop(ClientTimer.Dead);
+    } else if (now - this.#lastRecvMs >= deadAfter) {
+      t.stop(ClientTimer.Dead);
+      this.#pathDead(now, wallMs, now - this.#lastRecvMs, `all ${ps.count} paths down`);
+    } else {
+      t.set(ClientTimer.Dead, this.#lastRecvMs + deadAfter);
+    }
+    for (let i = 0; i < ps.count; i++) if (ps.probeDue(i, now)) this.#probe(i, now);
+    if (!t.isSet(ClientTimer.Report)) {
+      t.set(ClientTimer.Report, now + PATH_REPORT_MS);
+    } else if (t.expired(ClientTimer.Report, now)) {
+      this.events.push({ type: "paths", changes: [], active: ps.active, paths: ps.report(true) });
+      t.set(ClientTimer.Report, now + PATH_REPORT_MS);
+    }
+    t.set(ClientTimer.Paths, ps.deadline());
+    this.#pathEvents();
+  }
+
+  /** The path is dead: tell the runtime (it takes a fresh socket) and handshake again. Until
+   * something authenticated arrives, only the handshake retries run: no liveness probing, no
+   * second verdict per probe round. The keys stay, in case only the path changed. */
   #pathDead(now: number, wallMs: number, silentMs: number, reason: string): void {
     this.events.push({ type: "path_dead", silentMs, reason });
     this.#probes = 0;
+    this.#reconnecting = true;
+    this.timers.stop(ClientTimer.Liveness);
+    this.timers.stop(ClientTimer.Dead);
     this.#attempt = 0;
     this.#initiate(now, wallMs);
   }
@@ -581,9 +658,10 @@ export class ClientCore {
   nudge(now: number): void {
     if (!this.#current || this.#closed) return;
     if (this.#paths) return this.#probeAll(now);
-    this.#lastDataSentMs = now;
     this.#ping(now);
     this.#probes = 1;
+    this.#reconnecting = false;
+    this.timers.set(ClientTimer.Liveness, now + LIVENESS_PROBE_MS);
   }
 
   /**
@@ -611,5 +689,6 @@ export class ClientCore {
     this.#closed = true;
     this.#current = this.#previous = undefined;
     this.#pending = undefined;
+    this.timers.stopAll();
   }
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Cidr, formatCidr, formatIPv4, parseCidr, parseIPv4 } from "./ip.ts";
+import { type Cidr, formatCidr, formatIPv4, parseCidr, parseIPv4 } from "../lib/ip.ts";
 import { readU32, writeU32 } from "./wire.ts";
 
 /** Control kinds (byte 0 of the plaintext). */

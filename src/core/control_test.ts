@@ -1,4 +1,4 @@
-import { assertEquals } from "../testing/assert.ts";
+import { assertEquals } from "../../tests/support/assert.ts";
 import {
   decodeConfigPush,
   decodePing,
@@ -6,7 +6,7 @@ import {
   encodePing,
   type SessionConfig,
 } from "./control.ts";
-import { parseCidr, parseIPv4 } from "./ip.ts";
+import { parseCidr, parseIPv4 } from "../lib/ip.ts";
 
 const config: SessionConfig = {
   address: parseCidr("10.7.0.2/24")!,

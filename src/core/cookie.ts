@@ -35,7 +35,7 @@
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { blake2s } from "@noble/hashes/blake2.js";
 import { equalBytes } from "./handshake.ts";
-import { type Endpoint } from "./result.ts";
+import { type Endpoint } from "../lib/endpoint.ts";
 import {
   COOKIE_NONCE_BYTES,
   COOKIE_REPLY_BYTES,

@@ -3,7 +3,7 @@
  * core over the in-memory link with a virtual clock, the server pushed over its load threshold
  * by initiations from spoofed sources.
  */
-import { assert, assertEquals } from "../testing/assert.ts";
+import { assert, assertEquals } from "../../tests/support/assert.ts";
 import {
   checkMac2,
   COOKIE_REPLIES_PER_S,
@@ -20,7 +20,8 @@ import {
 import { createInitiation } from "./handshake.ts";
 import { generatePrivateKey, publicKeyOf } from "./keys.ts";
 import { PacketBuf } from "./packet.ts";
-import { type Endpoint, Verdict } from "./result.ts";
+import { Verdict } from "./result.ts";
+import { type Endpoint } from "../lib/endpoint.ts";
 import { COOKIE_REPLY_BYTES, HANDSHAKE_INIT_BYTES, MessageType, readU32 } from "./wire.ts";
 import { Pair } from "../../tests/support/pair.ts";
 import { isType, junkInitiation, prng } from "../../tests/support/hostile.ts";

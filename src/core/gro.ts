@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { fold, sum16 } from "./checksum.ts";
+import { fold, sum16 } from "../lib/checksum.ts";
 
 /** Size of `struct virtio_net_hdr` (linux/virtio_net.h) in front of every TUN read and write
  * once IFF_VNET_HDR is on. */

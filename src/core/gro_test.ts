@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../testing/assert.ts";
+import { assert, assertEquals } from "../../tests/support/assert.ts";
 import { TcpCoalescer, VNET_HDR_BYTES } from "./gro.ts";
 
 /** An IPv4/TCP segment with `payload` bytes of `fill`, timestamps option, ACK (|PSH). */

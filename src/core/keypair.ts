@@ -9,7 +9,17 @@ import type { Aead } from "../crypto/aead.ts";
 import type { PacketBuf } from "./packet.ts";
 import { ReplayWindow } from "./replay.ts";
 import { REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME_MS } from "./timers.ts";
-import { HEADER_BYTES, readCounter, TAG_BYTES, writeHeader, writeNonce } from "./wire.ts";
+import {
+  type DropReason,
+  HEADER_BYTES,
+  readCounter,
+  TAG_BYTES,
+  writeHeader,
+  writeNonce,
+} from "./wire.ts";
+
+/** Why {@link Keypair.open} refused a datagram (each a {@link DropReason}). */
+export type OpenDrop = Extract<DropReason, "bad_counter" | "replay" | "bad_tag">;
 
 /** Session keys of one direction pair. */
 export class Keypair {
@@ -53,17 +63,18 @@ export class Keypair {
   }
 
   /**
-   * Opens datagram `d` into `out`. Returns the plaintext length, or a negative code:
-   * -1 bad tag, -2 replay / too old, -3 malformed counter. The replay window only moves after
-   * the tag verified, so forged packets cannot push it forward.
+   * Opens datagram `d` into `out`. Returns the plaintext length, or why the datagram must be
+   * dropped: `bad_counter` (malformed), `replay` (seen before or older than the window),
+   * `bad_tag` (not authentic). The replay window only moves after the tag verified, so forged
+   * packets cannot push it forward.
    */
-  open(aead: Aead, d: PacketBuf, out: Uint8Array): number {
+  open(aead: Aead, d: PacketBuf, out: Uint8Array): number | OpenDrop {
     const counter = readCounter(d.buf);
-    if (counter < 0 || counter >= REJECT_AFTER_MESSAGES) return -3;
-    if (!this.replay.check(counter)) return -2;
+    if (counter < 0 || counter >= REJECT_AFTER_MESSAGES) return "bad_counter";
+    if (!this.replay.check(counter)) return "replay";
     writeNonce(this.#nonce, counter);
     const n = aead.open(out, d.body, d.header, this.#nonce, this.recvKey, d.len - HEADER_BYTES);
-    if (n < 0) return -1;
+    if (n < 0) return "bad_tag";
     this.replay.accept(counter);
     return n;
   }

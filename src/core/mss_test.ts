@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../testing/assert.ts";
+import { assert, assertEquals } from "../../tests/support/assert.ts";
 import { clampMss, mssForMtu } from "./mss.ts";
 
 function sum16(buf: Uint8Array, from: number, to: number, init = 0): number {

@@ -1,6 +1,6 @@
 import { x25519 } from "@noble/curves/ed25519.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
+import { assert, assertEquals, assertThrows } from "../../tests/support/assert.ts";
 import { CipherState, type HandshakeOptions, HandshakeState } from "./noise.ts";
 
 const hex = (s: string): Uint8Array =>

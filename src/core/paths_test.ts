@@ -2,8 +2,8 @@
  * PathSet on a virtual clock: probes go out on schedule, answers come back after each path's
  * RTT unless the path is down or the probe is lost.
  */
-import { seededRandom } from "../netns/prng.ts";
-import { assert, assertEquals } from "../testing/assert.ts";
+import { seededRandom } from "../../tests/lab/prng.ts";
+import { assert, assertEquals } from "../../tests/support/assert.ts";
 import { type MultipathMode, type PathChange, PathSet } from "./paths.ts";
 import { PATH_FAILBACK_MS, PATH_PROBE_MS } from "./timers.ts";
 

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { type Cidr, formatCidr, formatIPv4, maskOf, networkOf } from "./ip.ts";
+import { type Cidr, formatCidr, formatIPv4, maskOf, networkOf } from "../lib/ip.ts";
 
 /** One allocated address and connection id. */
 export interface Lease {

@@ -1,6 +1,6 @@
-import { assertEquals, assertThrows } from "../testing/assert.ts";
+import { assertEquals, assertThrows } from "../../tests/support/assert.ts";
 import { IpPool, PoolExhaustedError } from "./pool.ts";
-import { formatIPv4, parseCidr, parseIPv4 } from "./ip.ts";
+import { formatIPv4, parseCidr, parseIPv4 } from "../lib/ip.ts";
 
 function seq(): () => number {
   let n = 0;

@@ -1,4 +1,4 @@
-import { assertEquals } from "../testing/assert.ts";
+import { assertEquals } from "../../tests/support/assert.ts";
 import { REPLAY_WINDOW_USABLE, ReplayWindow } from "./replay.ts";
 
 // Table-driven, after RFC 6479's examples: each row is (counter, expected verdict).

@@ -5,19 +5,7 @@
  * @module
  */
 import type { DropReason } from "./wire.ts";
-
-/** A UDP peer address, shaped like `Deno.NetAddr` so runtime addresses pass through as-is. */
-export interface Endpoint {
-  /** IP address text. */
-  hostname: string;
-  /** UDP port. */
-  port: number;
-  /**
-   * Client multipath only: the index of the path (local socket) to send from; absent means the
-   * first (or only) socket. Not part of the address: {@link sameEndpoint} ignores it.
-   */
-  via?: number;
-}
+import type { Endpoint } from "../lib/endpoint.ts";
 
 /** What to do with the bytes the core wrote into the caller's `out` buffer. */
 export const Verdict = {
@@ -50,14 +38,4 @@ export class PacketResult {
   extra: Endpoint[] | undefined = undefined;
   /** How many entries of `extra` are in use. */
   extraCount = 0;
-}
-
-/** Two endpoints name the same socket address. */
-export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
-  return a.port === b.port && a.hostname === b.hostname;
-}
-
-/** `host:port` text of an endpoint (IPv6 in brackets). */
-export function formatEndpoint(e: Endpoint): string {
-  return e.hostname.includes(":") ? `[${e.hostname}]:${e.port}` : `${e.hostname}:${e.port}`;
 }

@@ -37,17 +37,26 @@ import {
   readInitiation,
 } from "./handshake.ts";
 import { DEFAULT_HANDSHAKE_LOAD_THRESHOLD, HandshakeGate } from "./cookie.ts";
-import { type Cidr, ipv4Dst, ipv4Src } from "./ip.ts";
+import { type Cidr, ipv4Dst, ipv4Src } from "../lib/ip.ts";
 import { encodeKey, publicKeyOf } from "./keys.ts";
 import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
 import { IpPool, type Lease, PoolExhaustedError } from "./pool.ts";
 import { PacketBuf } from "./packet.ts";
-import { type Endpoint, PacketResult, sameEndpoint, Verdict } from "./result.ts";
+import { PacketResult, Verdict } from "./result.ts";
+import { type Endpoint, sameEndpoint } from "../lib/endpoint.ts";
 import {
   MAX_REDUNDANT_ENDPOINTS,
   MIN_INITIATION_INTERVAL_MS,
   REDUNDANT_ENDPOINT_MS,
+  REJECT_AFTER_TIME_MS,
 } from "./timers.ts";
+import { TimerTable } from "./timer_table.ts";
+
+/** The server's timers (ids into its {@link TimerTable}). */
+export const ServerTimer = {
+  /** The earliest moment a session may have expired, or its previous keys: sweep then. */
+  Expiry: 0,
+} as const;
 
 /** Diagnostic sessions kept at once (one per client key; the oldest goes first). */
 const MAX_DIAG_SESSIONS = 64;
@@ -182,6 +191,8 @@ export class ServerCore {
   readonly pool: IpPool;
   /** Handshake flood defence: load meter, cookies, per-source limit (exposed for stats). */
   readonly handshakes: HandshakeGate;
+  /** Named deadlines (see {@link ServerTimer}). */
+  readonly timers = new TimerTable(Object.keys(ServerTimer).length);
 
   readonly #o: ServerOptions;
   readonly #mac1Key: Uint8Array;
@@ -319,6 +330,7 @@ export class ServerCore {
       this.#byAddress.set(lease.address, session);
       this.#byKey.set(peer.keyText, session);
     }
+    this.#expireNoLaterThan(now + this.#o.sessionTimeoutMs);
     session.epoch = (session.epoch + 1) & 255;
     session.clientId = init.clientId;
     session.endpoint = from;
@@ -403,13 +415,16 @@ export class ServerCore {
     const plain = type === MessageType.Data ? out : this.#plain;
     if (d.len - SEAL_OVERHEAD_BYTES > plain.length) return this.#drop("too_big");
     const n = kp.open(this.#o.aead, d, plain);
-    if (n < 0) return this.#drop(n === -1 ? "bad_tag" : n === -2 ? "replay" : "bad_counter");
+    if (typeof n === "string") return this.#drop(n);
     // Authenticated from here on.
     if (isNext) {
       // First packet under the new keys confirms them (the client has them).
       session.previous = session.current;
       session.current = kp;
       session.next = undefined;
+      if (session.previous) {
+        this.#expireNoLaterThan(session.previous.createdMs + REJECT_AFTER_TIME_MS);
+      }
     }
     session.lastRecvMs = now;
     session.rxPackets++;
@@ -538,9 +553,25 @@ export class ServerCore {
     return r;
   }
 
-  /** Expires silent sessions. Call at least every second; returns the next deadline (ms). */
+  /** The next time {@link tick} has work (monotonic ms; Infinity when nothing is scheduled). */
+  deadline(): number {
+    return this.timers.next();
+  }
+
+  /** Brings the expiry sweep forward to `when` if it is later (or not set). */
+  #expireNoLaterThan(when: number): void {
+    if (when < this.timers.get(ServerTimer.Expiry)) this.timers.set(ServerTimer.Expiry, when);
+  }
+
+  /**
+   * Runs the expired timers: when the expiry sweep is due, removes sessions silent for the
+   * session timeout and forgets previous keys past their age, then sets the sweep to the
+   * earliest moment anything can expire next (sessions only get younger meanwhile, so a sweep
+   * never comes late; it may come early and find nothing). Returns {@link deadline}.
+   */
   tick(now: number): number {
-    let next = now + 1000;
+    if (!this.timers.expired(ServerTimer.Expiry, now)) return this.deadline();
+    let next = Infinity;
     for (const s of [...this.#byConnId.values()]) {
       const idle = now - s.lastRecvMs;
       if (idle >= this.#o.sessionTimeoutMs) {
@@ -555,8 +586,10 @@ export class ServerCore {
       }
       next = Math.min(next, s.lastRecvMs + this.#o.sessionTimeoutMs);
       if (s.previous?.expired(now)) s.previous = undefined;
+      if (s.previous) next = Math.min(next, s.previous.createdMs + REJECT_AFTER_TIME_MS);
     }
-    return next;
+    this.timers.set(ServerTimer.Expiry, next);
+    return this.deadline();
   }
 
   /** Closes every session, queueing a sealed "shutdown" disconnect to each client. */

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { fold, sum16 } from "./checksum.ts";
+import { fold, sum16 } from "../lib/checksum.ts";
 import { VNET_HDR_BYTES } from "./gro.ts";
 
 const NEEDS_CSUM = 1;

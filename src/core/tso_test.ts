@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../testing/assert.ts";
+import { assert, assertEquals } from "../../tests/support/assert.ts";
 import { ReadKind, TsoSplitter } from "./tso.ts";
 import { VNET_HDR_BYTES } from "./gro.ts";
 

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
+import { assert, assertEquals, assertThrows } from "../../tests/support/assert.ts";
 import { type Aead, AEAD_TAG_BYTES, createAead } from "./aead.ts";
 
 const hex = (s: string): Uint8Array =>

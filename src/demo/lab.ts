@@ -9,7 +9,7 @@
  * @module
  */
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../core/keys.ts";
-import { Topology } from "../netns/topology.ts";
+import { Topology } from "./topology.ts";
 import { selfCommand } from "../cli/self.ts";
 
 /** Lab addresses, fixed so that logs and docs read the same every time. */

@@ -6,7 +6,7 @@
  * @module
  */
 import type { CommandRunner } from "../io/command.ts";
-import { type Cidr, parseIPv4 } from "../core/ip.ts";
+import { type Cidr, parseIPv4 } from "../lib/ip.ts";
 
 /** Runs an `ip -j` query; undefined when it fails (a missing device) or prints nothing. */
 async function ipJson(runner: CommandRunner, args: string[]): Promise<unknown[] | undefined> {

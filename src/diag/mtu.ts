@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { formatIPv4, networkOf } from "../core/ip.ts";
+import { formatIPv4, networkOf } from "../lib/ip.ts";
 import { payloadOfPathMtu } from "../core/mtu.ts";
-import { type Endpoint, formatEndpoint } from "../core/result.ts";
+import { type Endpoint, formatEndpoint } from "../lib/endpoint.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { linkAddress, linkMtu, routeTo } from "./links.ts";
 import { buildReport, type MtuFindings, type MtuReport } from "./mtu_report.ts";

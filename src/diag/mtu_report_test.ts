@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertStringIncludes } from "../testing/assert.ts";
+import { assert, assertEquals, assertStringIncludes } from "../../tests/support/assert.ts";
 import { buildReport, formatReport, type MtuFindings } from "./mtu_report.ts";
 import { parsePing, plannedChecks } from "./tunnel.ts";
 

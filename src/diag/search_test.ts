@@ -1,5 +1,5 @@
-import { assert, assertEquals } from "../testing/assert.ts";
-import { seededRandom } from "../netns/prng.ts";
+import { assert, assertEquals } from "../../tests/support/assert.ts";
+import { seededRandom } from "../../tests/lab/prng.ts";
 import { type ProbeOutcome, type Prober, searchPathMtu } from "./search.ts";
 
 /** A path as the kernel sees it: a local device, a bottleneck, maybe ICMP, maybe loss. */

@@ -8,7 +8,7 @@
  */
 import { ClientCore } from "../core/client.ts";
 import { PacketBuf } from "../core/packet.ts";
-import { type Endpoint, formatEndpoint } from "../core/result.ts";
+import { type Endpoint, formatEndpoint } from "../lib/endpoint.ts";
 import { createAead } from "../crypto/aead.ts";
 import { Errno, errnoName, strerror } from "../io/_libc.ts";
 import { PmtuSocket } from "../io/udp/pmtu.ts";

@@ -8,8 +8,8 @@
 import type { ClientConfig } from "../config/mod.ts";
 import type { ClientEvent } from "../core/client.ts";
 import type { SessionConfig } from "../core/control.ts";
-import { type Cidr, formatCidr, formatIPv4, parseIPv4 } from "../core/ip.ts";
-import { type Endpoint, formatEndpoint } from "../core/result.ts";
+import { type Cidr, formatCidr, formatIPv4, parseIPv4 } from "../lib/ip.ts";
+import { type Endpoint, formatEndpoint } from "../lib/endpoint.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { openTun } from "../io/tun/open.ts";
 import { DenoUdpSocket } from "../io/udp/socket.ts";

@@ -7,7 +7,8 @@
  */
 import type { ClientCore, ClientEvent } from "../core/client.ts";
 import type { PacketBuf } from "../core/packet.ts";
-import { type Endpoint, PacketResult, sameEndpoint, Verdict } from "../core/result.ts";
+import { PacketResult, Verdict } from "../core/result.ts";
+import { type Endpoint, sameEndpoint } from "../lib/endpoint.ts";
 import type { ServerCore, ServerEvent } from "../core/server.ts";
 import { MAX_REDUNDANT_ENDPOINTS } from "../core/timers.ts";
 import type { DropCounters } from "../core/wire.ts";
@@ -30,8 +31,14 @@ export interface CoreAdapter {
   /** Seals a TUN packet; a Net verdict always carries `to`, and `extra[0..extraCount)` are
    * further destinations for the same bytes (redundant multipath). */
   fromTun(now: number, pkt: Uint8Array, len: number, out: PacketBuf): PacketResult;
-  /** Runs timers; returns the next deadline (monotonic ms). */
+  /** Runs the expired timers; returns the next deadline (monotonic ms), as {@link deadline}. */
   tick(now: number, wallMs: number): number;
+  /**
+   * The next deadline of the core's timer table (monotonic ms; Infinity when none). Handling a
+   * packet can set a timer (a send arms the client's liveness probe), so a loop asks again after
+   * every batch instead of trusting what tick() last returned.
+   */
+  deadline(): number;
   /** Takes the queued control-path datagrams. */
   takeOutbox(): Outgoing[];
   /** Takes the queued events. */
@@ -63,6 +70,9 @@ export class ServerAdapter implements CoreAdapter {
   }
   tick(now: number): number {
     return this.core.tick(now);
+  }
+  deadline(): number {
+    return this.core.deadline();
   }
   takeOutbox(): Outgoing[] {
     return this.core.outbox.splice(0);
@@ -148,6 +158,9 @@ export class ClientAdapter implements CoreAdapter {
   }
   tick(now: number, wallMs: number): number {
     return this.core.tick(now, wallMs);
+  }
+  deadline(): number {
+    return this.core.deadline();
   }
   takeOutbox(): Outgoing[] {
     const datagrams = this.core.outbox.splice(0);

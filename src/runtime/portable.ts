@@ -8,14 +8,16 @@
  *   - TUN loop: drains the non-blocking TUN fd with synchronous reads, sealing each packet into
  *     the loop's own output buffer and awaiting the send before that buffer is reused; when
  *     the fd runs dry it waits in one awaited poll().
- * A timer runs the core's timers and flushes control-path output. A multipath client has one
+ * One setTimeout runs the core's timers at its next deadline, asked again after every packet
+ * (a send can arm a timer, such as the client's liveness probe). A multipath client has one
  * socket (and one net loop) per path; a datagram goes out on the socket its destination names
  * (`via`), and a redundant packet on each of its destinations' sockets.
  *
  * @module
  */
 import { PacketBuf } from "../core/packet.ts";
-import { type Endpoint, Verdict } from "../core/result.ts";
+import { Verdict } from "../core/result.ts";
+import { type Endpoint } from "../lib/endpoint.ts";
 import type { DropCounters } from "../core/wire.ts";
 import type { TunDevice } from "../io/tun/device.ts";
 import type { UdpSocket } from "../io/udp/socket.ts";
@@ -26,8 +28,8 @@ import { writeTun } from "./tunwrite.ts";
 const log = logger("datapath");
 /** Largest datagram or packet handled (IPv4 maximum). */
 const MAX_PACKET_BYTES = 65535;
-/** How often the core's timers run on this path. */
-const TICK_MS = 100;
+/** Longest wait before the timer looks again even with nothing due (a safety net, not a tick). */
+const MAX_TIMER_MS = 60_000;
 
 /** A running data path. */
 export interface Engine {
@@ -63,6 +65,27 @@ export function startPortable(
   let endedResolve!: () => void;
   const ended = new Promise<void>((r) => (endedResolve = r));
 
+  // The core's timers: one setTimeout at the earliest deadline, moved earlier when a packet
+  // armed an earlier one.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timerAt = Infinity;
+  const onTimer = () => {
+    timer = undefined;
+    timerAt = Infinity;
+    core.tick(performance.now(), Date.now());
+    flush();
+  };
+  let stopping = false;
+  const schedule = () => {
+    if (stopping) return;
+    const at = core.deadline();
+    if (at >= timerAt) return;
+    if (timer !== undefined) clearTimeout(timer);
+    timerAt = at;
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, at - performance.now()));
+    timer = setTimeout(onTimer, delay);
+  };
+
   const flush = () => {
     for (const o of core.takeOutbox()) {
       sockFor(o.to).send(o.data, o.to).catch((err) =>
@@ -72,6 +95,7 @@ export function startPortable(
     const events = core.takeEvents();
     if (events.length) onEvents(events);
     if (isClosed()) endedResolve();
+    schedule();
   };
 
   const netLoop = async (path: number) => {
@@ -88,6 +112,7 @@ export function startPortable(
       const r = core.receive(performance.now(), new PacketBuf(d), from, out);
       if (r.verdict === Verdict.Tun) writeTun(tun, out, r.length, core.drops);
       if (core.pending) flush();
+      else schedule();
     }
   };
   const tunLoop = async () => {
@@ -114,12 +139,9 @@ export function startPortable(
         }
       }
       if (core.pending) flush();
+      else schedule();
     }
   };
-  const timer = setInterval(() => {
-    core.tick(performance.now(), Date.now());
-    flush();
-  }, TICK_MS);
   core.tick(performance.now(), Date.now());
   flush();
   const loops = Promise.all([...socks.map((_, path) => netLoop(path)), tunLoop()]);
@@ -152,7 +174,8 @@ export function startPortable(
       flush();
     },
     async stop() {
-      clearInterval(timer);
+      stopping = true;
+      if (timer !== undefined) clearTimeout(timer);
       core.stop();
       // The goodbye leaves on the live socket, so the peer sees our usual address.
       await Promise.allSettled(core.takeOutbox().map((o) => sockFor(o.to).send(o.data, o.to)));

@@ -7,8 +7,8 @@
  */
 import type { ServerConfig } from "../config/mod.ts";
 import type { ServerEvent } from "../core/server.ts";
-import { formatCidr, formatIPv4 } from "../core/ip.ts";
-import { formatEndpoint } from "../core/result.ts";
+import { formatCidr, formatIPv4 } from "../lib/ip.ts";
+import { formatEndpoint } from "../lib/endpoint.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { openTun } from "../io/tun/open.ts";
 import { RouteApplier } from "../io/route/applier.ts";

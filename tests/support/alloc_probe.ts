@@ -7,7 +7,7 @@
  */
 import { PacketBuf } from "../../src/core/packet.ts";
 import { Verdict } from "../../src/core/result.ts";
-import { parseIPv4 } from "../../src/core/ip.ts";
+import { parseIPv4 } from "../../src/lib/ip.ts";
 import { Pair } from "./pair.ts";
 import { udpPacket } from "./packets.ts";
 

@@ -14,7 +14,7 @@ import {
   PROTOCOL_VERSION,
   writeHeader,
 } from "../../src/core/wire.ts";
-import { seededRandom } from "../../src/netns/prng.ts";
+import { seededRandom } from "../lab/prng.ts";
 
 /** Seeded PRNG: the same seed gives the same run. Returns u32 values (from the harness-wide
  * generator in src/netns/prng.ts). */

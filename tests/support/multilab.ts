@@ -13,10 +13,11 @@
  * @module
  */
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../../src/core/keys.ts";
-import { Topology } from "../../src/netns/topology.ts";
-import type { Impairment } from "../../src/netns/impair.ts";
+import { Topology } from "../../src/demo/topology.ts";
+import type { Impairment } from "../lab/impair.ts";
 import { selfCommand } from "../../src/cli/self.ts";
 import { Lab } from "../../src/demo/lab.ts";
+import { addLoss } from "../lab/impair.ts";
 
 /** Fixed addresses of the dual-channel lab. */
 export const MLAB = {
@@ -180,8 +181,8 @@ export class MultiLab {
   /** `percent` loss on both links' chosen ones, both directions (nftables on each ingress). */
   async addLoss(links: (1 | 2)[], percent: number): Promise<void> {
     for (const l of links) {
-      this.#loss.push(await this.topo.addLoss("client", this.clientIface(l), percent));
-      this.#loss.push(await this.topo.addLoss("server", this.serverIface(l), percent));
+      this.#loss.push(await addLoss(this.topo, "client", this.clientIface(l), percent));
+      this.#loss.push(await addLoss(this.topo, "server", this.serverIface(l), percent));
     }
   }
 

@@ -12,7 +12,7 @@
  */
 import { libc } from "../../src/io/_libc.ts";
 import { decodeKey } from "../../src/core/keys.ts";
-import { parseIPv4 } from "../../src/core/ip.ts";
+import { parseIPv4 } from "../../src/lib/ip.ts";
 import { junkInitiation, prng } from "./hostile.ts";
 
 const AF_INET = 2;

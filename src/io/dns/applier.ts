@@ -17,7 +17,7 @@
  * @module
  */
 import type { CommandRunner } from "../command.ts";
-import { formatIPv4 } from "../../core/ip.ts";
+import { formatIPv4 } from "../../lib/ip.ts";
 import { ResolvConfBackend } from "./resolvconf_backend.ts";
 import { nameservers } from "./resolvconf.ts";
 import { RESOLVED_STUB, ResolvedBackend, resolvedRunning } from "./resolved.ts";

@@ -2,8 +2,13 @@
  * DnsApplier: which strategy it picks, the namespace guard, and the whole cycle through files in
  * a temporary directory (with a fake view of namespaces and mounts).
  */
-import { assert, assertEquals, assertRejects, assertStringIncludes } from "../../testing/assert.ts";
-import { parseIPv4 } from "../../core/ip.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+} from "../../../tests/support/assert.ts";
+import { parseIPv4 } from "../../lib/ip.ts";
 import { type CommandResult, RecordingRunner } from "../command.ts";
 import { DnsApplier, DnsNotApplied } from "./applier.ts";
 import type { DnsSystem } from "./system.ts";

@@ -1,5 +1,5 @@
-import { assert, assertEquals } from "../../testing/assert.ts";
-import { parseIPv4 } from "../../core/ip.ts";
+import { assert, assertEquals } from "../../../tests/support/assert.ts";
+import { parseIPv4 } from "../../lib/ip.ts";
 import { answerQuery, parseQuestion, RCODE_FORMERR, RCODE_NXDOMAIN } from "./message.ts";
 import { parseRecords, serveStaticDns } from "./static_server.ts";
 

@@ -19,7 +19,7 @@
  * @module
  */
 import { basename, dirname } from "node:path";
-import { formatIPv4 } from "../../core/ip.ts";
+import { formatIPv4 } from "../../lib/ip.ts";
 import { type OurMark, parseMark, renderResolvConf } from "./resolvconf.ts";
 
 /** Where the backend reads and writes. */

@@ -2,8 +2,13 @@
  * The resolv.conf backend on real files in a temporary directory: apply, restore byte for byte,
  * crash recovery, symlinks, and the cases where it must not touch anything.
  */
-import { assert, assertEquals, assertRejects, assertStringIncludes } from "../../testing/assert.ts";
-import { parseIPv4 } from "../../core/ip.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+} from "../../../tests/support/assert.ts";
+import { parseIPv4 } from "../../lib/ip.ts";
 import { ResolvConfBackend, type ResolvConfPaths } from "./resolvconf_backend.ts";
 import { parseMark } from "./resolvconf.ts";
 

@@ -1,5 +1,5 @@
-import { assertEquals, assertThrows } from "../../testing/assert.ts";
-import { parseIPv4 } from "../../core/ip.ts";
+import { assertEquals, assertThrows } from "../../../tests/support/assert.ts";
+import { parseIPv4 } from "../../lib/ip.ts";
 import { MARK, nameservers, parseMark, renderResolvConf } from "./resolvconf.ts";
 
 const ip = (t: string): number => parseIPv4(t)!;

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { formatIPv4 } from "../../core/ip.ts";
+import { formatIPv4 } from "../../lib/ip.ts";
 import type { CommandRunner } from "../command.ts";
 
 /** Where /etc/resolv.conf points when resolved's local stub (127.0.0.53) serves the machine. */

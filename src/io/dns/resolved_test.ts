@@ -1,6 +1,6 @@
 /** Golden transcripts for the systemd-resolved path (plans and the commands actually run). */
-import { assert, assertEquals, assertRejects } from "../../testing/assert.ts";
-import { parseIPv4 } from "../../core/ip.ts";
+import { assert, assertEquals, assertRejects } from "../../../tests/support/assert.ts";
+import { parseIPv4 } from "../../lib/ip.ts";
 import { CommandError, type CommandResult, RecordingRunner } from "../command.ts";
 import {
   planResolvedApply,

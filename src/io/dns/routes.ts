@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Cidr, cidrContains, formatIPv4, networkOf } from "../../core/ip.ts";
+import { type Cidr, cidrContains, formatIPv4, networkOf } from "../../lib/ip.ts";
 
 /** The /32 routes to add for `servers`, and the servers left out with the reason. */
 export interface DnsRoutes {

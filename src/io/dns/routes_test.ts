@@ -1,5 +1,5 @@
-import { assertEquals } from "../../testing/assert.ts";
-import { type Cidr, parseCidr, parseIPv4 } from "../../core/ip.ts";
+import { assertEquals } from "../../../tests/support/assert.ts";
+import { type Cidr, parseCidr, parseIPv4 } from "../../lib/ip.ts";
 import { dnsHostRoutes } from "./routes.ts";
 
 const ip = (t: string): number => parseIPv4(t)!;

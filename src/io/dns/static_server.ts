@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { formatIPv4, parseIPv4 } from "../../core/ip.ts";
+import { formatIPv4, parseIPv4 } from "../../lib/ip.ts";
 import { answerQuery } from "./message.ts";
 
 /** A running server. */

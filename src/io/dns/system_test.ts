@@ -1,4 +1,4 @@
-import { assertEquals } from "../../testing/assert.ts";
+import { assertEquals } from "../../../tests/support/assert.ts";
 import { isInitialNetns, netnsTagOf, parseMountInfo } from "./system.ts";
 
 Deno.test("parseMountInfo: mount points, with octal escapes undone", () => {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Cidr } from "../../core/ip.ts";
+import type { Cidr } from "../../lib/ip.ts";
 import type { CommandRunner } from "../command.ts";
 import { planNatDisable, planNatEnable, planReadForwarding } from "./plan.ts";
 

@@ -1,7 +1,7 @@
-import { assert, assertEquals } from "../../testing/assert.ts";
-import { parseCidr } from "../../core/ip.ts";
+import { assert, assertEquals } from "../../../tests/support/assert.ts";
+import { parseCidr } from "../../lib/ip.ts";
 import { ProcessRunner } from "../command.ts";
-import { type NetnsRunner, rootTest, withNetns } from "../../testing/root.ts";
+import { type NetnsRunner, rootTest, withNetns } from "../../../tests/support/root.ts";
 import { Nat } from "./nat.ts";
 
 const pool = parseCidr("10.7.0.0/24")!;

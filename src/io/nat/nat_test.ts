@@ -1,5 +1,5 @@
-import { assert, assertEquals, assertRejects } from "../../testing/assert.ts";
-import { parseCidr } from "../../core/ip.ts";
+import { assert, assertEquals, assertRejects } from "../../../tests/support/assert.ts";
+import { parseCidr } from "../../lib/ip.ts";
 import { CommandError, type CommandResult, RecordingRunner } from "../command.ts";
 import { Nat } from "./nat.ts";
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Cidr, formatCidr } from "../../core/ip.ts";
+import { type Cidr, formatCidr } from "../../lib/ip.ts";
 
 /** The sysctl that turns IPv4 forwarding on (per network namespace). */
 export const IP_FORWARD = "net.ipv4.ip_forward";

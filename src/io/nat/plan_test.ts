@@ -1,5 +1,5 @@
-import { assertEquals, assertThrows } from "../../testing/assert.ts";
-import { parseCidr } from "../../core/ip.ts";
+import { assertEquals, assertThrows } from "../../../tests/support/assert.ts";
+import { parseCidr } from "../../lib/ip.ts";
 import { natTableName, planNatDisable, planNatEnable } from "./plan.ts";
 
 const pool = parseCidr("10.7.0.1/24")!; // host bits are cleared in the rule

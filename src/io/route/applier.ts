@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { formatIPv4, parseIPv4 } from "../../core/ip.ts";
+import { formatIPv4, parseIPv4 } from "../../lib/ip.ts";
 import type { CommandRunner } from "../command.ts";
 import { planLinuxSteps } from "./linux.ts";
 import { planMacosSteps } from "./macos.ts";

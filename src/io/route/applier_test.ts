@@ -1,5 +1,10 @@
-import { assert, assertEquals, assertRejects, assertThrows } from "../../testing/assert.ts";
-import { type Cidr, parseCidr, parseIPv4 } from "../../core/ip.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertThrows,
+} from "../../../tests/support/assert.ts";
+import { type Cidr, parseCidr, parseIPv4 } from "../../lib/ip.ts";
 import { CommandError, type CommandResult, RecordingRunner } from "../command.ts";
 import { parseLinuxRouteGet, parseMacosRouteGet, RouteApplier } from "./applier.ts";
 import type { LinkState } from "./state.ts";

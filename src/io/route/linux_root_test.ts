@@ -1,8 +1,8 @@
-import { assertEquals, assertRejects } from "../../testing/assert.ts";
-import { type Cidr, parseCidr, parseIPv4 } from "../../core/ip.ts";
+import { assertEquals, assertRejects } from "../../../tests/support/assert.ts";
+import { type Cidr, parseCidr, parseIPv4 } from "../../lib/ip.ts";
 import { CommandError, ProcessRunner } from "../command.ts";
 import { openTun } from "../tun/open.ts";
-import { type NetnsRunner, rootTest, uniqueName, withNetns } from "../../testing/root.ts";
+import { type NetnsRunner, rootTest, uniqueName, withNetns } from "../../../tests/support/root.ts";
 import { RouteApplier } from "./applier.ts";
 import type { LinkState } from "./state.ts";
 

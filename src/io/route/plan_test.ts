@@ -1,5 +1,5 @@
-import { assertEquals, assertThrows } from "../../testing/assert.ts";
-import { type Cidr, parseCidr, parseIPv4 } from "../../core/ip.ts";
+import { assertEquals, assertThrows } from "../../../tests/support/assert.ts";
+import { type Cidr, parseCidr, parseIPv4 } from "../../lib/ip.ts";
 import { planLinuxDown, planLinuxUp } from "./linux.ts";
 import { planMacosDown, planMacosUp } from "./macos.ts";
 import type { LinkState } from "./state.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type Cidr, cidrContains, formatIPv4, maskOf, networkOf } from "../../core/ip.ts";
+import { type Cidr, cidrContains, formatIPv4, maskOf, networkOf } from "../../lib/ip.ts";
 
 /** Where the VPN server is and how it was reached before the tunnel came up. */
 export interface Endpoint {

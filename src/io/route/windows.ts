@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Cidr, formatCidr, formatIPv4 } from "../../core/ip.ts";
+import { type Cidr, formatCidr, formatIPv4 } from "../../lib/ip.ts";
 import {
   checkLinkState,
   type Endpoint,

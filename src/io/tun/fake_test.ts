@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "../../testing/assert.ts";
+import { assert, assertEquals, assertThrows } from "../../../tests/support/assert.ts";
 import { FakeTun } from "./fake.ts";
 
 Deno.test("FakeTun.read() returns injected packets in order, each owning its bytes", () => {

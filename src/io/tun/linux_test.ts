@@ -1,11 +1,16 @@
-import { assert, assertEquals, assertRejects, assertThrows } from "../../testing/assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertThrows,
+} from "../../../tests/support/assert.ts";
 import { ProcessRunner } from "../command.ts";
-import { formatIPv4, ipv4Dst, ipv4Src, ipVersion, parseIPv4 } from "../../core/ip.ts";
+import { formatIPv4, ipv4Dst, ipv4Src, ipVersion, parseIPv4 } from "../../lib/ip.ts";
 import { Errno, ErrnoError } from "../_libc.ts";
 import { openTun } from "./open.ts";
 import { tunErrorMessage } from "./errors.ts";
 import type { TunDevice } from "./device.ts";
-import { rootTest, uniqueName, withNetns } from "../../testing/root.ts";
+import { rootTest, uniqueName, withNetns } from "../../../tests/support/root.ts";
 
 const host = new ProcessRunner();
 

@@ -50,7 +50,7 @@ import {
   strerror,
   UDP_SEGMENT,
 } from "../_libc.ts";
-import { formatIPv4, parseIPv4 } from "../../core/ip.ts";
+import { formatIPv4, parseIPv4 } from "../../lib/ip.ts";
 import {
   SOCKADDR_IN_BYTES,
   sockaddrIp,

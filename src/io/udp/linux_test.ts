@@ -4,10 +4,10 @@
  * Loopback delivers synchronously inside the sender's system call, so a datagram is in the
  * receiver's queue by the time send() returns; the helpers still retry briefly to be safe.
  */
-import { assert, assertEquals, assertThrows } from "../../testing/assert.ts";
+import { assert, assertEquals, assertThrows } from "../../../tests/support/assert.ts";
 import { Errno, ErrnoError, libc, SOL_SOCKET } from "../_libc.ts";
 import { type LinuxUdpOptions, LinuxUdpSocket } from "./linux.ts";
-import { rootTest } from "../../testing/root.ts";
+import { rootTest } from "../../../tests/support/root.ts";
 
 const LOCALHOST = 0x7f000001;
 

@@ -35,7 +35,7 @@ import {
   SOL_IP,
   strerror,
 } from "../_libc.ts";
-import { parseIPv4 } from "../../core/ip.ts";
+import { parseIPv4 } from "../../lib/ip.ts";
 
 /** How the kernel treats the path MTU for this socket's sends; see the module docs. */
 export type PmtuMode = "do" | "probe";

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../testing/assert.ts";
+import { assert, assertEquals } from "../../../tests/support/assert.ts";
 import { Errno } from "../_libc.ts";
 import { PmtuSocket } from "./pmtu.ts";
 

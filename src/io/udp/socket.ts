@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Endpoint } from "../../core/result.ts";
+import type { Endpoint } from "../../lib/endpoint.ts";
 
 /** A bound UDP socket. */
 export interface UdpSocket {

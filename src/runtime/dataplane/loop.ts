@@ -24,8 +24,9 @@
  * @module
  */
 import { PacketBuf } from "../../core/packet.ts";
-import { formatIPv4, parseIPv4 } from "../../core/ip.ts";
-import { type Endpoint, Verdict } from "../../core/result.ts";
+import { formatIPv4, parseIPv4 } from "../../lib/ip.ts";
+import { Verdict } from "../../core/result.ts";
+import { type Endpoint } from "../../lib/endpoint.ts";
 import { type Libc, POLLIN } from "../../io/_libc.ts";
 import type { TunDevice } from "../../io/tun/device.ts";
 import type { LinuxUdpSocket } from "../../io/udp/linux.ts";
@@ -161,6 +162,8 @@ export class DataPlaneLoop {
           if (tun) tun = this.#fromTun(t);
         }
         if (this.#socks.length > 1) this.#fromOtherPaths(t);
+        // Packets can set timers (a send arms the client's liveness probe): ask the core.
+        this.#nextDeadline = p.core.deadline();
       }
       if (t >= this.#nextDeadline || p.core.pending) this.#timers(t);
     }

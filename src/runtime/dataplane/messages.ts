@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { Endpoint } from "../../core/result.ts";
-import type { Cidr } from "../../core/ip.ts";
+import type { Endpoint } from "../../lib/endpoint.ts";
+import type { Cidr } from "../../lib/ip.ts";
 import type { AllowedClient } from "../../core/server.ts";
 import type { DropCounters } from "../../core/wire.ts";
 import type { MultipathMode } from "../../core/paths.ts";

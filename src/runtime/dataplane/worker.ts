@@ -6,7 +6,7 @@
  */
 /// <reference lib="deno.worker" />
 import { PacketBuf } from "../../core/packet.ts";
-import { parseIPv4 } from "../../core/ip.ts";
+import { parseIPv4 } from "../../lib/ip.ts";
 import { loadAead } from "../../crypto/load.ts";
 import { libc } from "../../io/_libc.ts";
 import { adoptLinuxTun } from "../../io/tun/linux.ts";

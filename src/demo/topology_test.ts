@@ -1,8 +1,8 @@
-import { assert, assertEquals, assertRejects } from "../testing/assert.ts";
+import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
 import { CommandError } from "../io/command.ts";
 import { listNamespaces, RECORD_DIR, sweepStale } from "./owner.ts";
-import { requireTools } from "./tools.ts";
-import { pingSummary, rootTest, sh } from "./testing.ts";
+import { requireTools } from "../../tests/lab/tools.ts";
+import { pingSummary, rootTest, sh } from "../../tests/lab/testing.ts";
 import { Topology, uniquePrefix } from "./topology.ts";
 
 function spec(prefix = uniquePrefix()) {

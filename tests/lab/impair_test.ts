@@ -1,7 +1,8 @@
-import { assert, assertEquals } from "../testing/assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import { requireTools } from "./tools.ts";
 import { pingSummary, rootTest } from "./testing.ts";
-import { Topology } from "./topology.ts";
+import { Topology } from "../../src/demo/topology.ts";
+import { addDuplication, addLoss } from "./impair.ts";
 
 async function pair(): Promise<Topology> {
   await requireTools(["ip", "ping", "nft"]); // a clear "apt-get install" message, not a failed exec
@@ -35,12 +36,12 @@ rootTest("addLoss drops about the asked share of packets, and remove() restores"
   const topo = await pair();
   try {
     assertEquals((await ping(topo)).received, 300);
-    const loss = await topo.addLoss("a", topo.iface("a"), 40);
+    const loss = await addLoss(topo, "a", topo.iface("a"), 40);
     const lossy = await ping(topo);
     // Binomial(300, 0.4) for requests: the band is > 6 standard deviations wide.
     assert(lossy.received > 120 && lossy.received < 240, `received ${lossy.received}/300`);
     // Replacing the rule (same host and interface) changes the rate instead of stacking.
-    await topo.addLoss("a", topo.iface("a"), 0);
+    await addLoss(topo, "a", topo.iface("a"), 0);
     assertEquals((await ping(topo)).received, 300);
     await loss.remove();
     await loss.remove(); // idempotent
@@ -53,7 +54,7 @@ rootTest("addLoss drops about the asked share of packets, and remove() restores"
 rootTest("addDuplication sends extra copies of about the asked share", async () => {
   const topo = await pair();
   try {
-    const dup = await topo.addDuplication("a", topo.iface("a"), 30);
+    const dup = await addDuplication(topo, "a", topo.iface("a"), 30);
     const r = await ping(topo);
     assertEquals(r.received, 300);
     // 30% of the requests are sent twice; each copy draws a duplicate reply.

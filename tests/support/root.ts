@@ -12,7 +12,7 @@ import {
   type CommandRunner,
   ProcessRunner,
   type RunOptions,
-} from "../io/command.ts";
+} from "../../src/io/command.ts";
 
 function isRoot(): boolean {
   try {

@@ -14,10 +14,9 @@ import {
   type CommandRunner,
   ProcessRunner,
 } from "../io/command.ts";
-import { formatIPv4, networkOf, parseCidr, parseIPv4 } from "../core/ip.ts";
+import { formatIPv4, networkOf, parseCidr, parseIPv4 } from "../lib/ip.ts";
 import { killNamespacePids, removeOwnerRecord, writeOwnerRecord } from "./owner.ts";
-import { destroyOnSignal } from "./signals.ts";
-import { addDuplication, addLoss, type Impairment } from "./impair.ts";
+import { destroyOnSignal } from "./teardown.ts";
 
 /** A point-to-point link between hosts `a` and `b`; `a` gets `.1` and `b` gets `.2` of `subnet`. */
 export interface LinkSpec {
@@ -295,19 +294,6 @@ export class Topology {
       }
     }
     return child;
-  }
-
-  /**
-   * Drops `percent` (0..100, 0.01 resolution) of the packets `host` sends out of `iface`, with an
-   * nftables rule. See {@link addLoss} for where the rule goes and why.
-   */
-  addLoss(host: string, iface: string, percent: number): Promise<Impairment> {
-    return addLoss(this, host, iface, percent);
-  }
-
-  /** Duplicates `percent` of the packets `host` sends out of `iface`; see {@link addDuplication}. */
-  addDuplication(host: string, iface: string, percent: number): Promise<Impairment> {
-    return addDuplication(this, host, iface, percent);
   }
 
   /** Registers a cleanup step run by {@link destroy} (after processes are killed, LIFO order). */

@@ -7,8 +7,8 @@
  *
  * @module
  */
-import type { CommandResult } from "../io/command.ts";
-import type { ExecOptions } from "./topology.ts";
+import type { CommandResult } from "../../src/io/command.ts";
+import type { ExecOptions } from "../../src/demo/topology.ts";
 
 /** An installed impairment. */
 export interface Impairment {

@@ -1,7 +1,7 @@
-import { assert, assertEquals, assertNotEquals } from "../testing/assert.ts";
+import { assert, assertEquals, assertNotEquals } from "../support/assert.ts";
 import { parseRelayArgs, type RelayOptions, spawnRelay, UdpRelay } from "./relay.ts";
 import { rootTest } from "./testing.ts";
-import { Topology } from "./topology.ts";
+import { Topology } from "../../src/demo/topology.ts";
 
 const COUNT = 300;
 

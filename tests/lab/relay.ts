@@ -23,7 +23,7 @@
  * @module
  */
 import { deriveSeed, seededRandom } from "./prng.ts";
-import type { Topology } from "./topology.ts";
+import type { Topology } from "../../src/demo/topology.ts";
 
 /** Impairment of one direction. All optional; the default forwards at once and untouched. */
 export interface RelayImpairment {

@@ -5,7 +5,7 @@
  */
 
 // One gate for every root-only test in the project (it also runs them under CI=true).
-export { rootTest, rootTestSkipReason as rootSkipReason } from "../testing/root.ts";
+export { rootTest, rootTestSkipReason as rootSkipReason } from "../support/root.ts";
 
 /** Runs `argv` and returns its stdout; throws with its stderr when it fails. */
 export async function sh(argv: string[]): Promise<string> {

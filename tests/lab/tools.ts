@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type CommandRunner, ProcessRunner } from "../io/command.ts";
+import { type CommandRunner, ProcessRunner } from "../../src/io/command.ts";
 
 /** Debian package of each program used here. */
 export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
