@@ -10,7 +10,7 @@
  * @module
  */
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { type Aead, AEAD_TAG_BYTES, createAead } from "../src/crypto/aead.ts";
+import { type Aead, AEAD_TAG_BYTES, loadAead } from "../src/crypto/aead.ts";
 import { openSodium } from "../src/crypto/sodium.ts";
 
 const PACKET_BYTES = 1400;
@@ -28,7 +28,7 @@ function sealOpen(aead: Aead): void {
   }
 }
 
-for (const aead of [createAead("libsodium"), createAead("node:crypto")]) {
+for (const aead of [await loadAead("libsodium"), await loadAead("node:crypto")]) {
   Deno.bench({
     name: `${aead.name} seal+open ${PACKET_BYTES} B`,
     group: "seal+open 1400 B",

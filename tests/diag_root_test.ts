@@ -9,7 +9,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "./support/assert.ts";
 import { rootTest } from "./support/root.ts";
-import { selfCommand } from "../src/cli/self.ts";
+import { selfCommand } from "../src/demo/lab.ts";
 import { LAB, Lab, type LabOptions } from "../src/demo/lab.ts";
 import { withLab } from "./support/net.ts";
 import type { MtuReport } from "../src/diag/mtu_report.ts";

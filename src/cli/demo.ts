@@ -6,19 +6,12 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { LAB, Lab } from "../demo/lab.ts";
+import { LAB, Lab, parsePing } from "../demo/lab.ts";
 import { selfCommand } from "./self.ts";
 import { UsageError } from "./report.ts";
 
 function say(s: string) {
   console.log(s);
-}
-
-/** Parses `ping` output into the per-packet RTTs (ms) and the loss summary. */
-export function parsePing(out: string): { rtts: number[]; transmitted: number; received: number } {
-  const rtts = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-  const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
-  return { rtts, transmitted: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
 }
 
 /** Runs the demo; returns the exit code. */

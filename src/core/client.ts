@@ -79,14 +79,15 @@ import { validInnerPacket } from "./inner.ts";
 import { TimerTable } from "./timer_table.ts";
 import { clampMss, mssForMtu } from "./mss.ts";
 
-/** Everything the client core needs; no I/O handles. */
-export interface ClientOptions {
+/**
+ * The client core's settings: plain data (structured-cloneable), built once from the config
+ * and handed to either data path. {@link ClientOptions} adds what is injected.
+ */
+export interface ClientParams {
   /** Our static private key. */
   privateKey: Uint8Array;
   /** The server's static public key. */
   serverPublicKey: Uint8Array;
-  /** Data-path AEAD. */
-  aead: Aead;
   /** Keepalive interval to use instead of the server's. */
   keepaliveMs?: number;
   /** Clamp the MSS of TCP SYNs crossing the tunnel to fit the pushed MTU (default true). */
@@ -97,6 +98,12 @@ export interface ClientOptions {
   paths?: number;
   /** Multipath: how the paths share the traffic (default failover). */
   multipath?: MultipathMode;
+}
+
+/** Everything the client core needs: its settings and what is injected; no I/O handles. */
+export interface ClientOptions extends ClientParams {
+  /** Data-path AEAD. */
+  aead: Aead;
   /** Fills a buffer with random bytes (injected for deterministic tests). */
   random?: (buf: Uint8Array) => void;
 }

@@ -39,3 +39,11 @@ export class PacketResult {
   /** How many entries of `extra` are in use. */
   extraCount = 0;
 }
+
+/** A control-path datagram to send (handshake, config push, pong, disconnect). */
+export interface Outgoing {
+  /** Bytes (owned by the receiver of this object). */
+  data: Uint8Array;
+  /** Destination; `to.via` picks the socket of a multipath client (default: the first). */
+  to: Endpoint;
+}

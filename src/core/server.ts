@@ -15,6 +15,11 @@
  * -> current confirmed keys -> seal -> the session's last authenticated endpoint (and, for a
  * redundant multipath session, every other endpoint it was heard from in the last second).
  *
+ * Beside it: `sessions.ts` (the session tables and diagnostic sessions), `endpoints.ts`
+ * (redundant endpoints), `cookie.ts` (the handshake flood defence). Timers: one
+ * {@link TimerTable}; the only one is the expiry sweep, set to the earliest moment a session
+ * can expire.
+ *
  * @module
  */
 import type { Aead } from "../crypto/aead.ts";
@@ -38,18 +43,17 @@ import {
 } from "./handshake.ts";
 import { DEFAULT_HANDSHAKE_LOAD_THRESHOLD, HandshakeGate } from "./cookie.ts";
 import { type Cidr, ipv4Dst, ipv4Src } from "../lib/ip.ts";
+import { type Peer, type ServerSession, SessionTable } from "./sessions.ts";
+import { fillExtra, noteEndpoint, setRedundant } from "./endpoints.ts";
+
+export type { ServerSession };
 import { encodeKey, publicKeyOf } from "./keys.ts";
 import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
 import { IpPool, type Lease, PoolExhaustedError } from "./pool.ts";
 import { PacketBuf } from "./packet.ts";
-import { PacketResult, Verdict } from "./result.ts";
+import { type Outgoing, PacketResult, Verdict } from "./result.ts";
 import { type Endpoint, sameEndpoint } from "../lib/endpoint.ts";
-import {
-  MAX_REDUNDANT_ENDPOINTS,
-  MIN_INITIATION_INTERVAL_MS,
-  REDUNDANT_ENDPOINT_MS,
-  REJECT_AFTER_TIME_MS,
-} from "./timers.ts";
+import { MIN_INITIATION_INTERVAL_MS, REJECT_AFTER_TIME_MS } from "./timers.ts";
 import { TimerTable } from "./timer_table.ts";
 
 /** The server's timers (ids into its {@link TimerTable}). */
@@ -58,8 +62,6 @@ export const ServerTimer = {
   Expiry: 0,
 } as const;
 
-/** Diagnostic sessions kept at once (one per client key; the oldest goes first). */
-const MAX_DIAG_SESSIONS = 64;
 import {
   classify,
   type DropCounters,
@@ -82,8 +84,12 @@ export interface AllowedClient {
   address?: number;
 }
 
-/** Everything the server core needs; no I/O handles. */
-export interface ServerOptions {
+/**
+ * The server core's settings: plain data (structured-cloneable), so the runtime builds them
+ * once from the config and hands the same object to either data path, the fast path's Worker
+ * included. {@link ServerOptions} adds what is injected.
+ */
+export interface ServerParams {
   /** Server static private key. */
   privateKey: Uint8Array;
   /** Allow-list. */
@@ -100,16 +106,20 @@ export interface ServerOptions {
   keepaliveMs: number;
   /** Sessions silent for this long are expired. */
   sessionTimeoutMs: number;
-  /** Data-path AEAD. */
-  aead: Aead;
   /** Clamp the MSS of TCP SYNs crossing the tunnel to fit `mtu` (default true). */
   mssClamp?: boolean;
-  /** Fills a buffer with random bytes (injected for deterministic tests). */
-  random?: (buf: Uint8Array) => void;
   /** Initiations (valid mac1) per second above which the server is under load and demands a
    * cookie in mac2 before any Diffie-Hellman (cookie.ts). Default
    * {@link DEFAULT_HANDSHAKE_LOAD_THRESHOLD}. */
   handshakeLoadThreshold?: number;
+}
+
+/** Everything the server core needs: its settings and what is injected; no I/O handles. */
+export interface ServerOptions extends ServerParams {
+  /** Data-path AEAD. */
+  aead: Aead;
+  /** Fills a buffer with random bytes (injected for deterministic tests). */
+  random?: (buf: Uint8Array) => void;
 }
 
 /** Something worth a log line. */
@@ -126,58 +136,6 @@ export type ServerEvent =
   | { type: "session_expired"; name: string; address: number; idleMs: number }
   | { type: "session_closed"; name: string; address: number; reason: string }
   | { type: "pool_exhausted"; name: string; message: string };
-
-/** A control-path datagram to send. */
-export interface Outgoing {
-  /** Bytes (owned by the receiver of this object). */
-  data: Uint8Array;
-  /** Destination. */
-  to: Endpoint;
-}
-
-interface Peer {
-  name: string;
-  publicKey: Uint8Array;
-  keyText: string;
-  /** Greatest accepted initiation timestamp (replay protection); survives sessions. */
-  lastTimestamp?: Uint8Array;
-  lastInitMs: number;
-}
-
-/** One client's live session. */
-export interface ServerSession {
-  /** Who. */
-  readonly peer: Readonly<Peer>;
-  /** Address and connection id. */
-  readonly lease: Lease;
-  /** Where its last authenticated datagram came from. */
-  endpoint: Endpoint;
-  /** The client's sender id: receiver id of everything we send. */
-  clientId: number;
-  /** Confirmed keys used for sending. */
-  current?: Keypair;
-  /** Keys before the last rekey, still accepted for stragglers. */
-  previous?: Keypair;
-  /** Keys of the newest handshake, not yet confirmed by the client. */
-  next?: Keypair;
-  /** Last epoch handed out. */
-  epoch: number;
-  /** Monotonic ms of the last authenticated datagram. */
-  lastRecvMs: number;
-  /** A diagnostic session (`xvpn diag`): answers probes and pings, carries no traffic. */
-  diag?: boolean;
-  /** A redundant multipath client (INIT_FLAG_REDUNDANT): packets go to all recent endpoints. */
-  redundant?: boolean;
-  /** Redundant sessions: the endpoints heard from lately (at most MAX_REDUNDANT_ENDPOINTS). */
-  recent?: { endpoint: Endpoint; lastMs: number }[];
-  /** Redundant sessions: the reused array behind PacketResult.extra. */
-  extra?: Endpoint[];
-  /** Counters. */
-  rxPackets: number;
-  txPackets: number;
-  rxBytes: number;
-  txBytes: number;
-}
 
 /** Server protocol state machine. */
 export class ServerCore {
@@ -197,10 +155,8 @@ export class ServerCore {
   readonly #o: ServerOptions;
   readonly #mac1Key: Uint8Array;
   readonly #peers = new Map<string, Peer>();
-  readonly #byConnId = new Map<number, ServerSession>();
-  readonly #byAddress = new Map<number, ServerSession>();
-  readonly #byKey = new Map<string, ServerSession>();
-  readonly #diagByKey = new Map<string, ServerSession>();
+  /** Live sessions by connection id, address and key; diagnostic ones apart. */
+  readonly #sessions = new SessionTable();
   readonly #result = new PacketResult();
   readonly #random: (buf: Uint8Array) => void;
   // Control plaintexts (MTU probes are as large as a datagram can be).
@@ -237,7 +193,7 @@ export class ServerCore {
 
   /** Live sessions. */
   sessions(): IterableIterator<ServerSession> {
-    return this.#byConnId.values();
+    return this.#sessions.values();
   }
 
   /** The server's tunnel address. */
@@ -298,10 +254,10 @@ export class ServerCore {
     peer.lastInitMs = now;
 
     const diag = (init.flags & INIT_FLAG_DIAG) !== 0;
-    let session = diag ? undefined : this.#byKey.get(peer.keyText);
+    let session = diag ? undefined : this.#sessions.byKey(peer.keyText);
     const rekey = session !== undefined;
     if (diag) {
-      session = this.#newDiagSession(peer, from, init.clientId, now);
+      session = this.#sessions.addDiag(peer, from, init.clientId, now, this.#random, this.pool);
     } else if (!session) {
       let lease: Lease;
       try {
@@ -326,9 +282,7 @@ export class ServerCore {
         rxBytes: 0,
         txBytes: 0,
       };
-      this.#byConnId.set(lease.connId, session);
-      this.#byAddress.set(lease.address, session);
-      this.#byKey.set(peer.keyText, session);
+      this.#sessions.add(session);
     }
     this.#expireNoLaterThan(now + this.#o.sessionTimeoutMs);
     session.epoch = (session.epoch + 1) & 255;
@@ -402,7 +356,7 @@ export class ServerCore {
     out: Uint8Array,
     type: number,
   ): PacketResult {
-    const session = this.#byConnId.get(readU32(d.buf, 4));
+    const session = this.#sessions.byConnId(readU32(d.buf, 4));
     if (!session) return this.#drop("unknown_receiver");
     const epoch = d.buf[2]!;
     let kp: Keypair | undefined;
@@ -535,7 +489,7 @@ export class ServerCore {
   fromTun(now: number, pkt: Uint8Array, len: number, out: PacketBuf): PacketResult {
     if (len < 20 || pkt[0]! >> 4 !== 4) return this.#drop("bad_inner_packet");
     const dst = ipv4Dst(pkt);
-    const s = this.#byAddress.get(dst);
+    const s = this.#sessions.byAddress(dst);
     if (!s) return this.#drop("no_route");
     const kp = s.current;
     if (!kp) return this.#drop("no_session");
@@ -572,7 +526,7 @@ export class ServerCore {
   tick(now: number): number {
     if (!this.timers.expired(ServerTimer.Expiry, now)) return this.deadline();
     let next = Infinity;
-    for (const s of [...this.#byConnId.values()]) {
+    for (const s of [...this.#sessions.values()]) {
       const idle = now - s.lastRecvMs;
       if (idle >= this.#o.sessionTimeoutMs) {
         this.#remove(s);
@@ -594,56 +548,15 @@ export class ServerCore {
 
   /** Closes every session, queueing a sealed "shutdown" disconnect to each client. */
   shutdown(): void {
-    for (const s of [...this.#byConnId.values()]) {
+    for (const s of [...this.#sessions.values()]) {
       this.#sendControl(s, new Uint8Array([ControlKind.Disconnect, DisconnectReason.Shutdown]));
       this.#remove(s);
     }
   }
 
-  /** A diagnostic session: its own connection id, no address, not tied to the key's tunnel. */
-  #newDiagSession(peer: Peer, from: Endpoint, clientId: number, now: number): ServerSession {
-    const old = this.#diagByKey.get(peer.keyText);
-    if (old) this.#byConnId.delete(old.lease.connId);
-    if (this.#diagByKey.size >= MAX_DIAG_SESSIONS && !old) {
-      // Bounded: the oldest diagnostic session makes room.
-      const [key, first] = this.#diagByKey.entries().next().value!;
-      this.#byConnId.delete(first.lease.connId);
-      this.#diagByKey.delete(key);
-    }
-    const rnd = new Uint8Array(5);
-    let connId = 0;
-    while (connId === 0 || this.#byConnId.has(connId) || this.pool.byConnId(connId)) {
-      this.#random(rnd);
-      connId = readU32(rnd, 0);
-    }
-    const s: ServerSession = {
-      peer,
-      lease: { address: 0, connId, owner: peer.keyText },
-      endpoint: from,
-      clientId,
-      epoch: rnd[4]!,
-      lastRecvMs: now,
-      rxPackets: 0,
-      txPackets: 0,
-      rxBytes: 0,
-      txBytes: 0,
-      diag: true,
-    };
-    this.#byConnId.set(connId, s);
-    this.#diagByKey.set(peer.keyText, s);
-    return s;
-  }
-
   #remove(s: ServerSession): void {
-    if (s.diag) {
-      this.#byConnId.delete(s.lease.connId);
-      if (this.#diagByKey.get(s.peer.keyText) === s) this.#diagByKey.delete(s.peer.keyText);
-      return;
-    }
-    this.#byConnId.delete(s.lease.connId);
-    this.#byAddress.delete(s.lease.address);
-    this.#byKey.delete(s.peer.keyText);
-    this.pool.release(s.peer.keyText);
+    this.#sessions.remove(s);
+    if (!s.diag) this.pool.release(s.peer.keyText);
   }
 }
 
@@ -652,52 +565,4 @@ export class ServerCore {
 function activePing(msg: Uint8Array, n: number): boolean {
   if (n === 9) return true;
   return n === 10 && (msg[9]! & PING_FLAG_ACTIVE) !== 0;
-}
-
-/** Turns redundant sending on or off for a session (each handshake says which it wants). */
-function setRedundant(s: ServerSession, on: boolean, from: Endpoint, now: number): void {
-  s.redundant = on;
-  if (!on) {
-    s.recent = s.extra = undefined;
-    return;
-  }
-  s.recent ??= [];
-  s.extra ??= [];
-  noteEndpoint(s.recent, from, now);
-}
-
-/** Remembers that `from` was just heard from; the stalest entry makes room when full. */
-function noteEndpoint(
-  recent: { endpoint: Endpoint; lastMs: number }[],
-  from: Endpoint,
-  now: number,
-) {
-  let oldest = 0;
-  for (let i = 0; i < recent.length; i++) {
-    const e = recent[i]!;
-    if (e.endpoint === from || sameEndpoint(e.endpoint, from)) {
-      e.endpoint = from;
-      e.lastMs = now;
-      return;
-    }
-    if (e.lastMs < recent[oldest]!.lastMs) oldest = i;
-  }
-  if (recent.length < MAX_REDUNDANT_ENDPOINTS) recent.push({ endpoint: from, lastMs: now });
-  else recent[oldest] = { endpoint: from, lastMs: now };
-}
-
-/** Fills the session's reused extra-destination array with its other live endpoints (no
- * allocation per packet) and points `r.extra` at it; returns how many. */
-function fillExtra(s: ServerSession, now: number, r: PacketResult): number {
-  const recent = s.recent!;
-  const extra = s.extra!;
-  let k = 0;
-  for (let i = 0; i < recent.length; i++) {
-    const e = recent[i]!;
-    if (now - e.lastMs > REDUNDANT_ENDPOINT_MS) continue;
-    if (e.endpoint === s.endpoint || sameEndpoint(e.endpoint, s.endpoint)) continue;
-    extra[k++] = e.endpoint;
-  }
-  r.extra = extra;
-  return k;
 }

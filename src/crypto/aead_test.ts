@@ -1,5 +1,5 @@
-import { assert, assertEquals, assertThrows } from "../../tests/support/assert.ts";
-import { type Aead, AEAD_TAG_BYTES, createAead } from "./aead.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/support/assert.ts";
+import { type Aead, AEAD_TAG_BYTES, loadAead } from "./aead.ts";
 
 const hex = (s: string): Uint8Array =>
   Uint8Array.from((s.replace(/[^0-9a-f]/gi, "").match(/../g) ?? []).map((b) => parseInt(b, 16)));
@@ -21,7 +21,7 @@ const RFC_SEALED = hex(
     "1ae10b594f09e26a7e902ecbd0600691", // tag
 );
 
-const IMPLS: Aead[] = [createAead("libsodium"), createAead("node:crypto")];
+const IMPLS: Aead[] = [await loadAead("libsodium"), await loadAead("node:crypto")];
 
 function seal(aead: Aead, plain: Uint8Array, ad: Uint8Array, nonce: Uint8Array, key: Uint8Array) {
   const out = new Uint8Array(plain.length + AEAD_TAG_BYTES);
@@ -29,16 +29,16 @@ function seal(aead: Aead, plain: Uint8Array, ad: Uint8Array, nonce: Uint8Array, 
   return out;
 }
 
-Deno.test("createAead() picks libsodium when --allow-ffi is granted", () => {
-  assertEquals(createAead().name, "libsodium");
-  assertEquals(createAead("auto").name, "libsodium");
-  assertEquals(createAead("node:crypto").name, "node:crypto");
+Deno.test("loadAead() picks libsodium when --allow-ffi is granted", async () => {
+  assertEquals((await loadAead()).name, "libsodium");
+  assertEquals((await loadAead("auto")).name, "libsodium");
+  assertEquals((await loadAead("node:crypto")).name, "node:crypto");
 });
 
-Deno.test("createAead() falls back to node:crypto without --allow-ffi, without prompting", async () => {
-  const code = `import { createAead } from "${new URL("./aead.ts", import.meta.url)}";\n` +
-    `console.log(createAead().name);\n` +
-    `try { createAead("libsodium"); } catch (e) { console.log(e.message); }`;
+Deno.test("loadAead() falls back to node:crypto without --allow-ffi, without prompting", async () => {
+  const code = `import { loadAead } from "${new URL("./aead.ts", import.meta.url)}";\n` +
+    `console.log((await loadAead()).name);\n` +
+    `try { await loadAead("libsodium"); } catch (e) { console.log(e.message); }`;
   // `deno eval` would grant every permission; `deno run -` reads the script from stdin with none.
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--no-prompt", "-"],
@@ -58,9 +58,9 @@ Deno.test("createAead() falls back to node:crypto without --allow-ffi, without p
   ]);
 });
 
-Deno.test("createAead() rejects an unknown implementation name", () => {
+Deno.test("loadAead() rejects an unknown implementation name", async () => {
   // deno-lint-ignore no-explicit-any
-  assertThrows(() => createAead("openssl" as any), Error, "Unknown AEAD implementation");
+  await assertRejects(() => loadAead("openssl" as any), Error, "Unknown AEAD implementation");
 });
 
 for (const aead of IMPLS) {

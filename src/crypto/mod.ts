@@ -4,4 +4,4 @@
  *
  * @module
  */
-export { type Aead, AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, createAead } from "./aead.ts";
+export { type Aead, AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, loadAead } from "./aead.ts";

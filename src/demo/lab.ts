@@ -12,6 +12,9 @@ import { encodeKey, generatePrivateKey, publicKeyOf } from "../core/keys.ts";
 import { Topology } from "./topology.ts";
 import { selfCommand } from "../cli/self.ts";
 
+/** The argv prefix that runs this xvpn (for tests and benchmarks that start it). */
+export { selfCommand };
+
 /** Lab addresses, fixed so that logs and docs read the same every time. */
 export const LAB = {
   pool: "10.77.0.0/24",
@@ -333,4 +336,11 @@ export class Lab {
     await this.stopAll().catch(() => {});
     await this.topo.destroy();
   }
+}
+
+/** Parses `ping` output into the per-packet RTTs (ms) and the loss summary. */
+export function parsePing(out: string): { rtts: number[]; transmitted: number; received: number } {
+  const rtts = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+  const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+  return { rtts, transmitted: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
 }

@@ -9,7 +9,7 @@
 import { ClientCore } from "../core/client.ts";
 import { PacketBuf } from "../core/packet.ts";
 import { type Endpoint, formatEndpoint } from "../lib/endpoint.ts";
-import { createAead } from "../crypto/aead.ts";
+import { loadAead } from "../crypto/aead.ts";
 import { Errno, errnoName, strerror } from "../io/_libc.ts";
 import { PmtuSocket } from "../io/udp/pmtu.ts";
 import { pathMtuOfPayload } from "../core/mtu.ts";
@@ -88,7 +88,7 @@ export class DiagSession implements Prober {
     const core = new ClientCore({
       privateKey: opts.privateKey,
       serverPublicKey: opts.serverPublicKey,
-      aead: createAead("auto"),
+      aead: await loadAead("auto"),
       diag: true,
     });
     const s = new DiagSession(core, sock, opts);

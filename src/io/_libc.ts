@@ -97,6 +97,8 @@ export const EFD_NONBLOCK = O_NONBLOCK;
 export const EFD_CLOEXEC = O_CLOEXEC;
 /** poll: data to read. */
 export const POLLIN = 0x001;
+/** poll: writing will not block. */
+export const POLLOUT = 0x004;
 /** poll: error condition. */
 export const POLLERR = 0x008;
 /** poll: hang up. */

@@ -6,13 +6,12 @@
  * @module
  */
 import type { ClientConfig } from "../config/mod.ts";
-import type { ClientEvent } from "../core/client.ts";
+import type { ClientEvent, ClientParams } from "../core/client.ts";
 import type { SessionConfig } from "../core/control.ts";
 import { type Cidr, formatCidr, formatIPv4, parseIPv4 } from "../lib/ip.ts";
 import { type Endpoint, formatEndpoint } from "../lib/endpoint.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { openTun } from "../io/tun/open.ts";
-import { DenoUdpSocket } from "../io/udp/socket.ts";
 import { RouteApplier } from "../io/route/applier.ts";
 import { DnsApplier, DnsNotApplied } from "../io/dns/applier.ts";
 import { dnsHostRoutes } from "../io/dns/routes.ts";
@@ -21,15 +20,9 @@ import { logger } from "../log.ts";
 import { aborted, Cleanup } from "./signals.ts";
 import { formatDrops } from "./stats.ts";
 import type { CoreEvent } from "./engine.ts";
-import type { Engine } from "./portable.ts";
-import { startFast } from "./dataplane/host.ts";
+import { startDataPath } from "./datapath.ts";
 import { useFastPath } from "./choose.ts";
-import {
-  fastPathSockets,
-  logPathsEvent,
-  openPortablePathSocket,
-  openPortablePathSockets,
-} from "./multipath.ts";
+import { fastPathSockets, logPathsEvent, openPortablePathSocket } from "./multipath.ts";
 import { type PathToServer, watchPathToServer } from "./netwatch.ts";
 
 const log = logger("client");
@@ -190,60 +183,19 @@ export async function runClient(
       }
     };
 
-    let engine: Engine;
-    const keepaliveMs = cfg.keepaliveMs;
-    if (fast) {
-      engine = await startFast({
-        role: "client",
-        tunFd: tun.fd,
-        vnetHdr: tun.vnetHdr === true,
-        tunName: tun.name,
-        bind: { hostname: "0.0.0.0", port: 0 },
-        privateKey: cfg.privateKey,
-        serverPublicKey: cfg.serverPublicKey,
-        server,
-        keepaliveMs,
-        mssClamp: cfg.mssClamp,
-        paths: cfg.paths && fastPathSockets(cfg.paths),
-        multipath: cfg.multipath,
-      }, onEvents);
-    } else {
-      // The portable path and its core load only when used (see runtime/server.ts).
-      const { loadAead } = await import("../crypto/load.ts");
-      const { ClientCore } = await import("../core/client.ts");
-      const { ClientAdapter } = await import("./engine.ts");
-      const { startPortable } = await import("./portable.ts");
-      const aead = await loadAead("auto");
-      const core = new ClientCore({
-        privateKey: cfg.privateKey,
-        serverPublicKey: cfg.serverPublicKey,
-        aead,
-        keepaliveMs,
-        mssClamp: cfg.mssClamp,
-        paths: cfg.paths?.length,
-        multipath: cfg.multipath,
-      });
-      // One socket, or one per path (bound to its source address).
-      const paths = cfg.paths;
-      const open = (path: number) =>
-        paths ? openPortablePathSocket(paths, path) : new DenoUdpSocket("0.0.0.0", 0);
-      const udps = paths ? openPortablePathSockets(paths) : [open(0)];
-      core.start(performance.now(), Date.now());
-      const portable = startPortable(
-        new ClientAdapter(core, server),
-        tun,
-        udps,
-        onEvents,
-        () => core.closed,
-        open,
-      );
-      engine = {
-        ...portable,
-        description: `${portable.description}, AEAD ${aead.name}, UDP ${
-          udps.map((u) => formatEndpoint(u.local)).join(" + ")
-        }`,
-      };
-    }
+    const paths = cfg.paths;
+    const engine = await startDataPath({
+      role: "client",
+      fast,
+      tun,
+      server,
+      params: clientParams(cfg),
+      fastPaths: paths && fastPathSockets(paths),
+      portablePaths: paths && {
+        count: paths.length,
+        open: (path) => openPortablePathSocket(paths, path),
+      },
+    }, onEvents);
     log.info("Connecting to {server} with TUN {tun}; data path {path}", {
       server: formatEndpoint(server),
       tun: tun.name,
@@ -289,6 +241,18 @@ export async function runClient(
     if (errors.length === 0) log.info("Removed the TUN device, its address and routes");
   }
   return exit;
+}
+
+/** The client core's settings from its config. */
+export function clientParams(cfg: ClientConfig): ClientParams {
+  return {
+    privateKey: cfg.privateKey,
+    serverPublicKey: cfg.serverPublicKey,
+    keepaliveMs: cfg.keepaliveMs,
+    mssClamp: cfg.mssClamp,
+    paths: cfg.paths?.length,
+    multipath: cfg.multipath,
+  };
 }
 
 function describePath(p: PathToServer | undefined): string {

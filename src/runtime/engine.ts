@@ -7,7 +7,9 @@
  */
 import type { ClientCore, ClientEvent } from "../core/client.ts";
 import type { PacketBuf } from "../core/packet.ts";
-import { PacketResult, Verdict } from "../core/result.ts";
+import { type Outgoing, PacketResult, Verdict } from "../core/result.ts";
+
+export type { Outgoing };
 import { type Endpoint, sameEndpoint } from "../lib/endpoint.ts";
 import type { ServerCore, ServerEvent } from "../core/server.ts";
 import { MAX_REDUNDANT_ENDPOINTS } from "../core/timers.ts";
@@ -15,14 +17,6 @@ import type { DropCounters } from "../core/wire.ts";
 
 /** An event of either core. */
 export type CoreEvent = ServerEvent | ClientEvent;
-
-/** A control-path datagram with its destination. */
-export interface Outgoing {
-  /** Bytes to send. */
-  data: Uint8Array;
-  /** Destination; `to.via` picks the socket of a multipath client (default: the first). */
-  to: Endpoint;
-}
 
 /** What a packet loop needs from a core. */
 export interface CoreAdapter {

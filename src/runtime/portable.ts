@@ -23,7 +23,6 @@ import type { TunDevice } from "../io/tun/device.ts";
 import type { UdpSocket } from "../io/udp/socket.ts";
 import { logger } from "../log.ts";
 import type { CoreAdapter, CoreEvent } from "./engine.ts";
-import { writeTun } from "./tunwrite.ts";
 
 const log = logger("datapath");
 /** Largest datagram or packet handled (IPv4 maximum). */
@@ -188,4 +187,13 @@ export function startPortable(
       return core.drops;
     },
   };
+}
+
+/** Writes one packet to the TUN; a full queue or a refused packet is a counted drop. */
+function writeTun(tun: TunDevice, buf: Uint8Array, len: number, drops: DropCounters): void {
+  try {
+    if (tun.write(buf, len) < 0) drops.tun_full++;
+  } catch {
+    drops.tun_error++;
+  }
 }

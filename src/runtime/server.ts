@@ -6,7 +6,7 @@
  * @module
  */
 import type { ServerConfig } from "../config/mod.ts";
-import type { ServerEvent } from "../core/server.ts";
+import type { ServerEvent, ServerParams } from "../core/server.ts";
 import { formatCidr, formatIPv4 } from "../lib/ip.ts";
 import { formatEndpoint } from "../lib/endpoint.ts";
 import type { CommandRunner } from "../io/command.ts";
@@ -17,8 +17,7 @@ import { logger } from "../log.ts";
 import { aborted, Cleanup } from "./signals.ts";
 import { formatDrops } from "./stats.ts";
 import type { CoreEvent } from "./engine.ts";
-import type { Engine } from "./portable.ts";
-import { startFast } from "./dataplane/host.ts";
+import { startDataPath } from "./datapath.ts";
 import { useFastPath } from "./choose.ts";
 import { DEFAULT_MTU, serverAddress } from "../config/server.ts";
 import { autoTunMtu, TUNNEL_OVERHEAD_BYTES } from "../core/mtu.ts";
@@ -54,49 +53,13 @@ export async function runServer(
     }
     const onEvents = (events: CoreEvent[]) =>
       events.forEach((e) => logServerEvent(e as ServerEvent));
-    const params = {
-      privateKey: cfg.privateKey,
-      clients: cfg.clients,
-      pool: cfg.pool,
-      mtu,
-      routes: cfg.routes,
-      dns: cfg.dns,
-      keepaliveMs: cfg.keepaliveMs,
-      sessionTimeoutMs: cfg.sessionTimeoutMs,
-      mssClamp: cfg.mssClamp,
-    };
-    const bind = { hostname: cfg.listen.host, port: cfg.listen.port };
-    let engine: Engine;
-    if (fast) {
-      engine = await startFast({
-        role: "server",
-        tunFd: tun.fd,
-        vnetHdr: tun.vnetHdr === true,
-        tunName: tun.name,
-        bind,
-        ...params,
-      }, onEvents);
-    } else {
-      // The portable path and its core load only when used: the fast path runs them in the
-      // Worker, and every module the main thread loads stays resident for the process's life.
-      const { loadAead } = await import("../crypto/load.ts");
-      const { DenoUdpSocket } = await import("../io/udp/socket.ts");
-      const { ServerCore } = await import("../core/server.ts");
-      const { ServerAdapter } = await import("./engine.ts");
-      const { startPortable } = await import("./portable.ts");
-      const aead = await loadAead("auto");
-      const udp = new DenoUdpSocket(bind.hostname, bind.port);
-      const portable = startPortable(
-        new ServerAdapter(new ServerCore({ ...params, aead })),
-        tun,
-        udp,
-        onEvents,
-      );
-      engine = {
-        ...portable,
-        description: `${portable.description}, AEAD ${aead.name}, UDP ${formatEndpoint(udp.local)}`,
-      };
-    }
+    const engine = await startDataPath({
+      role: "server",
+      fast,
+      tun,
+      bind: { hostname: cfg.listen.host, port: cfg.listen.port },
+      params: serverParams(cfg, mtu),
+    }, onEvents);
     log.info(
       "Listening on {listen}, TUN {tun} {address} mtu {mtu}, pool {pool}, {clients} clients allowed{nat}; data path {path}",
       {
@@ -119,6 +82,21 @@ export async function runServer(
     for (const e of errors) log.error(e.message);
     if (errors.length === 0) log.info("Removed the TUN device and everything xvpn set up");
   }
+}
+
+/** The server core's settings from its config, with the TUN MTU in force. */
+export function serverParams(cfg: ServerConfig, mtu: number): ServerParams {
+  return {
+    privateKey: cfg.privateKey,
+    clients: cfg.clients,
+    pool: cfg.pool,
+    mtu,
+    routes: cfg.routes,
+    dns: cfg.dns,
+    keepaliveMs: cfg.keepaliveMs,
+    sessionTimeoutMs: cfg.sessionTimeoutMs,
+    mssClamp: cfg.mssClamp,
+  };
 }
 
 /**

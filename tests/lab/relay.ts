@@ -13,7 +13,7 @@
  * {@link spawnRelay}):
  *
  * ```sh
- * deno run -A --unstable-net src/netns/relay.ts --listen 0.0.0.0:7000 --target 10.201.2.2:7000 \
+ * deno run -A --unstable-net tests/lab/relay.ts --listen 0.0.0.0:7000 --target 10.201.2.2:7000 \
  *   --seed 42 --delay 20 --jitter 5 --loss 1 --reorder 5 --hold-packets 2 --hold-ms 50
  * ```
  *
@@ -22,26 +22,12 @@
  *
  * @module
  */
-import { deriveSeed, seededRandom } from "./prng.ts";
+import { deriveSeed } from "./prng.ts";
+import { type Delivery, FaultInjector, type FaultStats, type Impairment } from "./fault.ts";
 import type { Topology } from "../../src/demo/topology.ts";
 
-/** Impairment of one direction. All optional; the default forwards at once and untouched. */
-export interface RelayImpairment {
-  /** Base one-way delay, ms. */
-  delayMs?: number;
-  /** Uniform jitter added to the delay, ±ms (the sum is floored at 0; can reorder). */
-  jitterMs?: number;
-  /** Percentage of datagrams dropped. */
-  lossPercent?: number;
-  /** Percentage of datagrams sent twice. */
-  duplicatePercent?: number;
-  /** Percentage of datagrams held back so that later ones overtake them. */
-  reorderPercent?: number;
-  /** A held datagram is released after this many later datagrams passed (default 1). */
-  holdPackets?: number;
-  /** ...or after this long without enough later traffic, ms (default 50). */
-  holdMs?: number;
-}
+/** Impairment of one direction (the fault injector's). */
+export type RelayImpairment = Impairment;
 
 /** Where to listen and forward, and how to impair. */
 export interface RelayOptions {
@@ -57,19 +43,8 @@ export interface RelayOptions {
   downstream?: RelayImpairment;
 }
 
-/** Counters of one direction. */
-export interface DirectionStats {
-  /** Datagrams received. */
-  received: number;
-  /** Datagrams sent on (copies included). */
-  sent: number;
-  /** Datagrams dropped by `lossPercent`. */
-  dropped: number;
-  /** Extra copies sent by `duplicatePercent`. */
-  duplicated: number;
-  /** Datagrams held back by `reorderPercent`. */
-  held: number;
-  /** Sends that failed (e.g. no route). */
+/** Counters of one direction: the injector's, and sends that failed (e.g. no route). */
+export interface DirectionStats extends FaultStats {
   sendErrors: number;
 }
 
@@ -90,92 +65,62 @@ function emptyStats(): DirectionStats {
   return { received: 0, sent: 0, dropped: 0, duplicated: 0, held: 0, sendErrors: 0 };
 }
 
-interface Held {
-  data: Uint8Array;
-  copies: number;
-  jitterDraw: number;
-  left: number;
-  timer: ReturnType<typeof setTimeout>;
-}
-
-/** One direction's pipeline: loss -> hold (reorder) -> delay/jitter -> send. */
+/** One direction: the seeded fault injector, with real timers for delays and holds. */
 class Direction {
-  readonly stats = emptyStats();
-  readonly #rand: () => number;
-  readonly #held: Held[] = [];
+  readonly #f: FaultInjector;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  #holdTimer: ReturnType<typeof setTimeout> | undefined;
+  #sendErrors = 0;
   #closed = false;
 
   constructor(
     seed: number,
-    private readonly imp: RelayImpairment,
+    imp: RelayImpairment,
     private readonly send: (data: Uint8Array) => Promise<unknown>,
   ) {
-    this.#rand = seededRandom(seed);
+    this.#f = new FaultInjector(seed, imp);
+  }
+
+  get stats(): DirectionStats {
+    return { ...this.#f.stats, sendErrors: this.#sendErrors };
   }
 
   push(data: Uint8Array): void {
     if (this.#closed) return;
-    this.stats.received++;
-    // Always four draws, so datagram n's fate depends only on n and the seed.
-    const [rLoss, rDup, rHold, rJitter] = [this.#rand(), this.#rand(), this.#rand(), this.#rand()];
-    const imp = this.imp;
-    if (rLoss * 100 < (imp.lossPercent ?? 0)) {
-      this.stats.dropped++;
-      return;
-    }
-    const copies = rDup * 100 < (imp.duplicatePercent ?? 0) ? 2 : 1;
-    if (rHold * 100 < (imp.reorderPercent ?? 0)) {
-      this.stats.held++;
-      const h: Held = {
-        data,
-        copies,
-        jitterDraw: rJitter,
-        left: Math.max(1, imp.holdPackets ?? 1),
-        timer: setTimeout(() => this.#release(h), imp.holdMs ?? 50),
-      };
-      this.#held.push(h);
-      return;
-    }
-    this.#emit(data, copies, rJitter);
-    // This datagram overtook the held ones; release those that have waited long enough.
-    for (const h of [...this.#held]) if (--h.left <= 0) this.#release(h);
+    this.#deliver(this.#f.push(data, performance.now()));
   }
 
-  #release(h: Held): void {
-    const i = this.#held.indexOf(h);
-    if (i < 0) return;
-    this.#held.splice(i, 1);
-    clearTimeout(h.timer);
-    this.#emit(h.data, h.copies, h.jitterDraw);
-  }
-
-  #emit(data: Uint8Array, copies: number, jitterDraw: number): void {
-    if (this.#closed) return;
-    const jitter = this.imp.jitterMs ?? 0;
-    const delay = Math.max(0, (this.imp.delayMs ?? 0) + (jitterDraw * 2 - 1) * jitter);
-    const go = () => {
-      for (let c = 0; c < copies; c++) {
-        this.stats.sent++;
-        if (c > 0) this.stats.duplicated++;
-        this.send(data).catch(() => this.stats.sendErrors++);
+  #deliver(out: Delivery[]): void {
+    const now = performance.now();
+    for (const d of out) {
+      const delay = d.at - now;
+      if (delay <= 0) {
+        // No timer hop: an unimpaired relay adds as little latency as it can.
+        this.send(d.data).catch(() => this.#sendErrors++);
+        continue;
       }
-    };
-    if (delay <= 0) {
-      go(); // no timer hop: an unimpaired relay adds as little latency as it can
-      return;
+      const t = setTimeout(() => {
+        this.#timers.delete(t);
+        if (!this.#closed) this.send(d.data).catch(() => this.#sendErrors++);
+      }, delay);
+      this.#timers.add(t);
     }
-    const t = setTimeout(() => {
-      this.#timers.delete(t);
-      go();
-    }, delay);
-    this.#timers.add(t);
+    // Held datagrams nobody overtook go after their hold time.
+    if (this.#holdTimer !== undefined) clearTimeout(this.#holdTimer);
+    this.#holdTimer = undefined;
+    const next = this.#f.deadline();
+    if (next < Infinity) {
+      this.#holdTimer = setTimeout(() => {
+        this.#holdTimer = undefined;
+        if (!this.#closed) this.#deliver(this.#f.expire(performance.now()));
+      }, Math.max(0, next - now));
+    }
   }
 
   close(): void {
     this.#closed = true;
-    for (const h of this.#held) clearTimeout(h.timer);
-    this.#held.length = 0;
+    this.#f.clear();
+    if (this.#holdTimer !== undefined) clearTimeout(this.#holdTimer);
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
   }

@@ -1,7 +1,8 @@
 /**
  * Run by tests/alloc_test.ts under `--trace-gc`: sets up a client and a server core, warms up
  * the data path, then runs the number of round trips given as the first argument (each is four
- * seal/open operations). The test compares the collections of a run with none and a long run.
+ * seal/open operations), between two marker lines on stdout, so the test can count the
+ * collections that happened in the measured part alone.
  *
  * @module
  */
@@ -35,5 +36,8 @@ function step(): void {
   if (r.verdict !== Verdict.Tun) throw new Error(`client did not open: ${r.reason}`);
 }
 for (let i = 0; i < 20_000; i++) step();
+// Everything --trace-gc prints after this line happened during the measured rounds.
+console.log("-- warm --");
 const rounds = Number(Deno.args[0] ?? 0);
 for (let i = 0; i < rounds; i++) step();
+console.log("-- done --");

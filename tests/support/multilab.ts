@@ -15,7 +15,7 @@
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../../src/core/keys.ts";
 import { Topology } from "../../src/demo/topology.ts";
 import type { Impairment } from "../lab/impair.ts";
-import { selfCommand } from "../../src/cli/self.ts";
+import { selfCommand } from "../../src/demo/lab.ts";
 import { Lab } from "../../src/demo/lab.ts";
 import { addLoss } from "../lab/impair.ts";
 

@@ -4,8 +4,7 @@
  * @module
  */
 import { LAB, Lab, type LabOptions } from "../../src/demo/lab.ts";
-import { selfCommand } from "../../src/cli/self.ts";
-import { parsePing } from "../../src/cli/demo.ts";
+import { parsePing, selfCommand } from "../../src/demo/lab.ts";
 
 /** Pings `dst` from `host`; returns the parsed result. */
 export async function ping(

@@ -19,10 +19,13 @@ import { parseCidr, parseIPv4 } from "../../src/lib/ip.ts";
 import { type PacketResult, Verdict } from "../../src/core/result.ts";
 import { type Endpoint, sameEndpoint } from "../../src/lib/endpoint.ts";
 import type { MultipathMode } from "../../src/core/paths.ts";
-import { createAead } from "../../src/crypto/aead.ts";
+import { loadAead } from "../../src/crypto/aead.ts";
 import { PacketBuf } from "../../src/core/packet.ts";
 import { ClientAdapter } from "../../src/runtime/engine.ts";
-import { seededRandom } from "../lab/prng.ts";
+import { deriveSeed, seededRandom } from "../lab/prng.ts";
+import { FaultInjector, type Impairment } from "../lab/fault.ts";
+
+const AEAD = await loadAead("auto");
 
 /** Seeded PRNG in [0, 1) so that impaired runs replay (the harness-wide one). */
 export const seeded = seededRandom;
@@ -37,6 +40,8 @@ export interface SimLink {
   loss: number;
   /** One-way delay (ms). */
   delayMs: number;
+  /** More impairment both ways (reordering, duplication, jitter), by the lab's fault injector. */
+  impair?: Impairment;
 }
 
 /** A datagram on the wire. */
@@ -61,6 +66,8 @@ export interface LinkOptions {
   loss?: number;
   /** Seed for loss. */
   seed?: number;
+  /** More impairment of every link both ways (see {@link SimLink.impair}). */
+  impair?: Impairment;
   /** Multipath: one link per client path. Absent: a single-path client with one link. */
   paths?: Partial<SimLink>[];
   /** Multipath mode (with `paths`). */
@@ -110,19 +117,22 @@ export class Pair {
   /** Steps taken by {@link run} (each one jump of the clock). */
   steps = 0;
   #inflight: Flight[] = [];
-  readonly #rnd: () => number;
+  /** Per link: the fault injectors towards the server and towards the client. */
+  readonly #faults: { up: FaultInjector; down: FaultInjector; key: string }[] = [];
+  readonly #seed: number;
   readonly #out = new Uint8Array(4096);
   readonly #tx = PacketBuf.alloc(4096);
-  readonly aead = createAead("auto");
+  readonly aead = AEAD;
 
   constructor(readonly link: LinkOptions = {}, serverOverrides: Partial<ServerOptions> = {}) {
-    this.#rnd = seeded(link.seed ?? 1);
+    this.#seed = link.seed ?? 1;
     const specs = link.paths ?? [{}];
     this.links = specs.map((l, i) => ({
       endpoint: { hostname: `192.0.2.${10 + i}`, port: 40000 + i },
       up: true,
       loss: link.loss ?? 0,
       delayMs: link.delayMs ?? 1,
+      impair: link.impair,
       ...l,
     }));
     this.server = this.newServer(serverOverrides);
@@ -173,14 +183,51 @@ export class Pair {
     return this.links.findIndex((l) => sameEndpoint(l.endpoint, e));
   }
 
+  /** Link `path`'s injector for one direction, rebuilt when the link's settings change. */
+  #fault(path: number, toServer: boolean): FaultInjector {
+    const link = this.links[path]!;
+    const key = JSON.stringify([link.loss, link.delayMs, link.impair]);
+    let f = this.#faults[path];
+    if (!f || f.key !== key) {
+      const imp = { ...link.impair, lossPercent: link.loss * 100, delayMs: link.delayMs };
+      f = {
+        up: new FaultInjector(deriveSeed(this.#seed, 2 * path), imp),
+        down: new FaultInjector(deriveSeed(this.#seed, 2 * path + 1), imp),
+        key,
+      };
+      this.#faults[path] = f;
+    }
+    return toServer ? f.up : f.down;
+  }
+
   #send(data: Uint8Array, toServer: boolean, path: number): void {
     const link = this.links[path];
     if (!link) return; // the server sent to an address that is no path of ours
-    const lost = !link.up || (link.loss > 0 && this.#rnd() < link.loss);
     const from = toServer ? link.endpoint : this.serverEndpoint;
-    const f = { at: this.now + link.delayMs, data, toServer, path, from, lost };
-    this.wire.push(f);
-    if (!lost) this.#inflight.push(f);
+    const go = link.up ? this.#fault(path, toServer).push(data, this.now) : [];
+    if (go.length === 0) {
+      this.wire.push({ at: this.now + link.delayMs, data, toServer, path, from, lost: true });
+    }
+    for (const d of go) {
+      const f = { at: d.at, data: d.data, toServer, path, from, lost: false };
+      this.wire.push(f);
+      this.#inflight.push(f);
+    }
+  }
+
+  /** Held datagrams (reordering) whose hold ran out go on the wire. */
+  #expireHeld(): void {
+    this.#faults.forEach((f, path) => {
+      for (const [inj, toServer] of [[f.up, true], [f.down, false]] as const) {
+        for (const d of inj.expire(this.now)) {
+          const link = this.links[path]!;
+          const from = toServer ? link.endpoint : this.serverEndpoint;
+          const fl = { at: d.at, data: d.data, toServer, path, from, lost: false };
+          this.wire.push(fl);
+          this.#inflight.push(fl);
+        }
+      }
+    });
   }
 
   /** Sends a datagram the way a data loop does: to `r.to` and every `r.extra`. */
@@ -222,8 +269,10 @@ export class Pair {
     const end = this.now + ms;
     for (;;) {
       this.flush();
+      this.#expireHeld();
       let next = Math.min(this.client.deadline(), this.server.deadline());
       for (const f of this.#inflight) if (f.at < next) next = f.at;
+      for (const f of this.#faults) next = Math.min(next, f.up.deadline(), f.down.deadline());
       if (next > end) break;
       if (next > this.now) {
         this.wall += next - this.now;

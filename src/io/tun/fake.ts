@@ -5,6 +5,7 @@
  * @module
  */
 import type { TunDevice } from "./device.ts";
+import type { BatchTun, TunDropSink } from "./batch.ts";
 
 /**
  * A {@link TunDevice} backed by queues: {@link inject} plays the kernel sending a packet to the
@@ -115,5 +116,92 @@ export class FakeTun implements TunDevice {
 
   #notify(): void {
     for (const w of [...this.#waiters]) w();
+  }
+}
+
+/**
+ * An in-memory {@link BatchTun} (wireguard-go's `tun/tuntest`): {@link inject} plays the kernel
+ * routing a packet into the device, {@link written} collects what the data path wrote. Queued and
+ * collected packets are copies that own their bytes. Pollable through {@link readable}.
+ */
+export class FakeBatchTun implements BatchTun {
+  /** File descriptor: none (a fake poller asks {@link readable}). */
+  readonly fd = -1;
+  readonly headroom = 0;
+  readonly buffered = false;
+  readonly readBuffers: Uint8Array[];
+  readonly writeBuffers: Uint8Array[];
+  readonly writePackets: Uint8Array[];
+  /** Packets the data path wrote, oldest first (copies). */
+  readonly written: Uint8Array[] = [];
+  /** When set, decides per write whether the "kernel" refuses it (counted as tun_full). */
+  dropWrite?: (pkt: Uint8Array) => boolean;
+  readonly #inbound: Uint8Array[] = [];
+  #closed = false;
+
+  /** A fake named `name` with `buffers` read and write buffers of `packetBytes` each. */
+  constructor(
+    readonly name = "faketun0",
+    buffers = 64,
+    packetBytes = 9216,
+    readonly drops: TunDropSink = { tun_full: 0, tun_error: 0, bad_inner_packet: 0 },
+  ) {
+    this.readBuffers = Array.from({ length: buffers }, () => new Uint8Array(packetBytes));
+    this.writeBuffers = Array.from({ length: buffers }, () => new Uint8Array(packetBytes));
+    this.writePackets = this.writeBuffers;
+  }
+
+  /** Queues a copy of `pkt` as if the kernel had routed it into the device. */
+  inject(pkt: Uint8Array): void {
+    if (this.#closed) throw new Error(`TUN device "${this.name}" is closed`);
+    this.#inbound.push(pkt.slice());
+  }
+
+  /** Injected packets not yet read. */
+  get pending(): number {
+    return this.#inbound.length;
+  }
+
+  /** True when a read would return something (for a fake poller). */
+  readable(): boolean {
+    return this.#inbound.length > 0;
+  }
+
+  /** Removes and returns the written packets (oldest first). */
+  takeWritten(): Uint8Array[] {
+    return this.written.splice(0);
+  }
+
+  read(bufs: readonly Uint8Array[], sizes: Int32Array, max: number): number {
+    if (this.#closed) throw new Error(`TUN device "${this.name}" is closed`);
+    let n = 0;
+    while (n < max && this.#inbound.length > 0) {
+      const pkt = this.#inbound.shift()!;
+      const b = bufs[n]!;
+      const len = Math.min(pkt.length, b.length);
+      b.set(pkt.subarray(0, len));
+      sizes[n++] = len;
+    }
+    return n;
+  }
+
+  write(bufs: readonly Uint8Array[], sizes: Int32Array, count: number): number {
+    if (this.#closed) throw new Error(`TUN device "${this.name}" is closed`);
+    let accepted = 0;
+    for (let i = 0; i < count; i++) {
+      const pkt = bufs[i]!.slice(this.headroom, this.headroom + sizes[i]!);
+      if (this.dropWrite?.(pkt)) {
+        this.drops.tun_full++;
+        continue;
+      }
+      this.written.push(pkt);
+      accepted++;
+    }
+    return accepted;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#inbound.length = 0;
   }
 }

@@ -114,22 +114,7 @@ export function openLinuxTun(
       e,
     );
   }
-  return new LinuxTun(c, actual, fd, efd, true, opts.vnetHdr === true);
-}
-
-/**
- * Wraps an fd of a TUN device opened elsewhere in this process (e.g. by the main thread, for a
- * data-plane Worker). The fd stays owned by its opener: `close()` here closes only the wrapper's
- * own eventfd, so each thread can drop its wrapper without pulling the device from the other.
- */
-export function adoptLinuxTun(fd: number, name: string, vnetHdr = false): TunDevice {
-  const c = libc();
-  const efd = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (efd < 0) {
-    const e = errno();
-    throw new ErrnoError(`cannot adopt TUN device "${name}": eventfd failed: ${errnoName(e)}`, e);
-  }
-  return new LinuxTun(c, name, fd, efd, false, vnetHdr);
+  return new LinuxTun(c, actual, fd, efd, opts.vnetHdr === true);
 }
 
 /** Converts a millisecond timeout to poll()'s int: negative means wait forever. */
@@ -150,19 +135,15 @@ class LinuxTun implements TunDevice {
   /** Scratch space for draining the eventfd counter. */
   readonly #drain = new Uint8Array(8);
 
-  readonly #ownsFd: boolean;
-
   constructor(
     c: Libc,
     readonly name: string,
     readonly fd: number,
     efd: number,
-    ownsFd = true,
     readonly vnetHdr = false,
   ) {
     this.#c = c;
     this.#efd = efd;
-    this.#ownsFd = ownsFd;
   }
 
   read(buf: Uint8Array): number {
@@ -231,7 +212,7 @@ class LinuxTun implements TunDevice {
     // Wake a poll() in flight first: closing an fd does not wake a thread polling it, and the
     // poll holds a reference to the TUN file (delaying the device's removal) until it returns.
     this.wake();
-    if (this.#ownsFd) this.#c.close(this.fd);
+    this.#c.close(this.fd);
     // The eventfd must outlive any poll still using it, or its number could be reused.
     if (this.#waiting === 0) this.#closeEventFd();
   }

@@ -51,6 +51,8 @@ import {
   UDP_SEGMENT,
 } from "../_libc.ts";
 import { formatIPv4, parseIPv4 } from "../../lib/ip.ts";
+import { planGso, type SendBatch } from "./gso.ts";
+import type { BatchUdp } from "./batch.ts";
 import {
   SOCKADDR_IN_BYTES,
   sockaddrIp,
@@ -106,19 +108,6 @@ const MSG_LEN = 14;
 /** recvmmsg/sendmmsg clamp vlen to UIO_MAXIOV (linux/uio.h); more slots would sit unused. */
 const MAX_SLOTS = 1024;
 /**
- * Most datagrams merged into one GSO send. The kernel refuses more than UDP_MAX_SEGMENTS
- * (include/linux/udp.h) with EINVAL: 64 when UDP_SEGMENT arrived in Linux 4.18, 128 in recent
- * kernels. 64 works on every kernel with GSO, and at 1400 bytes the 65507-byte limit below
- * already stops a run at 46.
- */
-const GSO_MAX_SEGMENTS = 64;
-/**
- * Largest UDP payload of one IPv4 send, GSO or not: the IP total length is a u16, minus the
- * 20-byte IPv4 and 8-byte UDP headers (the kernel answers EMSGSIZE beyond).
- */
-const UDP_MAX_PAYLOAD = 65535 - 20 - 8;
-
-/**
  * send() errors that mean "the socket or device queue is full right now": send() stops and
  * reports what went out, and the caller retries the rest later (after POLLOUT) or drops it.
  * For an unconnected UDP socket without IP_RECVERR the kernel already hides ENOBUFS from a full
@@ -163,7 +152,7 @@ function bindHint(e: number): string {
  * A non-blocking, batching IPv4 UDP socket over libc FFI. Open with {@link LinuxUdpSocket.open};
  * use from one thread (the Worker that opened it: errno and the FFI handles are per isolate).
  */
-export class LinuxUdpSocket {
+export class LinuxUdpSocket implements BatchUdp {
   /** The socket's file descriptor (for poll()); -1 after close(). */
   get fd(): number {
     return this.#closed ? -1 : this.#fd;
@@ -228,6 +217,8 @@ export class LinuxUdpSocket {
   /** Per message of the current send: its first slot and how many datagrams it carries. */
   readonly #msgFirst: Int32Array;
   readonly #msgCount: Int32Array;
+  /** The tx arrays as planGso() reads them. */
+  readonly #batch: SendBatch;
 
   /**
    * Opens `socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC)`, sets the buffer sizes,
@@ -338,6 +329,7 @@ export class LinuxUdpSocket {
     this.#txIovHi = new Uint32Array(m);
     this.#msgFirst = new Int32Array(m);
     this.#msgCount = new Int32Array(m);
+    this.#batch = { len: this.txLen, ip: this.txIp, port: this.txPort };
     const txBase = addressOf(this.#txMem);
     for (let j = 0; j < m; j++) {
       const slot = this.#txSlots[j]!;
@@ -510,26 +502,16 @@ export class LinuxUdpSocket {
 
   /**
    * Points messages 0.. at slots [from, end): one message per datagram, or with GSO one per
-   * mergeable run (slots before `plainUntil` always go alone). Returns the message count.
+   * mergeable run ({@link planGso}; slots before `plainUntil` always go alone). Returns the
+   * message count.
    */
   #build(from: number, end: number, plainUntil: number): number {
+    const batch = this.#batch;
+    const msgs = planGso(batch, from, end, this.#gso, plainUntil, this.#msgFirst, this.#msgCount);
     const u32 = this.#txU32;
-    let k = 0;
-    for (let j = from; j < end; k++) {
-      const size = this.txLen[j]!;
-      let n = 1;
-      if (this.#gso && j >= plainUntil && size > 0) {
-        const ip = this.txIp[j]!;
-        const port = this.txPort[j]!;
-        const most = Math.min(GSO_MAX_SEGMENTS, Math.floor(UDP_MAX_PAYLOAD / size), end - j);
-        while (n < most && this.txIp[j + n] === ip && this.txPort[j + n] === port) {
-          const len = this.txLen[j + n]!;
-          // An empty datagram cannot be a segment (it would vanish into the previous one).
-          if (len > size || len === 0) break;
-          n++;
-          if (len < size) break; // only the last segment may be shorter
-        }
-      }
+    for (let k = 0; k < msgs; k++) {
+      const j = this.#msgFirst[k]!;
+      const n = this.#msgCount[k]!;
       const msg = k * MSG_U32;
       u32[msg + NAME] = this.#txNameLo[j]!;
       u32[msg + NAME + 1] = this.#txNameHi[j]!;
@@ -539,17 +521,15 @@ export class LinuxUdpSocket {
       if (n > 1) {
         u32[msg + CONTROLLEN] = CMSG_GSO_SPACE;
         // The cmsg data is a u16 gso_size right after the 16-byte cmsghdr.
+        const size = this.txLen[j]!;
         const data = this.#txCmsgOff + k * CMSG_GSO_SPACE + 16;
         this.#txMem[data] = size;
         this.#txMem[data + 1] = size >>> 8;
       } else {
         u32[msg + CONTROLLEN] = 0;
       }
-      this.#msgFirst[k] = j;
-      this.#msgCount[k] = n;
-      j += n;
     }
-    return k;
+    return msgs;
   }
 
   /** Closes the socket. Idempotent; recv() and send() then throw. */

@@ -1,21 +1,25 @@
 /**
- * The fast data path's event loop, run inside the data-plane Worker. It owns the non-blocking
- * TUN and UDP fds and blocks in one synchronous poll() on [TUN, UDP, wake eventfd], with the
- * core's next deadline as the timeout. No awaits, no thread hops: a packet that arrives is
- * handled on this thread as soon as the kernel wakes it.
+ * The fast data path's event loop, run inside the data-plane Worker. It drives a protocol core
+ * with a {@link BatchTun} and one {@link BatchUdp} per path, waiting in a {@link Poller}: on
+ * Linux the real TUN fd, recvmmsg/sendmmsg sockets and one synchronous poll(), with the core's
+ * next deadline as the timeout. No awaits, no thread hops: a packet that arrives is handled on
+ * this thread as soon as the kernel wakes it. In tests the same loop runs over the in-memory
+ * twins, one {@link DataPlaneLoop.step} at a time on a virtual clock.
  *
  * One turn of the loop:
- *   1. poll() until a fd is readable or the next timer is due;
- *   2. network -> TUN: recvmmsg a batch into the receive slots; for each datagram the core
- *      opens it into the TUN buffer, which is written at once (one owner, no queue);
- *   3. TUN -> network: read packets one by one, each sealed straight into its own send slot;
- *      one sendmmsg (GSO-merged where possible) sends the batch;
- *   4. timers and control-path output (handshakes, pongs, config) when due.
+ *   1. wait until the TUN, a socket or the wake eventfd is readable, or the next timer is due;
+ *   2. network -> TUN: receive a batch into the receive slots; the core opens each datagram
+ *      into one of the TUN's write buffers; one batch write hands them all to the TUN (which
+ *      may join TCP segments of a flow into one write);
+ *   3. TUN -> network: one batch read (the TUN cuts super-packets into segments); each packet
+ *      is sealed straight into its own send slot; one batch send (GSO-merged where possible);
+ *   4. the core's deadline is asked again (a send can arm a timer), and timers run when due,
+ *      with control-path output (handshakes, pongs, config) after them.
  * Both directions get a bounded number of batches per turn, so neither starves the other and
  * no queue builds up inside xvpn: under overload the kernel's socket and TUN queues hold the
  * backlog (and drop), which keeps added latency at one batch.
  *
- * Multipath clients have one UDP socket per path, all in the same poll(); a sealed packet is
+ * Multipath clients have one UDP socket per path, all in the same wait; a sealed packet is
  * sent on the socket its destination names (`via`), and copied into the send slots of every
  * further destination (redundant mode; the server's redundant sessions likewise copy it for each
  * recent client endpoint). With one socket and one destination, which is every single-path
@@ -23,28 +27,29 @@
  *
  * @module
  */
-import { PacketBuf } from "../../core/packet.ts";
+import type { PacketBuf } from "../../core/packet.ts";
 import { formatIPv4, parseIPv4 } from "../../lib/ip.ts";
 import { Verdict } from "../../core/result.ts";
-import { type Endpoint } from "../../lib/endpoint.ts";
-import { type Libc, POLLIN } from "../../io/_libc.ts";
-import type { TunDevice } from "../../io/tun/device.ts";
-import type { LinuxUdpSocket } from "../../io/udp/linux.ts";
+import type { Endpoint } from "../../lib/endpoint.ts";
+import type { BatchTun } from "../../io/tun/batch.ts";
+import type { BatchUdp } from "../../io/udp/batch.ts";
+import { type Pollable, type Poller, POLLIN } from "../../io/poll.ts";
 import type { CoreAdapter, CoreEvent, Outgoing } from "../engine.ts";
-import { writeTun } from "../tunwrite.ts";
-import { TcpCoalescer, VNET_HDR_BYTES } from "../../core/gro.ts";
-import { ReadKind, TsoSplitter } from "../../core/tso.ts";
-
-/** #readTun(): the read was a TCP super-packet, now in #tso. */
-const SEGMENTS = -2;
 import { CTRL_COMMAND, CTRL_STOP } from "./messages.ts";
 
 /** Batches per direction per loop turn before the other direction gets a go. */
 const BATCHES_PER_TURN = 4;
-/** Longest poll() sleep even with no timer due (ms), so a missed wake costs little. */
-const MAX_SLEEP_MS = 1000;
+/**
+ * Longest wait with no timer due (ms). The core's deadline covers every timer and the wake
+ * eventfd every command, so this is only a bound on poll()'s int timeout, not a tick.
+ */
+const MAX_SLEEP_MS = 3_600_000;
 /** Endpoints cached for the server's receive path (a flood of sources just recycles it). */
 const MAX_ENDPOINTS = 4096;
+/** Poller entries: the TUN, the wake eventfd, then one per socket. */
+const ENTRY_TUN = 0;
+const ENTRY_WAKE = 1;
+const ENTRY_SOCK = 2;
 
 /** An endpoint with its IPv4 address as a number, as the send path needs it. */
 interface NumEndpoint extends Endpoint {
@@ -53,69 +58,71 @@ interface NumEndpoint extends Endpoint {
 
 /** A UDP socket with its own receive and send slots. */
 export interface UdpSlots {
-  udp: LinuxUdpSocket;
+  udp: BatchUdp;
   rx: PacketBuf[];
   tx: PacketBuf[];
 }
 
+/** The loop's clock: monotonic and wall milliseconds (virtual in tests). */
+export interface LoopClock {
+  now(): number;
+  wall(): number;
+}
+
+/** The real clock. */
+export const REAL_CLOCK: LoopClock = { now: () => performance.now(), wall: () => Date.now() };
+
 /** Everything the loop drives. */
 export interface LoopParts {
-  c: Libc;
   core: CoreAdapter;
-  tun: TunDevice;
-  udp: LinuxUdpSocket;
-  rx: PacketBuf[];
-  tx: PacketBuf[];
-  wakeFd: number;
+  tun: BatchTun;
+  /** One socket per path (path order); a single-path tunnel has one. */
+  socks: UdpSlots[];
+  /** Waits on the TUN, the wake eventfd and the sockets. */
+  poller: Poller;
+  /** The eventfd the main thread writes to interrupt the wait (drained when it did). */
+  wake: Pollable & { drain(): void };
+  /** Shared control words (stop flag, command announced). */
   control: Int32Array;
   onEvents: (events: CoreEvent[]) => void;
   isClosed: () => boolean;
-  /** Multipath: the sockets of paths 2..n (path 1's is `udp`), each with its own slots. */
-  more?: UdpSlots[];
+  /** Default: performance.now() and Date.now(). */
+  clock?: LoopClock;
 }
 
 /** The data-plane loop. */
 export class DataPlaneLoop {
   readonly #p: LoopParts;
-  readonly #pollfds: Uint8Array;
-  readonly #pollView: DataView;
-  /** poll() entries: TUN, first UDP socket, wake eventfd, then the other paths' sockets. */
-  readonly #nfds: bigint;
-  /** Every socket, path order (entry 0 is the parts object itself, so setUdp() updates both). */
+  readonly #clock: LoopClock;
   readonly #socks: UdpSlots[];
   /** Send counts per socket during one multipath batch. */
   readonly #txCount: Int32Array;
-  readonly #tunIn = new Uint8Array(65536);
-  readonly #tunOut = new Uint8Array(65536);
-  /** The TUN carries a virtio-net header before each packet (then writes are coalesced). */
-  readonly #vnet: boolean;
-  /** Where a read packet starts (after the virtio header, if there is one). */
-  readonly #tunInPkt: Uint8Array;
-  /** The buffer TUN reads go into (#tunIn, or the TSO splitter's with the virtio header). */
-  readonly #tunRead: Uint8Array;
-  readonly #gro = new TcpCoalescer();
-  readonly #tso = new TsoSplitter();
-  readonly #drain = new Uint8Array(8);
+  /** Lengths of the TUN batch read and write. */
+  readonly #readSizes: Int32Array;
+  readonly #writeSizes: Int32Array;
   readonly #endpoints = new Map<number, NumEndpoint>();
-  #nextDeadline = 0;
+  #deadline = 0;
 
   constructor(p: LoopParts) {
     this.#p = p;
-    this.#vnet = p.tun.vnetHdr === true;
-    // With the virtio header, reads go straight into the TSO splitter's buffer.
-    this.#tunInPkt = this.#vnet ? this.#tso.readPacket : this.#tunIn;
-    this.#tunRead = this.#vnet ? this.#tso.read : this.#tunIn;
-    const more = p.more ?? [];
-    this.#socks = [p, ...more];
-    this.#txCount = new Int32Array(this.#socks.length);
-    this.#nfds = BigInt(3 + more.length);
-    this.#pollfds = new Uint8Array((3 + more.length) * 8);
-    this.#pollView = new DataView(this.#pollfds.buffer);
-    const fds = [p.tun.fd, p.udp.fd, p.wakeFd, ...more.map((s) => s.udp.fd)];
-    fds.forEach((fd, i) => {
-      this.#pollView.setInt32(i * 8, fd, true);
-      this.#pollView.setInt16(i * 8 + 4, POLLIN, true);
-    });
+    this.#clock = p.clock ?? REAL_CLOCK;
+    this.#socks = p.socks;
+    if (p.socks.length === 0) throw new RangeError("the data-plane loop needs a socket");
+    const rxMost = Math.max(...p.socks.map((s) => s.rx.length));
+    if (p.tun.writeBuffers.length < rxMost) {
+      throw new RangeError("the TUN needs a write buffer per receive slot");
+    }
+    this.#txCount = new Int32Array(p.socks.length);
+    this.#readSizes = new Int32Array(p.tun.readBuffers.length);
+    this.#writeSizes = new Int32Array(p.tun.writeBuffers.length);
+    p.poller.set(ENTRY_TUN, p.tun, POLLIN);
+    p.poller.set(ENTRY_WAKE, p.wake, POLLIN);
+    p.socks.forEach((s, k) => p.poller.set(ENTRY_SOCK + k, s.udp, POLLIN));
+  }
+
+  /** The core's next deadline as the loop last saw it. */
+  get deadline(): number {
+    return this.#deadline;
   }
 
   /** The cached endpoint object for (ip, port): the same object every time, no allocation. */
@@ -130,43 +137,59 @@ export class DataPlaneLoop {
     return e;
   }
 
-  /** Replaces path `index`'s UDP socket (after a rebind); the next poll() watches the new fd.
+  /** Replaces path `index`'s UDP socket (after a rebind); the next wait watches the new one.
    * The new socket must use the same slots as the old one. */
-  setUdp(udp: LinuxUdpSocket, index = 0): void {
+  setUdp(udp: BatchUdp, index = 0): void {
     this.#socks[index]!.udp = udp;
-    this.#pollView.setInt32((index === 0 ? 1 : 2 + index) * 8, udp.fd, true);
+    this.#p.poller.set(ENTRY_SOCK + index, udp, POLLIN);
+  }
+
+  /** True while neither the stop flag nor a command is set and the core is open. */
+  get #running(): boolean {
+    const p = this.#p;
+    return Atomics.load(p.control, CTRL_STOP) === 0 &&
+      Atomics.load(p.control, CTRL_COMMAND) === 0 && !p.isClosed();
+  }
+
+  /** Runs the core's timers once now (call before the first {@link step}). */
+  start(): void {
+    this.#timers(this.#clock.now());
   }
 
   /** Runs until the stop flag is set, a command is announced, or the core closes for good. */
   run(): void {
-    const p = this.#p;
-    this.#timers(performance.now());
-    while (
-      Atomics.load(p.control, CTRL_STOP) === 0 && Atomics.load(p.control, CTRL_COMMAND) === 0 &&
-      !p.isClosed()
-    ) {
-      const now = performance.now();
-      const timeout = Math.max(0, Math.min(MAX_SLEEP_MS, Math.ceil(this.#nextDeadline - now)));
-      const rc = p.c.poll(this.#pollfds, this.#nfds, timeout);
-      const t = performance.now();
-      if (rc > 0) {
-        const v = this.#pollView;
-        // Only the fds poll() reported are touched: each skipped EAGAIN is a syscall saved on
-        // the way of a lone game packet.
-        let net = v.getInt16(8 + 6, true) !== 0;
-        let tun = v.getInt16(6, true) !== 0;
-        if (v.getInt16(2 * 8 + 6, true) !== 0) p.c.read(p.wakeFd, this.#drain, 8n);
-        // Alternate directions until both are drained (or the turn budget is used).
-        for (let turn = 0; turn < BATCHES_PER_TURN && (net || tun); turn++) {
-          if (net) net = this.#fromNet(t);
-          if (tun) tun = this.#fromTun(t);
-        }
-        if (this.#socks.length > 1) this.#fromOtherPaths(t);
-        // Packets can set timers (a send arms the client's liveness probe): ask the core.
-        this.#nextDeadline = p.core.deadline();
-      }
-      if (t >= this.#nextDeadline || p.core.pending) this.#timers(t);
+    this.start();
+    while (this.#running) {
+      const wait = this.#p.tun.buffered ? 0 : this.#deadline - this.#clock.now();
+      this.step(Math.max(0, Math.min(MAX_SLEEP_MS, Math.ceil(wait))));
     }
+  }
+
+  /**
+   * One turn: waits up to `timeoutMs` (0: just looks), moves what is ready both ways, and runs
+   * the timers that are due. Tests call this directly, on a virtual clock, with fakes.
+   */
+  step(timeoutMs = 0): void {
+    const p = this.#p;
+    const ready = p.poller.wait(timeoutMs);
+    const t = this.#clock.now();
+    if (ready > 0 || p.tun.buffered) {
+      const poller = p.poller;
+      // Only what the poller reported is touched: each skipped EAGAIN is a syscall saved on
+      // the way of a lone game packet.
+      let net = (poller.revents(ENTRY_SOCK) & POLLIN) !== 0;
+      let tun = (poller.revents(ENTRY_TUN) & POLLIN) !== 0 || p.tun.buffered;
+      if (poller.revents(ENTRY_WAKE) !== 0) p.wake.drain();
+      // Alternate directions until both are drained (or the turn budget is used).
+      for (let turn = 0; turn < BATCHES_PER_TURN && (net || tun); turn++) {
+        if (net) net = this.#fromNet(t, this.#socks[0]!);
+        if (tun) tun = this.#fromTun(t);
+      }
+      if (this.#socks.length > 1) this.#fromOtherPaths(t);
+      // Packets can set timers (a send arms the client's liveness probe): ask the core.
+      this.#deadline = p.core.deadline();
+    }
+    if (t >= this.#deadline || p.core.pending) this.#timers(t);
   }
 
   /** Says goodbye and flushes it (after run() returned because of the stop flag). */
@@ -175,23 +198,24 @@ export class DataPlaneLoop {
     this.#flush();
   }
 
-  /** Multipath: drains the other paths' sockets that poll() reported readable. */
+  /** Multipath: drains the other paths' sockets that the poller reported readable. */
   #fromOtherPaths(now: number): void {
-    const v = this.#pollView;
     for (let k = 1; k < this.#socks.length; k++) {
-      if (v.getInt16((2 + k) * 8 + 6, true) === 0) continue;
-      const { udp, rx } = this.#socks[k]!;
-      for (let turn = 0; turn < BATCHES_PER_TURN && this.#fromNet(now, udp, rx); turn++);
+      if ((this.#p.poller.revents(ENTRY_SOCK + k) & POLLIN) === 0) continue;
+      const s = this.#socks[k]!;
+      for (let turn = 0; turn < BATCHES_PER_TURN && this.#fromNet(now, s); turn++);
     }
   }
 
-  /** One recvmmsg batch; returns true when the batch was full (more may be waiting). */
-  #fromNet(now: number, udp = this.#p.udp, rx = this.#p.rx): boolean {
+  /** One receive batch; returns true when it was full (more may be waiting). */
+  #fromNet(now: number, s: UdpSlots): boolean {
     const { core, tun } = this.#p;
+    const { udp, rx } = s;
     const n = udp.recv();
     if (n <= 0) return false;
-    // With the virtio header, decrypt straight into the coalescer's input (no copy to join).
-    const out = this.#vnet ? this.#gro.input : this.#tunOut;
+    const packets = tun.writePackets;
+    const sizes = this.#writeSizes;
+    let w = 0;
     for (let i = 0; i < n; i++) {
       const len = udp.rxLen[i]!;
       if (len < 0) {
@@ -200,92 +224,51 @@ export class DataPlaneLoop {
       }
       const d = rx[i]!;
       d.len = len;
-      const r = core.receive(now, d, this.endpoint(udp.rxIp[i]!, udp.rxPort[i]!), out);
-      if (r.verdict !== Verdict.Tun) continue;
-      if (!this.#vnet) {
-        writeTun(tun, out, r.length, core.drops);
-        continue;
-      }
-      // Join TCP segments of one flow into one GSO write; anything else goes alone.
-      const gro = this.#gro;
-      if (gro.add(r.length)) continue;
-      if (gro.pending) writeTun(tun, gro.buf, gro.finish(), core.drops);
-      if (!gro.add(r.length)) {
-        writeTun(tun, gro.inputWithHeader, r.length + VNET_HDR_BYTES, core.drops);
-      }
+      const r = core.receive(now, d, this.endpoint(udp.rxIp[i]!, udp.rxPort[i]!), packets[w]!);
+      if (r.verdict === Verdict.Tun) sizes[w++] = r.length;
     }
-    if (this.#gro.pending) writeTun(tun, this.#gro.buf, this.#gro.finish(), core.drops);
+    if (w > 0) tun.write(tun.writeBuffers, sizes, w);
     if (core.pending) this.#flush();
     return n === rx.length;
   }
 
-  /**
-   * Reads one packet from the TUN into #tunInPkt; returns its length, 0 when none is waiting,
-   * SEGMENTS for a TCP super-packet now in #tso, or -1 for a read to skip (counted).
-   */
-  #readTun(tun: TunDevice, buf: Uint8Array): number {
-    const n = tun.read(buf);
-    if (!this.#vnet || n === 0) return n;
-    switch (this.#tso.begin(n)) {
-      case ReadKind.Plain:
-        return n - VNET_HDR_BYTES;
-      case ReadKind.Segments:
-        return SEGMENTS;
-      default:
-        this.#p.core.drops.bad_inner_packet++;
-        return -1;
-    }
-  }
-
-  /** Reads up to one batch from the TUN, seals, sends; true when the batch was full. */
+  /** One TUN batch read, sealed and sent; true when the read was full (more may be waiting). */
   #fromTun(now: number): boolean {
     if (this.#socks.length > 1) return this.#fromTunPaths(now);
-    const { core, tx, tun } = this.#p;
-    const buf = this.#tunRead;
-    // Room for a packet's extra copies (redundant sessions) stays free at the end of the batch.
-    const limit = tx.length - core.maxExtra;
+    const { core, tun } = this.#p;
+    const s = this.#socks[0]!;
+    const bufs = tun.readBuffers;
+    const sizes = this.#readSizes;
+    const n = tun.read(bufs, sizes, bufs.length);
+    if (n === 0) return false;
+    // A packet and its extra copies (redundant sessions) always fit in what is left.
+    const room = 1 + core.maxExtra;
     let count = 0;
-    while (count < limit) {
-      const n = this.#readTun(tun, buf);
-      if (n === 0) break;
-      if (n === SEGMENTS) {
-        // A TCP super-packet from the kernel (TSO): cut it up, sending full batches as we go.
-        const tso = this.#tso;
-        for (let i = 0; i < tso.count; i++) {
-          if (count >= limit) count = this.#sendBatch(count);
-          const len = tso.segment(i);
-          count = this.#sealOne(now, tso.seg, len, count);
-        }
-        continue;
-      }
-      if (n < 0) continue;
-      count = this.#sealOne(now, this.#tunInPkt, n, count);
+    for (let i = 0; i < n; i++) {
+      if (count + room > s.tx.length) count = this.#sendBatch(s, count);
+      count = this.#sealOne(now, s, bufs[i]!, sizes[i]!, count);
     }
-    this.#sendBatch(count);
+    this.#sendBatch(s, count);
     if (core.pending) this.#flush();
-    return count >= limit;
+    return n === bufs.length || tun.buffered;
   }
 
-  /** Seals one inner packet into send slot `count` (and its redundant copies after it);
-   * returns the next free slot. */
-  #sealOne(now: number, pkt: Uint8Array, len: number, count: number): number {
-    const { core, udp, tx } = this.#p;
-    const sealed = tx[count]!;
-    const r = core.fromTun(now, pkt, len, sealed);
+  /** Seals one inner packet into send slot `count` of `s` (and its redundant copies after
+   * it); returns the next free slot. */
+  #sealOne(now: number, s: UdpSlots, pkt: Uint8Array, len: number, count: number): number {
+    const sealed = s.tx[count]!;
+    const r = this.#p.core.fromTun(now, pkt, len, sealed);
     if (r.verdict !== Verdict.Net) return count;
-    const to = r.to as NumEndpoint;
-    udp.txLen[count] = r.length;
-    udp.txIp[count] = to.ip ?? parseIPv4(to.hostname) ?? 0;
-    udp.txPort[count] = to.port;
+    address(s, count, r.length, r.to!);
     count++;
-    for (let i = 0; i < r.extraCount; i++) queue(this.#p, count++, sealed, r.length, r.extra![i]!);
+    for (let i = 0; i < r.extraCount; i++) queue(s, count++, sealed, r.length, r.extra![i]!);
     return count;
   }
 
-  /** Sends send slots 0..count (counting what the kernel refused); returns 0, the next slot. */
-  #sendBatch(count: number): number {
+  /** Sends send slots 0..count of `s` (counting what the kernel refused); returns 0. */
+  #sendBatch(s: UdpSlots, count: number): number {
     if (count > 0) {
-      const sent = this.#p.udp.send(count);
+      const sent = s.udp.send(count);
       if (sent < count) this.#p.core.drops.send_failed += count - sent;
     }
     return 0;
@@ -294,44 +277,47 @@ export class DataPlaneLoop {
   /**
    * Multipath client: like #fromTun, but each sealed packet goes to the socket of each of its
    * destinations (`via`), sealed into the first socket's next slot and copied where needed.
-   * Every socket gets at most one copy per packet, so the batch ends when any socket is full.
+   * Every socket gets at most one copy per packet, so a batch is sent when any socket is full.
    */
   #fromTunPaths(now: number): boolean {
     const { core, tun } = this.#p;
     const socks = this.#socks;
     const counts = this.#txCount;
     counts.fill(0);
-    const buf = this.#tunRead;
-    let full = false;
-    for (;;) {
+    const bufs = tun.readBuffers;
+    const sizes = this.#readSizes;
+    const n = tun.read(bufs, sizes, bufs.length);
+    for (let i = 0; i < n; i++) {
+      let full = false;
       for (let k = 0; k < socks.length; k++) if (counts[k]! >= socks[k]!.tx.length) full = true;
-      if (full) break;
-      const n = this.#readTun(tun, buf);
-      if (n === 0) break;
-      if (n < 0) continue; // no TSO with several paths (see runtime/client.ts): only skips here
+      if (full) this.#sendPaths();
       const sealed = socks[0]!.tx[counts[0]!]!;
-      const r = core.fromTun(now, this.#tunInPkt, n, sealed);
+      const r = core.fromTun(now, bufs[i]!, sizes[i]!, sealed);
       if (r.verdict !== Verdict.Net) continue;
-      for (let i = -1; i < r.extraCount; i++) {
-        const to = i < 0 ? r.to! : r.extra![i]!;
+      for (let e = -1; e < r.extraCount; e++) {
+        const to = e < 0 ? r.to! : r.extra![e]!;
         const k = to.via ?? 0;
         const s = socks[k];
         if (!s) continue;
         queue(s, counts[k]!++, sealed, r.length, to);
       }
     }
-    for (let k = 0; k < socks.length; k++) {
-      const count = counts[k]!;
-      if (count === 0) continue;
-      const sent = socks[k]!.udp.send(count);
-      if (sent < count) core.drops.send_failed += count - sent;
-    }
+    this.#sendPaths();
     if (core.pending) this.#flush();
-    return full;
+    return n === bufs.length || tun.buffered;
+  }
+
+  /** Multipath: sends every socket's pending batch. */
+  #sendPaths(): void {
+    const counts = this.#txCount;
+    for (let k = 0; k < this.#socks.length; k++) {
+      this.#sendBatch(this.#socks[k]!, counts[k]!);
+      counts[k] = 0;
+    }
   }
 
   #timers(now: number): void {
-    this.#nextDeadline = this.#p.core.tick(now, Date.now());
+    this.#deadline = this.#p.core.tick(now, this.#clock.wall());
     this.#flush();
   }
 
@@ -340,21 +326,28 @@ export class DataPlaneLoop {
   #flush(): void {
     const { core } = this.#p;
     for (const o of core.takeOutbox()) {
-      const s = this.#socks[o.to.via ?? 0] ?? this.#p;
-      this.#sendOne(o, s.udp, s.tx[0]!);
+      const s = this.#socks[o.to.via ?? 0] ?? this.#socks[0]!;
+      this.#sendOne(o, s);
     }
     const events = core.takeEvents();
     if (events.length) this.#p.onEvents(events);
   }
 
-  #sendOne(o: Outgoing, udp: LinuxUdpSocket, slot: PacketBuf): void {
+  #sendOne(o: Outgoing, s: UdpSlots): void {
+    const slot = s.tx[0]!;
     if (o.data.length > slot.buf.length) return;
     slot.buf.set(o.data);
-    udp.txLen[0] = o.data.length;
-    udp.txIp[0] = (o.to as NumEndpoint).ip ?? parseIPv4(o.to.hostname) ?? 0;
-    udp.txPort[0] = o.to.port;
-    if (udp.send(1) < 1) this.#p.core.drops.send_failed++;
+    address(s, 0, o.data.length, o.to);
+    if (s.udp.send(1) < 1) this.#p.core.drops.send_failed++;
   }
+}
+
+/** Sets the length and destination of send slot `j` of `s`. */
+function address(s: UdpSlots, j: number, len: number, to: Endpoint): void {
+  const udp = s.udp;
+  udp.txLen[j] = len;
+  udp.txIp[j] = (to as NumEndpoint).ip ?? parseIPv4(to.hostname) ?? 0;
+  udp.txPort[j] = to.port;
 }
 
 /**
@@ -364,7 +357,5 @@ export class DataPlaneLoop {
 function queue(s: UdpSlots, j: number, sealed: PacketBuf, len: number, to: Endpoint): void {
   const slot = s.tx[j]!;
   if (slot !== sealed) slot.buf.set(sealed.buf.subarray(0, len));
-  s.udp.txLen[j] = len;
-  s.udp.txIp[j] = (to as NumEndpoint).ip ?? parseIPv4(to.hostname) ?? 0;
-  s.udp.txPort[j] = to.port;
+  address(s, j, len, to);
 }

@@ -6,10 +6,9 @@
  * @module
  */
 import type { Endpoint } from "../../lib/endpoint.ts";
-import type { Cidr } from "../../lib/ip.ts";
-import type { AllowedClient } from "../../core/server.ts";
+import type { ServerParams } from "../../core/server.ts";
+import type { ClientParams } from "../../core/client.ts";
 import type { DropCounters } from "../../core/wire.ts";
-import type { MultipathMode } from "../../core/paths.ts";
 import type { CoreEvent } from "../engine.ts";
 
 /** Index of the stop flag in the shared control words. */
@@ -41,29 +40,18 @@ interface InitCommon {
 /** Starts a server data plane. */
 export interface ServerInit extends InitCommon {
   role: "server";
-  privateKey: Uint8Array;
-  clients: AllowedClient[];
-  pool: Cidr;
-  mtu: number;
-  routes: Cidr[];
-  dns: number[];
-  keepaliveMs: number;
-  sessionTimeoutMs: number;
-  mssClamp: boolean;
+  /** The core's settings, as the portable path gets them too. */
+  params: ServerParams;
 }
 
 /** Starts a client data plane. */
 export interface ClientInit extends InitCommon {
   role: "client";
-  privateKey: Uint8Array;
-  serverPublicKey: Uint8Array;
+  /** The core's settings, as the portable path gets them too. */
+  params: ClientParams;
   server: Endpoint;
-  keepaliveMs?: number;
-  mssClamp: boolean;
   /** Multipath: one socket per path, in preference order (then `bind` is not used). */
   paths?: PathSocket[];
-  /** Multipath: how the paths share the traffic. */
-  multipath?: MultipathMode;
 }
 
 /** How to open one path's socket. */

@@ -7,9 +7,10 @@
 /// <reference lib="deno.worker" />
 import { PacketBuf } from "../../core/packet.ts";
 import { parseIPv4 } from "../../lib/ip.ts";
-import { loadAead } from "../../crypto/load.ts";
+import { loadAead } from "../../crypto/aead.ts";
 import { libc } from "../../io/_libc.ts";
-import { adoptLinuxTun } from "../../io/tun/linux.ts";
+import { adoptLinuxBatchTun } from "../../io/tun/linux_batch.ts";
+import { LinuxPoller } from "../../io/poll.ts";
 import { LinuxUdpSocket } from "../../io/udp/linux.ts";
 import { ClientAdapter, type CoreAdapter, type CoreEvent, ServerAdapter } from "../engine.ts";
 import { DataPlaneLoop, type UdpSlots } from "./loop.ts";
@@ -76,31 +77,10 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
   if (init.role === "server") {
     // Each role loads only its own core (a Worker's RSS counts against the process).
     const { ServerCore } = await import("../../core/server.ts");
-    core = new ServerAdapter(
-      new ServerCore({
-        privateKey: init.privateKey,
-        clients: init.clients,
-        pool: init.pool,
-        mtu: init.mtu,
-        routes: init.routes,
-        dns: init.dns,
-        keepaliveMs: init.keepaliveMs,
-        sessionTimeoutMs: init.sessionTimeoutMs,
-        mssClamp: init.mssClamp,
-        aead,
-      }),
-    );
+    core = new ServerAdapter(new ServerCore({ ...init.params, aead }));
   } else {
     const { ClientCore } = await import("../../core/client.ts");
-    const client = new ClientCore({
-      privateKey: init.privateKey,
-      serverPublicKey: init.serverPublicKey,
-      aead,
-      keepaliveMs: init.keepaliveMs,
-      mssClamp: init.mssClamp,
-      paths: init.paths?.length,
-      multipath: init.multipath,
-    });
+    const client = new ClientCore({ ...init.params, aead });
     const ip = parseIPv4(init.server.hostname);
     if (ip === undefined) throw new Error(`Server address ${init.server.hostname} is not IPv4`);
     core = new ClientAdapter(client, { ...init.server, ip } as typeof init.server);
@@ -139,11 +119,10 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
   /** Multipath rebind: a fresh socket per path; a path whose socket cannot be opened now (its
    * address is gone) keeps the old one, which works again if the address comes back. */
   const reopenPaths = () => {
-    [{ udp, rx, tx }, ...more].forEach((s, k) => {
+    socks.forEach((s, k) => {
       try {
         const fresh = openUdp(0, k);
         s.udp.close();
-        s.udp = fresh;
         if (k === 0) udp = fresh;
         loop.setUdp(fresh, k);
       } catch {
@@ -151,16 +130,22 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
       }
     });
   };
-  const tun = adoptLinuxTun(init.tunFd, init.tunName, init.vnetHdr);
+  const tun = adoptLinuxBatchTun(init.tunFd, init.tunName, {
+    vnetHdr: init.vnetHdr,
+    readBuffers: init.batch,
+    writeBuffers: init.batch,
+    packetBytes: SLOT_BYTES,
+    drops: core.drops,
+  });
+  const c = libc();
+  const drain = new Uint8Array(8);
+  const socks: UdpSlots[] = [{ udp, rx, tx }, ...more];
   const loop = new DataPlaneLoop({
-    c: libc(),
     core,
     tun,
-    udp,
-    rx,
-    tx,
-    more,
-    wakeFd: init.wakeFd,
+    socks,
+    poller: new LinuxPoller(2 + socks.length),
+    wake: { fd: init.wakeFd, drain: () => void c.read(init.wakeFd, drain, 8n) },
     control: new Int32Array(init.control),
     onEvents: (events: CoreEvent[]) => post({ type: "events", events }),
     isClosed,
@@ -210,8 +195,7 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
     else loop.stop();
   } finally {
     post({ type: "stopped", drops: core.drops });
-    udp.close();
-    for (const m of more) m.udp.close();
+    for (const s of socks) s.udp.close();
     tun.close();
   }
 }
