@@ -21,6 +21,16 @@ export interface TunDropSink {
   bad_inner_packet: number;
 }
 
+/** What the offloads did (an offloading Linux TUN only). */
+export interface OffloadStats {
+  /** TSO super-packets read, and the segments they were cut into. */
+  superReads: number;
+  segments: number;
+  /** GRO writes of two or more segments, and the segments they carried. */
+  joinedWrites: number;
+  joinedSegments: number;
+}
+
 /** A layer-3 TUN device read and written in batches. */
 export interface BatchTun {
   /** The kernel interface name. */
@@ -55,6 +65,8 @@ export interface BatchTun {
    * others were dropped and counted (a full queue, a malformed packet).
    */
   write(bufs: readonly Uint8Array[], sizes: Int32Array, count: number): number;
+  /** Offload counters, when the device offloads. */
+  readonly offload?: OffloadStats;
   /** Closes the device (or this thread's handle of it); idempotent. */
   close(): void;
 }

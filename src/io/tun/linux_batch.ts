@@ -13,7 +13,7 @@
  */
 import { Errno, ErrnoError, errnoName, errnoView, type Libc, libc, strerror } from "../_libc.ts";
 import { bigLen } from "../_bigint.ts";
-import type { BatchTun, TunDropSink } from "./batch.ts";
+import type { BatchTun, OffloadStats, TunDropSink } from "./batch.ts";
 import {
   GRO_REGION_BYTES,
   ReadKind,
@@ -61,6 +61,7 @@ class LinuxBatchTun implements BatchTun {
   readonly readBuffers: Uint8Array[] = [];
   readonly writeBuffers: Uint8Array[] = [];
   readonly writePackets: Uint8Array[] = [];
+  readonly offload: OffloadStats | undefined;
   readonly #c: Libc;
   readonly #errno = errnoView();
   readonly #vnet: boolean;
@@ -84,6 +85,7 @@ class LinuxBatchTun implements BatchTun {
     this.#all = new Uint8Array(scratch + o.readBuffers * readBytes + o.writeBuffers * writeBytes);
     const a = this.#all;
     if (o.vnetHdr) {
+      this.offload = { superReads: 0, segments: 0, joinedWrites: 0, joinedSegments: 0 };
       this.#tso = new TsoSplitter(a, 0);
       this.#gro = new TcpCoalescer(a, align(TSO_REGION_BYTES));
     }
@@ -156,6 +158,8 @@ class LinuxBatchTun implements BatchTun {
         }
         case ReadKind.Segments:
           this.#nextSeg = 0;
+          this.offload!.superReads++;
+          this.offload!.segments += tso.count;
           break;
         default:
           this.#drops.bad_inner_packet++;
@@ -213,6 +217,8 @@ class LinuxBatchTun implements BatchTun {
       return this.#writePlain(bufs[i]!, sizes[i]!);
     }
     const segs = gro.segs;
+    this.offload!.joinedWrites++;
+    this.offload!.joinedSegments += segs;
     return this.#writeRaw(gro.buf, gro.finish() - VNET_HDR_BYTES, segs, VNET_HDR_BYTES);
   }
 
