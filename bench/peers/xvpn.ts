@@ -83,13 +83,22 @@ export const xvpnPeer: TunnelPeer = {
       }),
     });
     try {
-      await waitFor(`${DEV} in the client to get ${POOL.client}`, 15_000, async () => {
-        for (const p of procs) await assertRunning(p.child, `xvpn ${p.role}`, p.log);
-        const r = await topo.exec("client", ["ip", "-j", "addr", "show", "dev", DEV], {
-          allowFailure: true,
-        });
-        return r.code === 0 && r.stdout.includes(`"${POOL.client}"`);
-      });
+      // The address comes first and the pushed routes right after it: wait for both.
+      await waitFor(
+        `${DEV} in the client to get ${POOL.client} and the route`,
+        15_000,
+        async () => {
+          for (const p of procs) await assertRunning(p.child, `xvpn ${p.role}`, p.log);
+          const r = await topo.exec("client", ["ip", "-j", "addr", "show", "dev", DEV], {
+            allowFailure: true,
+          });
+          if (r.code !== 0 || !r.stdout.includes(`"${POOL.client}"`)) return false;
+          const route = await topo.exec("client", ["ip", "route", "get", net.targetAddr], {
+            allowFailure: true,
+          });
+          return route.code === 0 && route.stdout.includes(`dev ${DEV}`);
+        },
+      );
     } catch (err) {
       const logs = await Promise.all(procs.map(async (p) => `${p.role}:\n${await tail(p.log)}`));
       throw new Error(`${(err as Error).message}\n${logs.join("\n")}`);
