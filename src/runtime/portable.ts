@@ -120,7 +120,7 @@ export function startPortable(
     while (running) {
       const n = tun.read(buf);
       if (n === 0) {
-        await tun.waitReadable(1000);
+        await tun.waitReadable(-1); // stop() wakes it
         continue;
       }
       const r = core.fromTun(performance.now(), buf, n, out);
