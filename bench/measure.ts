@@ -112,16 +112,22 @@ async function iperf(topo: Topology, host: string, args: string[]): Promise<Iper
   throw new Error(`iperf3 ${args.join(" ")}: ${last}`);
 }
 
-/** One TCP stream from `host` to `target` (or back, with `reverse`) for `seconds`. */
+/**
+ * One TCP stream from `host` to `target` (or back, with `reverse`) for `seconds`; `cc` sets the
+ * congestion control on the data socket (`-C`, on the sending side also with `-R`): the
+ * namespaces default to BBR, most downloads a player meets use cubic.
+ */
 export async function tcpThroughput(
   topo: Topology,
   host: string,
   target: string,
   seconds: number,
   reverse = false,
+  cc?: string,
 ): Promise<TcpResult> {
   // No -O (omit): CPU time is sampled around the whole run, so all its bytes must count.
   const args = ["-c", target, "-p", String(IPERF_PORT), "-t", String(seconds)];
+  if (cc) args.push("-C", cc);
   const j = await iperf(topo, host, reverse ? [...args, "-R"] : args);
   const rx = j.end?.sum_received;
   if (!rx) throw new Error("iperf3 TCP result has no end.sum_received");

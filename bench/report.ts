@@ -78,6 +78,12 @@ export const METRICS: readonly Metric[] = [
   { key: "idleP99Ms", title: "idle RTT p99, ms", better: "lower", get: (r) => r.idleRtt?.p99 },
   { key: "idleMaxMs", title: "idle RTT max, ms", better: "lower", get: (r) => r.idleRtt?.max },
   {
+    key: "idleLossPct",
+    title: "idle pings lost, %",
+    better: "lower",
+    get: (r) => r.idleRtt?.lossPercent,
+  },
+  {
     key: "loadedP50Ms",
     title: "loaded RTT p50, ms",
     better: "lower",
@@ -88,6 +94,12 @@ export const METRICS: readonly Metric[] = [
     title: "loaded RTT p99, ms",
     better: "lower",
     get: (r) => r.loadedRtt?.p99,
+  },
+  {
+    key: "loadedLossPct",
+    title: "loaded pings lost, %",
+    better: "lower",
+    get: (r) => r.loadedRtt?.lossPercent,
   },
   {
     key: "loadMbps",

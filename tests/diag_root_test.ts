@@ -28,6 +28,7 @@ function withRouterLab(opts: LabOptions, fn: (lab: Lab) => Promise<void>): Promi
 async function startServer(lab: Lab): Promise<void> {
   lab.startServer();
   await lab.waitAddress("server", LAB.serverTunnel);
+  await lab.waitListening();
 }
 
 /** Runs `xvpn diag mtu --config client.yaml` in the client namespace. */

@@ -14,14 +14,14 @@ export const nonePeer: TunnelPeer = {
   async start(net: BenchNet): Promise<RunningTunnel> {
     const { topo } = net;
     await topo.exec("client", [
-      ...["ip", "route", "add", net.targetSubnet, "via", net.serverUnderlay],
+      ...["ip", "route", "add", net.targetSubnet, "via", net.clientNextHop ?? net.serverUnderlay],
       ...["mtu", String(net.mtu)],
     ]);
     return {
       pids: [],
       clientTunAddr: topo.addr("client"),
       targetAddr: net.targetAddr,
-      clientDev: topo.iface("client", "server"),
+      clientDev: net.clientIface ?? topo.iface("client", "server"),
       stop: () => Promise.resolve(),
     };
   },

@@ -21,6 +21,12 @@ export interface BenchNet {
   mtu: number;
   /** A private temporary directory for keys, configs and logs of this peer. */
   dir: string;
+  /** The client's next hop towards the server (default: the server itself, a direct link). */
+  clientNextHop?: string;
+  /** The client's interface towards the server (default: its link to `server`). */
+  clientIface?: string;
+  /** Lines appended to xvpn's client.yaml (other peers ignore it), e.g. shaping. */
+  xvpnClientExtra?: string;
 }
 
 /** A process whose CPU time and memory count as the tunnel's cost. */

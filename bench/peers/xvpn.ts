@@ -63,6 +63,7 @@ export const xvpnPeer: TunnelPeer = {
         `private_key: "${client.priv}"`,
         `tun: {name: ${DEV}}`,
         `log: {level: info}`,
+        net.xvpnClientExtra ?? "",
         ``,
       ].join("\n"),
     );

@@ -4,6 +4,14 @@
  *
  * @module
  */
+import type { PriorityRule } from "../core/sched/classify.ts";
+import {
+  DEFAULT_GAME_DSCP,
+  DEFAULT_LINK_OVERHEAD,
+  gameDscp,
+  priorityField,
+  shapingField,
+} from "./qos.ts";
 import { type Cidr, formatCidr } from "../lib/ip.ts";
 import { encodeKey, publicKeyOf } from "../core/keys.ts";
 import {
@@ -67,6 +75,12 @@ export interface ClientConfig {
   /** Multipath: how the paths share the traffic (`multipath`, default failover); set exactly
    * when `paths` is. */
   multipath?: MultipathMode;
+  /** Shaping to the link's real rates (`shaping`): `up` here, `down` asked of the server. */
+  shaping?: { upBps?: number; downBps?: number; overheadBytes: number };
+  /** Explicit priority classes (`priority`), both ways (the server gets them for the way down). */
+  priority: PriorityRule[];
+  /** Outer DSCP of interactive packets going up (`game_dscp`, default AF41; 0 = off). */
+  gameDscp: number;
 }
 
 // Both ends must agree on the MTU or large packets vanish silently, so only the server sets it.
@@ -94,6 +108,9 @@ const CLIENT = {
   dns_route: opt(bool),
   paths: pathsField,
   multipath: multipathField,
+  shaping: shapingField,
+  priority: priorityField,
+  game_dscp: opt(gameDscp),
 };
 
 /**
@@ -139,7 +156,14 @@ export function parseClientConfig(
     mssClamp: v.mss_clamp ?? true,
     dns: v.dns ?? true,
     dnsRoute: v.dns_route ?? false,
+    priority: v.priority ?? [],
+    gameDscp: v.game_dscp ?? DEFAULT_GAME_DSCP,
   };
+  if (v.shaping) {
+    out.shaping = { overheadBytes: v.shaping.overhead ?? DEFAULT_LINK_OVERHEAD };
+    if (v.shaping.up !== undefined) out.shaping.upBps = v.shaping.up;
+    if (v.shaping.down !== undefined) out.shaping.downBps = v.shaping.down;
+  }
   if (v.keepalive !== undefined) out.keepaliveMs = v.keepalive;
   if (v.paths !== undefined) {
     out.paths = v.paths;

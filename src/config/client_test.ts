@@ -53,7 +53,56 @@ dns_route: true
     mssClamp: true,
     dns: false,
     dnsRoute: true,
+    priority: [],
+    gameDscp: 34,
   });
+});
+
+Deno.test("client: shaping, priority and game_dscp (the flow scheduler)", () => {
+  const c = parseClientConfig(
+    `server: 203.0.113.7:443
+server_public_key: ${S_PUB}
+private_key: ${A_PRIV}
+shaping: { up: 20mbit, down: 1.5gbit }
+priority:
+  - { ports: [3074, "27015-27030"], protocol: udp }
+  - { cidrs: [203.0.113.0/24], dscp: [ef, 40] }
+game_dscp: cs4
+`,
+    "client.yaml",
+    noFiles,
+  );
+  eq(c.shaping, { upBps: 20_000_000, downBps: 1_500_000_000, overheadBytes: 38 });
+  eq(c.priority, [
+    { ports: [[3074, 3074], [27015, 27030]], protocols: [17] },
+    { cidrs: [{ addr: parseIPv4("203.0.113.0")!, prefix: 24 }], dscp: [46, 40] },
+  ]);
+  eq(c.gameDscp, 32);
+  const off = parseClientConfig(
+    `server: 203.0.113.7:443\nserver_public_key: ${S_PUB}\nprivate_key: ${A_PRIV}\ngame_dscp: off\n`,
+    "client.yaml",
+    noFiles,
+  );
+  eq([off.gameDscp, off.shaping, off.priority], [0, undefined, []]);
+});
+
+Deno.test("client: bad shaping, priority and game_dscp say where and what was expected", () => {
+  const head = `server: 203.0.113.7:443\nserver_public_key: ${S_PUB}\nprivate_key: ${A_PRIV}\n`;
+  eq(errors(head + "shaping: { up: 20mbps }\n"), [
+    `client.yaml:4:16: shaping.up: expected a rate in bits per second such as 20mbit, 950kbit or 1gbit, got "20mbps" (write bits: 20mbit is bits, bps is ambiguous)`,
+  ]);
+  eq(errors(head + "shaping: { up: 10kbit }\n"), [
+    "client.yaml:4:16: shaping.up: expected a rate in bits per second such as 20mbit, 950kbit or 1gbit of at least 64kbit, got 10kbit",
+  ]);
+  eq(errors(head + 'priority: [{ ports: ["30-20"] }]\n'), [
+    'client.yaml:4:22: priority[0].ports[0]: expected a port (3074) or a range ("27015-27030"), got 30-20',
+  ]);
+  eq(errors(head + "priority: [{}]\n"), [
+    "client.yaml:4:12: priority[0]: expected a mapping with ports, cidrs, dscp and/or protocol, got an empty rule (it would match everything)",
+  ]);
+  eq(errors(head + "game_dscp: af99\n"), [
+    'client.yaml:4:12: game_dscp: expected a DSCP: a name (af41, cs4, ef, ...) or a number 0-63, or off, got "af99"',
+  ]);
 });
 
 Deno.test("client: minimal config gets the documented defaults", () => {

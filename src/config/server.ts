@@ -4,6 +4,8 @@
  *
  * @module
  */
+import type { PriorityRule } from "../core/sched/classify.ts";
+import { DEFAULT_GAME_DSCP, gameDscp, priorityField } from "./qos.ts";
 import { type Cidr, cidrContains, formatCidr, formatIPv4, networkOf } from "../lib/ip.ts";
 import { encodeKey, publicKeyOf } from "../core/keys.ts";
 import { formatDuration } from "./duration.ts";
@@ -84,6 +86,11 @@ export interface ServerConfig {
   dataPath: DataPath;
   /** Clamp the MSS of TCP SYNs crossing the tunnel (`mss_clamp`, default true). */
   mssClamp: boolean;
+  /** Explicit priority classes for traffic down to every client (`priority`); each client may
+   * add its own. */
+  priority: PriorityRule[];
+  /** Outer DSCP of interactive packets (`game_dscp`, default AF41; 0 = off). */
+  gameDscp: number;
 }
 
 /** Default TUN device name of both server and client. */
@@ -131,6 +138,8 @@ const SERVER = {
   log: opt(logSection),
   data_path: dataPathField,
   mss_clamp: opt(bool),
+  priority: priorityField,
+  game_dscp: opt(gameDscp),
 };
 
 /**
@@ -197,6 +206,8 @@ export function parseServerConfig(
     log: logConfig(v.log),
     dataPath: v.data_path ?? "auto",
     mssClamp: v.mss_clamp ?? true,
+    priority: v.priority ?? [],
+    gameDscp: v.game_dscp ?? DEFAULT_GAME_DSCP,
   };
   if (v.tun?.mtu !== undefined) out.tun.mtu = v.tun.mtu;
   if (v.nat_interface !== undefined) out.natInterface = v.nat_interface;

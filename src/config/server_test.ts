@@ -74,6 +74,8 @@ log:
     log: { level: "debug", file: "/etc/xvpn/logs/server.log" },
     dataPath: "auto",
     mssClamp: true,
+    priority: [],
+    gameDscp: 34,
   });
   eq(serverAddress(c.pool), ip("10.7.0.1"));
 });

@@ -31,10 +31,12 @@ import {
   decodeMtuProbeAck,
   decodePingBody,
   DisconnectReason,
+  encodeConfigRequest,
   encodeMtuProbe,
   encodePing,
   PING_FLAG_ACTIVE,
   PING_PATH_SHIFT,
+  type QueueRequest,
   type SessionConfig,
 } from "./control.ts";
 import {
@@ -75,7 +77,7 @@ import {
   newDropCounters,
   readU32,
 } from "./wire.ts";
-import { validInnerPacket } from "./inner.ts";
+import { decapsulate, validInnerPacket } from "./inner.ts";
 import { TimerTable } from "./timer_table.ts";
 import { clampMss, mssForMtu } from "./mss.ts";
 
@@ -98,6 +100,8 @@ export interface ClientParams {
   paths?: number;
   /** Multipath: how the paths share the traffic (default failover). */
   multipath?: MultipathMode;
+  /** What to ask of the server's queue for our traffic down (shaping, priority rules). */
+  queue?: QueueRequest;
 }
 
 /** Everything the client core needs: its settings and what is injected; no I/O handles. */
@@ -309,7 +313,7 @@ export class ClientCore {
   }
 
   /** Handles one datagram from the server (`d.buf[0..d.len)`). `out` receives an inner packet for the TUN. */
-  receive(now: number, d: PacketBuf, out: Uint8Array): PacketResult {
+  receive(now: number, d: PacketBuf, out: Uint8Array, outerEcn = 0): PacketResult {
     const type = classify(d.buf, d.len);
     if (typeof type === "string") return this.#drop(type);
     if (type === MessageType.HandshakeResponse) return this.#onResponse(now, d.bytes());
@@ -340,6 +344,7 @@ export class ClientCore {
     if (type === MessageType.Control) return this.#onControl(now, plain.subarray(0, n));
     if (n === 0) return this.#none();
     if (!validInnerPacket(out, n)) return this.#drop("bad_inner_packet");
+    if (outerEcn !== 0 && !decapsulate(out, outerEcn)) return this.#drop("ce_not_ect");
     if (this.#maxMss) clampMss(out, n, this.#maxMss);
     const r = this.#result;
     r.verdict = Verdict.Tun;
@@ -508,7 +513,7 @@ export class ClientCore {
   }
 
   #sendConfigRequest(now: number): void {
-    this.#sendControl(new Uint8Array([ControlKind.ConfigRequest]));
+    this.#sendControl(encodeConfigRequest(this.#o.queue));
     this.timers.set(ClientTimer.Config, now + CONFIG_RETRY_MS);
   }
 
@@ -535,16 +540,26 @@ export class ClientCore {
     ) t.stop(id);
   }
 
+  /**
+   * The queue a packet read from the TUN waits in: 0 (the client has one way out), or -1 when
+   * there is no session to send it on yet (counted as no_session).
+   */
+  route(_pkt: Uint8Array, _len: number): number {
+    if (this.#current && this.config) return 0;
+    this.#drop("no_session");
+    return -1;
+  }
+
   /** Seals one packet read from the TUN (`pkt[0..len)`) for the server into `out`, which needs
-   * `len + 32` bytes (`out.len` is set). */
-  fromTun(now: number, pkt: Uint8Array, len: number, out: PacketBuf): PacketResult {
+   * `len + 32` bytes (`out.len` is set), with header `flags` (HEADER_FLAG_INTERACTIVE). */
+  seal(now: number, pkt: Uint8Array, len: number, out: PacketBuf, flags = 0): PacketResult {
     const kp = this.#current;
     if (!kp || !this.config) return this.#drop("no_session");
     if (kp.expired(now)) return this.#drop("expired_key");
     if (len + SEAL_OVERHEAD_BYTES > out.buf.length) return this.#drop("too_big");
     if (this.#maxMss) clampMss(pkt, len, this.#maxMss);
     const r = this.#result;
-    kp.seal(this.#o.aead, MessageType.Data, pkt, len, out);
+    kp.seal(this.#o.aead, MessageType.Data, pkt, len, out, flags);
     r.length = out.len;
     r.verdict = Verdict.Net;
     const at = this.#at;
@@ -560,6 +575,11 @@ export class ClientCore {
     this.stats.txPackets++;
     this.stats.txBytes += r.length;
     return r;
+  }
+
+  /** Seals one packet read from the TUN at once, unqueued (the portable path, tests). */
+  fromTun(now: number, pkt: Uint8Array, len: number, out: PacketBuf): PacketResult {
+    return this.seal(now, pkt, len, out);
   }
 
   /** Runs the expired timers (retries, config requests, keepalives, liveness probes, rekey,

@@ -7,6 +7,7 @@
  */
 import { type Cidr, formatCidr, formatIPv4, parseCidr, parseIPv4 } from "../lib/ip.ts";
 import { readU32, writeU32 } from "./wire.ts";
+import type { PriorityRule } from "./sched/classify.ts";
 
 /** Control kinds (byte 0 of the plaintext). */
 export const ControlKind = {
@@ -117,6 +118,94 @@ export function decodeConfigPush(body: Uint8Array): SessionConfig | undefined {
     keepaliveMs: o.keepalive_ms,
     connId: o.conn_id,
   };
+}
+
+/**
+ * What a client asks of the server's queue for its traffic down (sent in the body of every
+ * config request; a server that predates it ignores the body): shape it to the client's link
+ * rate, and serve these explicit priority rules first.
+ */
+export interface QueueRequest {
+  /** Shape the client's traffic down to this many bits per second (0: not shaped). */
+  downBps: number;
+  /** Bytes the client's link adds per packet (counted by the shaper). */
+  overheadBytes: number;
+  /** Explicit priority rules for the traffic down. */
+  priority: PriorityRule[];
+}
+
+/** Most priority rules a request may carry (a bound on what a client can make the server do). */
+export const MAX_PRIORITY_RULES = 32;
+
+/** Encodes a config request: the kind byte, then the queue request as JSON (when given). */
+export function encodeConfigRequest(q?: QueueRequest): Uint8Array {
+  if (!q) return new Uint8Array([ControlKind.ConfigRequest]);
+  const body = enc.encode(JSON.stringify({
+    v: 1,
+    down_bps: q.downBps,
+    overhead: q.overheadBytes,
+    priority: q.priority.map((r) => ({
+      ports: r.ports,
+      cidrs: r.cidrs?.map(formatCidr),
+      dscp: r.dscp,
+      protocols: r.protocols,
+    })),
+  }));
+  const out = new Uint8Array(1 + body.length);
+  out[0] = ControlKind.ConfigRequest;
+  out.set(body, 1);
+  return out;
+}
+
+/** Decodes a config request body (after the kind byte): undefined for none (an empty body),
+ * null for a malformed one. */
+export function decodeConfigRequest(body: Uint8Array): QueueRequest | undefined | null {
+  if (body.length === 0) return undefined;
+  let o: Record<string, unknown>;
+  try {
+    const v = JSON.parse(dec.decode(body));
+    if (typeof v !== "object" || v === null || Array.isArray(v)) return null;
+    o = v as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+  if (o.v !== 1 || !isInt(o.down_bps, 0, 1e12) || !isInt(o.overhead, 0, 256)) return null;
+  if (!Array.isArray(o.priority) || o.priority.length > MAX_PRIORITY_RULES) return null;
+  const priority: PriorityRule[] = [];
+  for (const r of o.priority as unknown[]) {
+    if (typeof r !== "object" || r === null) return null;
+    const x = r as Record<string, unknown>;
+    const rule: PriorityRule = {};
+    if (x.ports !== undefined) {
+      if (!Array.isArray(x.ports) || x.ports.length > 64) return null;
+      rule.ports = [];
+      for (const p of x.ports) {
+        if (!Array.isArray(p) || p.length !== 2 || !isInt(p[0], 0, 65535)) return null;
+        if (!isInt(p[1], p[0], 65535)) return null;
+        rule.ports.push([p[0], p[1]]);
+      }
+    }
+    if (x.cidrs !== undefined) {
+      if (!Array.isArray(x.cidrs) || x.cidrs.length > 64) return null;
+      rule.cidrs = [];
+      for (const c of x.cidrs) {
+        const cidr = typeof c === "string" ? parseCidr(c) : undefined;
+        if (!cidr) return null;
+        rule.cidrs.push(cidr);
+      }
+    }
+    for (const k of ["dscp", "protocols"] as const) {
+      const list = x[k];
+      if (list === undefined) continue;
+      const max = k === "dscp" ? 63 : 255;
+      if (!Array.isArray(list) || list.length > 64 || !list.every((d) => isInt(d, 0, max))) {
+        return null;
+      }
+      rule[k] = list as number[];
+    }
+    priority.push(rule);
+  }
+  return { downBps: o.down_bps, overheadBytes: o.overhead, priority };
 }
 
 /** Ping flag: the ping left on the client's active path, so the server may move the session's

@@ -52,11 +52,18 @@ export class Keypair {
 
   /**
    * Seals `plain[0..plainLen)` as a message of `type` into `out` (header + ciphertext + tag)
-   * and sets `out.len`. `out` needs `plainLen + 32` bytes.
+   * and sets `out.len`. `out` needs `plainLen + 32` bytes. `flags` go into header byte 3.
    */
-  seal(aead: Aead, type: number, plain: Uint8Array, plainLen: number, out: PacketBuf): void {
+  seal(
+    aead: Aead,
+    type: number,
+    plain: Uint8Array,
+    plainLen: number,
+    out: PacketBuf,
+    flags = 0,
+  ): void {
     const counter = this.sendCounter++;
-    writeHeader(out.buf, type, this.epoch, this.remoteId, counter);
+    writeHeader(out.buf, type, this.epoch, this.remoteId, counter, flags);
     writeNonce(this.#nonce, counter);
     out.len = HEADER_BYTES +
       aead.seal(out.body, plain, out.header, this.#nonce, this.sendKey, plainLen);

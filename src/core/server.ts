@@ -11,9 +11,11 @@
  *      window, open; a session whose data (or active-path ping) shows up from a new address
  *      moves there (roaming); a redundant multipath session also remembers its other paths;
  *   4. data: the inner packet must be IPv4 from the client's own tunnel address; to the TUN.
- * Outbound flow (TUN to network), {@link ServerCore.fromTun}: destination address -> session
- * -> current confirmed keys -> seal -> the session's last authenticated endpoint (and, for a
- * redundant multipath session, every other endpoint it was heard from in the last second).
+ * Outbound flow (TUN to network): {@link ServerCore.route} finds the session by destination
+ * address (its connection id keys the flow scheduler's queue); the packet waits there; at dequeue
+ * {@link ServerCore.seal} takes the current confirmed keys and seals it for the session's last
+ * authenticated endpoint (and, for a redundant multipath session, every other endpoint it was
+ * heard from in the last second). {@link ServerCore.fromTun} does both at once.
  *
  * Beside it: `sessions.ts` (the session tables and diagnostic sessions), `endpoints.ts`
  * (redundant endpoints), `cookie.ts` (the handshake flood defence). Timers: one
@@ -25,11 +27,13 @@
 import type { Aead } from "../crypto/aead.ts";
 import {
   ControlKind,
+  decodeConfigRequest,
   decodePingBody,
   DisconnectReason,
   encodeConfigPush,
   encodeMtuProbeAck,
   PING_FLAG_ACTIVE,
+  type QueueRequest,
   type SessionConfig,
 } from "./control.ts";
 import {
@@ -71,7 +75,7 @@ import {
   readCounter,
   readU32,
 } from "./wire.ts";
-import { validInnerPacket } from "./inner.ts";
+import { decapsulate, validInnerPacket } from "./inner.ts";
 import { clampMss, mssForMtu } from "./mss.ts";
 
 /** A client allowed to connect. */
@@ -135,7 +139,14 @@ export type ServerEvent =
   | { type: "roamed"; name: string; from: Endpoint; to: Endpoint }
   | { type: "session_expired"; name: string; address: number; idleMs: number }
   | { type: "session_closed"; name: string; address: number; reason: string }
-  | { type: "pool_exhausted"; name: string; message: string };
+  | { type: "pool_exhausted"; name: string; message: string }
+  | {
+    /** A client asked for shaping or priority rules on its traffic down (its queue key). */
+    type: "queue";
+    connId: number;
+    name: string;
+    queue: QueueRequest;
+  };
 
 /** Server protocol state machine. */
 export class ServerCore {
@@ -221,7 +232,13 @@ export class ServerCore {
    * Handles one datagram from the network (`d.buf[0..d.len)`). `out` receives a packet for the TUN (it needs room
    * for the datagram's length). Never throws on datagram content.
    */
-  receive(now: number, d: PacketBuf, from: Endpoint, out: Uint8Array): PacketResult {
+  receive(
+    now: number,
+    d: PacketBuf,
+    from: Endpoint,
+    out: Uint8Array,
+    outerEcn = 0,
+  ): PacketResult {
     const type = classify(d.buf, d.len);
     if (typeof type === "string") return this.#drop(type);
     switch (type) {
@@ -229,7 +246,7 @@ export class ServerCore {
         return this.#onInitiation(now, d.bytes(), from);
       case MessageType.Data:
       case MessageType.Control:
-        return this.#onSealed(now, d, from, out, type);
+        return this.#onSealed(now, d, from, out, type, outerEcn);
       default:
         return this.#drop("bad_type"); // a server never receives responses
     }
@@ -355,6 +372,7 @@ export class ServerCore {
     from: Endpoint,
     out: Uint8Array,
     type: number,
+    outerEcn: number,
   ): PacketResult {
     const session = this.#sessions.byConnId(readU32(d.buf, 4));
     if (!session) return this.#drop("unknown_receiver");
@@ -412,6 +430,7 @@ export class ServerCore {
     if (session.diag) return this.#drop("no_route"); // diagnostic sessions carry no traffic
     if (!validInnerPacket(out, n)) return this.#drop("bad_inner_packet");
     if (ipv4Src(out) !== session.lease.address) return this.#drop("bad_inner_src");
+    if (outerEcn !== 0 && !decapsulate(out, outerEcn)) return this.#drop("ce_not_ect");
     if (this.#maxMss) clampMss(out, n, this.#maxMss);
     const r = this.#result;
     r.verdict = Verdict.Tun;
@@ -427,9 +446,17 @@ export class ServerCore {
     from: Endpoint,
   ): PacketResult {
     switch (msg[0]) {
-      case ControlKind.ConfigRequest:
-        if (!s.diag) this.#sendControl(s, encodeConfigPush(this.configFor(s)));
+      case ControlKind.ConfigRequest: {
+        if (s.diag) return this.#none();
+        const q = decodeConfigRequest(msg.subarray(1));
+        if (q === null) return this.#drop("bad_control");
+        if (q && JSON.stringify(q) !== JSON.stringify(s.queue)) {
+          s.queue = q;
+          this.events.push({ type: "queue", connId: s.lease.connId, name: s.peer.name, queue: q });
+        }
+        this.#sendControl(s, encodeConfigPush(this.configFor(s)));
         return this.#none();
+      }
       case ControlKind.MtuProbe: {
         if (msg.length < 5) return this.#drop("bad_control");
         // Answer small: the probe measured the way to us; the answer must not need a big MTU.
@@ -483,21 +510,45 @@ export class ServerCore {
   }
 
   /**
-   * Seals one IP packet read from the TUN (`pkt[0..len)`) for the client that owns its
-   * destination address into `out`, which needs `len + 32` bytes (`out.len` is set).
+   * The session an IP packet read from the TUN (`pkt[0..len)`) goes to, as the key its queue is
+   * known by (the session's connection id), or -1 when it goes nowhere (counted: malformed, no
+   * client has that address, or its session has no keys yet).
    */
-  fromTun(now: number, pkt: Uint8Array, len: number, out: PacketBuf): PacketResult {
-    if (len < 20 || pkt[0]! >> 4 !== 4) return this.#drop("bad_inner_packet");
-    const dst = ipv4Dst(pkt);
-    const s = this.#sessions.byAddress(dst);
-    if (!s) return this.#drop("no_route");
+  route(pkt: Uint8Array, len: number): number {
+    if (len < 20 || pkt[0]! >> 4 !== 4) return this.#dropKey("bad_inner_packet");
+    const s = this.#sessions.byAddress(ipv4Dst(pkt));
+    if (!s) return this.#dropKey("no_route");
+    if (!s.current) return this.#dropKey("no_session");
+    return s.lease.connId;
+  }
+
+  /** True while the session of queue key `key` (see {@link route}) lives. */
+  hasSession(key: number): boolean {
+    return this.#sessions.byConnId(key) !== undefined;
+  }
+
+  /**
+   * Seals a packet {@link route} gave `key` for, into `out` (which needs `len + 32` bytes;
+   * `out.len` is set), with header `flags` (HEADER_FLAG_INTERACTIVE). The session may have gone
+   * while the packet waited in the scheduler: then it is dropped (no_session).
+   */
+  seal(
+    now: number,
+    key: number,
+    pkt: Uint8Array,
+    len: number,
+    out: PacketBuf,
+    flags = 0,
+  ): PacketResult {
+    const s = this.#sessions.byConnId(key);
+    if (!s || s.diag) return this.#drop("no_session");
     const kp = s.current;
     if (!kp) return this.#drop("no_session");
     if (kp.expired(now)) return this.#drop("expired_key");
     if (len + SEAL_OVERHEAD_BYTES > out.buf.length) return this.#drop("too_big");
     if (this.#maxMss) clampMss(pkt, len, this.#maxMss);
     const r = this.#result;
-    kp.seal(this.#o.aead, MessageType.Data, pkt, len, out);
+    kp.seal(this.#o.aead, MessageType.Data, pkt, len, out, flags);
     r.length = out.len;
     r.verdict = Verdict.Net;
     r.to = s.endpoint;
@@ -505,6 +556,22 @@ export class ServerCore {
     s.txPackets++;
     s.txBytes += r.length;
     return r;
+  }
+
+  /**
+   * Routes and seals one IP packet read from the TUN in one go (the portable path, tests): see
+   * {@link route} and {@link seal}.
+   */
+  fromTun(now: number, pkt: Uint8Array, len: number, out: PacketBuf): PacketResult {
+    const key = this.route(pkt, len);
+    if (key < 0) return this.#result; // the drop is counted and the result says so
+    return this.seal(now, key, pkt, len, out);
+  }
+
+  /** Counts a drop of {@link route} and returns -1 (the result also carries the reason). */
+  #dropKey(reason: DropReason): number {
+    this.#drop(reason);
+    return -1;
   }
 
   /** The next time {@link tick} has work (monotonic ms; Infinity when nothing is scheduled). */

@@ -11,6 +11,7 @@ import type { Endpoint } from "../lib/endpoint.ts";
 import type { Keypair } from "./keypair.ts";
 import type { IpPool, Lease } from "./pool.ts";
 import type { RecentEndpoint } from "./endpoints.ts";
+import type { QueueRequest } from "./control.ts";
 import { readU32 } from "./wire.ts";
 
 /** Diagnostic sessions kept at once (one per client key; the oldest goes first). */
@@ -54,6 +55,8 @@ export interface ServerSession {
   recent?: RecentEndpoint[];
   /** Redundant sessions: the reused array behind PacketResult.extra. */
   extra?: Endpoint[];
+  /** What the client asked of its queue down (shaping, priority rules), if anything. */
+  queue?: QueueRequest;
   /** Counters. */
   rxPackets: number;
   txPackets: number;

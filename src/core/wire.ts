@@ -73,6 +73,16 @@ export const COOKIE_NONCE_BYTES = 24;
  * so a cookie reply never amplifies (WireGuard whitepaper section 5.4.7). */
 export const COOKIE_REPLY_BYTES = HEADER_BYTES + COOKIE_NONCE_BYTES + 16 + TAG_BYTES;
 
+/**
+ * Header flag (byte 3) of a data message: the inner packet belongs to an interactive flow (a
+ * game, voice, DNS, ACKs: a flow under the scheduler's interactive rate, or an explicit priority
+ * class). A receiver that cannot keep up serves these first and sheds the others. The flag is
+ * covered by the AEAD (the whole header is associated data): a forged flag fails the tag; one
+ * flipped in flight costs at most that packet, as any change would. Sizes tell an observer as
+ * much about a flow as this bit does.
+ */
+export const HEADER_FLAG_INTERACTIVE = 0x01;
+
 /** Writes a header into buf[0..16). `counter` must be a non-negative safe integer. */
 export function writeHeader(
   buf: Uint8Array,
@@ -80,11 +90,12 @@ export function writeHeader(
   epoch: number,
   receiver: number,
   counter: number,
+  flags = 0,
 ): void {
   buf[0] = PROTOCOL_VERSION;
   buf[1] = type;
   buf[2] = epoch;
-  buf[3] = 0;
+  buf[3] = flags;
   buf[4] = receiver >>> 24;
   buf[5] = (receiver >>> 16) & 255;
   buf[6] = (receiver >>> 8) & 255;
@@ -208,6 +219,13 @@ export const DROP_REASONS = [
   "source_rate",
   "cookie_budget",
   "bad_cookie",
+  // The flow scheduler (core/sched): CoDel dropped from a standing queue (not ECN-capable);
+  // a memory bound dropped from the fattest flow; an overloaded receiver shed a bulk datagram
+  // unread; RFC 6040: the outer header said CE but the inner packet is not ECN-capable.
+  "codel",
+  "overflow",
+  "shed",
+  "ce_not_ect",
 ] as const;
 
 /** One of {@link DROP_REASONS}. */

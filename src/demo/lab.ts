@@ -260,10 +260,25 @@ export class Lab {
     );
   }
 
+  /**
+   * Waits until the server logs that it listens (its TUN address comes first; the data plane
+   * then starts, and warms up, before the socket takes datagrams).
+   */
+  async waitListening(timeoutMs = 20_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      const log = await Deno.readTextFile(this.path("server.log")).catch(() => "");
+      if (log.includes("Listening on")) return;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    throw new Error(`the server did not listen within ${timeoutMs} ms\n${await this.logs()}`);
+  }
+
   /** Starts server and client and waits until the client's tunnel is configured. */
   async up(timeoutMs = 20_000): Promise<void> {
     this.startServer();
     await this.waitAddress("server", LAB.serverTunnel, timeoutMs);
+    await this.waitListening(timeoutMs);
     this.startClient();
     await this.waitAddress("client", LAB.clientTunnel, timeoutMs);
     await this.waitRoute("client", LAB.game, timeoutMs);

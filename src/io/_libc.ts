@@ -124,6 +124,8 @@ export const SO_RCVBUF = 8;
 export const SO_SNDBUFFORCE = 32;
 /** As SO_RCVBUF but ignores rmem_max; needs CAP_NET_ADMIN. */
 export const SO_RCVBUFFORCE = 33;
+/** getsockopt: the socket's memory counters, u32[SK_MEMINFO_VARS] (linux/sock_diag.h). */
+export const SO_MEMINFO = 55;
 /** Binds a socket to one network device (value: its name); needs CAP_NET_RAW (socket(7)). */
 export const SO_BINDTODEVICE = 25;
 /** setsockopt/cmsg level for UDP options (IPPROTO_UDP, netinet/in.h). */
@@ -141,6 +143,10 @@ export const SOL_IP = 0;
 export const IP_MTU_DISCOVER = 10;
 /** getsockopt: the path MTU the kernel knows for a connected socket's destination (linux/in.h). */
 export const IP_MTU = 14;
+/** The TOS byte of outgoing packets; as a cmsg on send, per datagram (linux/in.h). */
+export const IP_TOS = 1;
+/** Deliver each datagram's TOS byte as an IP_TOS cmsg on receive (linux/in.h). */
+export const IP_RECVTOS = 13;
 /** Set DF; a send larger than the known path MTU fails with EMSGSIZE (linux/in.h). */
 export const IP_PMTUDISC_DO = 2;
 /** Set DF but ignore the known path MTU (only the device MTU limits a send) (linux/in.h). */

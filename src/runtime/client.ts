@@ -18,9 +18,10 @@ import { dnsHostRoutes } from "../io/dns/routes.ts";
 import type { LinkState } from "../io/route/state.ts";
 import { logger } from "../log.ts";
 import { aborted, Cleanup } from "./signals.ts";
-import { formatDrops } from "./stats.ts";
+import { formatDrops, formatScheduler } from "./stats.ts";
 import type { CoreEvent } from "./engine.ts";
 import { startDataPath } from "./datapath.ts";
+import { CLIENT_SCHED } from "./dataplane/loop.ts";
 import { useFastPath } from "./choose.ts";
 import { fastPathSockets, logPathsEvent, openPortablePathSocket } from "./multipath.ts";
 import { type PathToServer, watchPathToServer } from "./netwatch.ts";
@@ -190,6 +191,14 @@ export async function runClient(
       tun,
       server,
       params: clientParams(cfg),
+      sched: {
+        ...CLIENT_SCHED,
+        priority: cfg.priority,
+        dscp: cfg.gameDscp,
+        shaping: cfg.shaping?.upBps
+          ? { rateBps: cfg.shaping.upBps, overheadBytes: cfg.shaping.overheadBytes }
+          : undefined,
+      },
       fastPaths: paths && fastPathSockets(paths),
       portablePaths: paths && {
         count: paths.length,
@@ -232,7 +241,11 @@ export async function runClient(
     });
     cleanup.add("stop watching the network", unwatch);
     await Promise.race([aborted(deps.signal), engine.ended, failed]);
-    const drops = formatDrops(await engine.stop());
+    const report = await engine.stop();
+    const drops = formatDrops(report.drops);
+    if (report.scheduler) {
+      log.info("Scheduler: {s}", { s: formatScheduler(report.scheduler) });
+    }
     await applying;
     if (drops) log.info("Dropped datagrams by reason: {drops}", { drops });
   } finally {
@@ -245,7 +258,7 @@ export async function runClient(
 
 /** The client core's settings from its config. */
 export function clientParams(cfg: ClientConfig): ClientParams {
-  return {
+  const p: ClientParams = {
     privateKey: cfg.privateKey,
     serverPublicKey: cfg.serverPublicKey,
     keepaliveMs: cfg.keepaliveMs,
@@ -253,6 +266,15 @@ export function clientParams(cfg: ClientConfig): ClientParams {
     paths: cfg.paths?.length,
     multipath: cfg.multipath,
   };
+  // The server's queue for our traffic down: our link's rate, and our priority classes.
+  if (cfg.shaping?.downBps || cfg.priority.length > 0) {
+    p.queue = {
+      downBps: cfg.shaping?.downBps ?? 0,
+      overheadBytes: cfg.shaping?.overheadBytes ?? 0,
+      priority: cfg.priority,
+    };
+  }
+  return p;
 }
 
 function describePath(p: PathToServer | undefined): string {

@@ -16,6 +16,7 @@ import type { CoreEvent } from "./engine.ts";
 import type { Engine } from "./portable.ts";
 import { startFast } from "./dataplane/host.ts";
 import type { PathSocket } from "./dataplane/messages.ts";
+import type { SchedParams } from "./dataplane/loop.ts";
 
 /** What to start. */
 export type DataPathSpec =
@@ -27,6 +28,8 @@ export type DataPathSpec =
     /** Where to listen. */
     bind: Endpoint;
     params: ServerParams;
+    /** The flow scheduler (fast path only). */
+    sched: SchedParams;
   }
   | {
     role: "client";
@@ -35,6 +38,8 @@ export type DataPathSpec =
     /** The server's address. */
     server: Endpoint;
     params: ClientParams;
+    /** The flow scheduler (fast path only). */
+    sched: SchedParams;
     /** Multipath: the fast path's socket per path (`paths` in the config). */
     fastPaths?: PathSocket[];
     /** Multipath: the portable path's socket per path, and how to open a fresh one. */
@@ -51,7 +56,7 @@ export async function startDataPath(
     const common = { tunFd: tun.fd, vnetHdr: tun.vnetHdr === true, tunName: tun.name };
     if (spec.role === "server") {
       return await startFast(
-        { role: "server", ...common, bind: spec.bind, params: spec.params },
+        { role: "server", ...common, bind: spec.bind, params: spec.params, sched: spec.sched },
         onEvents,
       );
     }
@@ -61,6 +66,7 @@ export async function startDataPath(
       bind: { hostname: "0.0.0.0", port: 0 },
       server: spec.server,
       params: spec.params,
+      sched: spec.sched,
       paths: spec.fastPaths,
     }, onEvents);
   }

@@ -20,11 +20,32 @@ export type CoreEvent = ServerEvent | ClientEvent;
 
 /** What a packet loop needs from a core. */
 export interface CoreAdapter {
-  /** Handles a datagram from `from`; see ServerCore.receive. */
-  receive(now: number, d: PacketBuf, from: Endpoint, out: Uint8Array): PacketResult;
-  /** Seals a TUN packet; a Net verdict always carries `to`, and `extra[0..extraCount)` are
-   * further destinations for the same bytes (redundant multipath). */
+  /** Handles a datagram from `from` (`outerEcn`: the ECN field of its IP header, for RFC 6040
+   * decapsulation); see ServerCore.receive. */
+  receive(
+    now: number,
+    d: PacketBuf,
+    from: Endpoint,
+    out: Uint8Array,
+    outerEcn?: number,
+  ): PacketResult;
+  /** Routes and seals a TUN packet at once (unqueued). A Net verdict always carries `to`, and
+   * `extra[0..extraCount)` are further destinations for the same bytes (redundant multipath). */
   fromTun(now: number, pkt: Uint8Array, len: number, out: PacketBuf): PacketResult;
+  /** The queue key a TUN packet waits under (a session's), or -1 when it goes nowhere
+   * (counted). */
+  route(pkt: Uint8Array, len: number): number;
+  /** Seals a packet that waited under `key` (as fromTun, with header `flags`). */
+  seal(
+    now: number,
+    key: number,
+    pkt: Uint8Array,
+    len: number,
+    out: PacketBuf,
+    flags: number,
+  ): PacketResult;
+  /** True while queue key `key` still has a session (a queue whose session went is dropped). */
+  hasKey(key: number): boolean;
   /** Runs the expired timers; returns the next deadline (monotonic ms), as {@link deadline}. */
   tick(now: number, wallMs: number): number;
   /**
@@ -56,11 +77,33 @@ export class ServerAdapter implements CoreAdapter {
   /** A redundant session's other recent endpoints. */
   readonly maxExtra = MAX_REDUNDANT_ENDPOINTS - 1;
   constructor(readonly core: ServerCore) {}
-  receive(now: number, d: PacketBuf, from: Endpoint, out: Uint8Array): PacketResult {
-    return this.core.receive(now, d, from, out);
+  receive(
+    now: number,
+    d: PacketBuf,
+    from: Endpoint,
+    out: Uint8Array,
+    outerEcn = 0,
+  ): PacketResult {
+    return this.core.receive(now, d, from, out, outerEcn);
   }
   fromTun(now: number, pkt: Uint8Array, len: number, out: PacketBuf): PacketResult {
     return this.core.fromTun(now, pkt, len, out);
+  }
+  route(pkt: Uint8Array, len: number): number {
+    return this.core.route(pkt, len);
+  }
+  seal(
+    now: number,
+    key: number,
+    pkt: Uint8Array,
+    len: number,
+    out: PacketBuf,
+    flags: number,
+  ): PacketResult {
+    return this.core.seal(now, key, pkt, len, out, flags);
+  }
+  hasKey(key: number): boolean {
+    return this.core.hasSession(key);
   }
   tick(now: number): number {
     return this.core.tick(now);
@@ -129,16 +172,38 @@ export class ClientAdapter implements CoreAdapter {
     for (let k = 1; k < route.length; k++) this.#extra[k - 1] = this.#dests[route[k]!]!;
     this.#routeVersion = version;
   }
-  receive(now: number, d: PacketBuf, from: Endpoint, out: Uint8Array): PacketResult {
+  receive(
+    now: number,
+    d: PacketBuf,
+    from: Endpoint,
+    out: Uint8Array,
+    outerEcn = 0,
+  ): PacketResult {
     if (from !== this.server && !sameEndpoint(from, this.server)) {
       this.strangers++;
       this.core.drops.stranger++;
       return this.#ignored;
     }
-    return this.core.receive(now, d, out);
+    return this.core.receive(now, d, out, outerEcn);
+  }
+  route(pkt: Uint8Array, len: number): number {
+    return this.core.route(pkt, len);
+  }
+  hasKey(key: number): boolean {
+    return key === 0;
   }
   fromTun(now: number, pkt: Uint8Array, len: number, out: PacketBuf): PacketResult {
-    const r = this.core.fromTun(now, pkt, len, out);
+    return this.seal(now, 0, pkt, len, out, 0);
+  }
+  seal(
+    now: number,
+    _key: number,
+    pkt: Uint8Array,
+    len: number,
+    out: PacketBuf,
+    flags: number,
+  ): PacketResult {
+    const r = this.core.seal(now, pkt, len, out, flags);
     const ps = this.core.paths;
     if (!ps) {
       r.to = this.server;

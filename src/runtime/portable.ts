@@ -19,6 +19,7 @@ import { PacketBuf } from "../core/packet.ts";
 import { Verdict } from "../core/result.ts";
 import { type Endpoint } from "../lib/endpoint.ts";
 import type { DropCounters } from "../core/wire.ts";
+import type { StopReport } from "./stats.ts";
 import type { TunDevice } from "../io/tun/device.ts";
 import type { UdpSocket } from "../io/udp/socket.ts";
 import { logger } from "../log.ts";
@@ -34,8 +35,8 @@ const MAX_TIMER_MS = 60_000;
 export interface Engine {
   /** What moves the packets, for the startup log line. */
   readonly description: string;
-  /** Says goodbye to the peer(s), ends the loops, and resolves with the drop counters. */
-  stop(): Promise<DropCounters>;
+  /** Says goodbye to the peer(s), ends the loops, and resolves with what it counted. */
+  stop(): Promise<StopReport>;
   /** Resolves when the engine ended by itself (the core closed for good). */
   readonly ended: Promise<void>;
   /** Client only: a fresh UDP socket (new source port and route lookup), then a probe. */
@@ -184,7 +185,7 @@ export function startPortable(
       tun.wake();
       for (const s of socks) s.close();
       await loops;
-      return core.drops;
+      return { drops: core.drops };
     },
   };
 }

@@ -15,7 +15,7 @@ import { RouteApplier } from "../io/route/applier.ts";
 import { Nat } from "../io/nat/nat.ts";
 import { logger } from "../log.ts";
 import { aborted, Cleanup } from "./signals.ts";
-import { formatDrops } from "./stats.ts";
+import { formatDrops, formatScheduler } from "./stats.ts";
 import type { CoreEvent } from "./engine.ts";
 import { startDataPath } from "./datapath.ts";
 import { useFastPath } from "./choose.ts";
@@ -59,6 +59,13 @@ export async function runServer(
       tun,
       bind: { hostname: cfg.listen.host, port: cfg.listen.port },
       params: serverParams(cfg, mtu),
+      sched: {
+        flows: SERVER_FLOWS_PER_CLIENT,
+        limitPackets: SERVER_QUEUE_PER_CLIENT,
+        priority: cfg.priority,
+        dscp: cfg.gameDscp,
+        upstream: false,
+      },
     }, onEvents);
     log.info(
       "Listening on {listen}, TUN {tun} {address} mtu {mtu}, pool {pool}, {clients} clients allowed{nat}; data path {path}",
@@ -75,7 +82,11 @@ export async function runServer(
     );
     await Promise.race([aborted(deps.signal), engine.ended]);
     log.info("Shutting down");
-    const drops = formatDrops(await engine.stop());
+    const report = await engine.stop();
+    const drops = formatDrops(report.drops);
+    if (report.scheduler) {
+      log.info("Scheduler: {s}", { s: formatScheduler(report.scheduler) });
+    }
     if (drops) log.info("Dropped datagrams by reason: {drops}", { drops });
   } finally {
     const errors = await cleanup.run();
@@ -83,6 +94,12 @@ export async function runServer(
     if (errors.length === 0) log.info("Removed the TUN device and everything xvpn set up");
   }
 }
+
+/** Flow queues per client on the server (a client rarely has more flows that matter at once;
+ * the table is set-associative, so collisions are rare anyway). */
+const SERVER_FLOWS_PER_CLIENT = 256;
+/** Most packets one client's queue down may hold (the pool holds 4096 over all clients). */
+const SERVER_QUEUE_PER_CLIENT = 1024;
 
 /** The server core's settings from its config, with the TUN MTU in force. */
 export function serverParams(cfg: ServerConfig, mtu: number): ServerParams {

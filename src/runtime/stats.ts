@@ -5,6 +5,31 @@
  */
 import type { DropCounters } from "../core/wire.ts";
 
+/** What the flow scheduler did over a run (the fast path's loop). */
+export interface SchedulerReport {
+  interactive: number;
+  bulk: number;
+  ce_marked: number;
+  codel: number;
+  overflow: number;
+  shed: number;
+  backpressure: number;
+}
+
+/** What a data path reports when it stops. */
+export interface StopReport {
+  drops: DropCounters;
+  /** Absent on the portable path (it has no scheduler). */
+  scheduler?: SchedulerReport;
+}
+
+/** `sent 120 interactive / 9800 bulk, CE marked 31, CoDel drops 0, ...` for the exit log. */
+export function formatScheduler(s: SchedulerReport): string {
+  return `sent ${s.interactive} interactive / ${s.bulk} bulk; CE marked ${s.ce_marked}, ` +
+    `CoDel drops ${s.codel}, overflow drops ${s.overflow}, shed ${s.shed}, ` +
+    `waited for the socket ${s.backpressure} times`;
+}
+
 /** `bad_mac1=3 replay=1`, only the non-zero counters; empty when nothing was dropped. */
 export function formatDrops(d: DropCounters): string {
   return Object.entries(d)

@@ -10,6 +10,7 @@ import { type CommandRunner, ProcessRunner } from "../../src/io/command.ts";
 /** Debian package of each program used here. */
 export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   ip: "iproute2",
+  tc: "iproute2",
   ping: "iputils-ping",
   nft: "nftables",
   sysctl: "procps",

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { ClientCore } from "../../src/core/client.ts";
+import { ClientCore, type ClientParams } from "../../src/core/client.ts";
 import { ServerCore } from "../../src/core/server.ts";
 import { generatePrivateKey, publicKeyOf } from "../../src/core/keys.ts";
 import { parseCidr, parseIPv4 } from "../../src/lib/ip.ts";
@@ -17,7 +17,12 @@ import { FakeBatchTun } from "../../src/io/tun/fake.ts";
 import { type ChannelUdp, UdpChannel } from "../../src/io/udp/fake.ts";
 import { FakePoller } from "../../src/io/poll.ts";
 import { ClientAdapter, type CoreEvent, ServerAdapter } from "../../src/runtime/engine.ts";
-import { DataPlaneLoop, type UdpSlots } from "../../src/runtime/dataplane/loop.ts";
+import {
+  CLIENT_SCHED,
+  DataPlaneLoop,
+  type SchedParams,
+  type UdpSlots,
+} from "../../src/runtime/dataplane/loop.ts";
 import { CTRL_WORDS } from "../../src/runtime/dataplane/messages.ts";
 import { FaultInjector, type Impairment } from "../lab/fault.ts";
 import { deriveSeed } from "../lab/prng.ts";
@@ -34,6 +39,14 @@ export interface LoopPairOptions {
   seed?: number;
   /** Datagrams per receive/send batch (default 64). */
   batch?: number;
+  /** More client core settings (e.g. the queue request for the server). */
+  client?: Partial<ClientParams>;
+  /** The client's and the server's scheduler settings. */
+  clientSched?: Partial<SchedParams>;
+  serverSched?: Partial<SchedParams>;
+  /** A link rate on each side's sends, Mbit/s (a slow uplink; backpressure). */
+  clientUplinkMbps?: number;
+  serverUplinkMbps?: number;
 }
 
 /** A loop with its fakes. */
@@ -49,7 +62,8 @@ export interface LoopSide {
 function slots(n: number) {
   return {
     rx: Array.from({ length: n }, () => PacketBuf.alloc(SLOT_BYTES)),
-    tx: Array.from({ length: n }, () => PacketBuf.alloc(SLOT_BYTES)),
+    // One more: the control slot.
+    tx: Array.from({ length: n + 1 }, () => PacketBuf.alloc(SLOT_BYTES)),
   };
 }
 
@@ -93,17 +107,28 @@ export class LoopPair {
       privateKey: this.clientKey,
       serverPublicKey: publicKeyOf(this.serverKey),
       aead,
+      ...o.client,
     });
     const serverIp = parseIPv4("192.0.2.1")!;
     const server = { hostname: "192.0.2.1", port: 51820, ip: serverIp };
-    this.server = this.#side(new ServerAdapter(this.serverCore), "192.0.2.1", 51820, batch, clock);
+    this.server = this.#side(new ServerAdapter(this.serverCore), "192.0.2.1", 51820, batch, clock, {
+      ...CLIENT_SCHED,
+      flows: 256,
+      upstream: false,
+      ...o.serverSched,
+    });
     this.client = this.#side(
       new ClientAdapter(this.clientCore, server),
       "192.0.2.10",
       40000,
       batch,
       clock,
+      { ...CLIENT_SCHED, ...o.clientSched },
     );
+    const throttle = (mbps: number | undefined) =>
+      mbps ? { bytesPerMs: (mbps * 1e6) / 8 / 1000, burstBytes: 3000, now: clock.now } : undefined;
+    this.client.udp.throttle = throttle(o.clientUplinkMbps);
+    this.server.udp.throttle = throttle(o.serverUplinkMbps);
   }
 
   #side(
@@ -112,10 +137,12 @@ export class LoopPair {
     port: number,
     batch: number,
     clock: { now(): number; wall(): number },
+    sched: SchedParams,
   ): LoopSide {
     const s = slots(batch);
     const udp = this.channel.open(host, port, s.rx.map((b) => b.buf), s.tx.map((b) => b.buf));
-    const tun = new FakeBatchTun(`tun-${host}`, batch, SLOT_BYTES, core.drops);
+    const tun = new FakeBatchTun(`tun-${host}`, batch, SLOT_BYTES, core.drops, 1024);
+    tun.clock = clock.now;
     const events: CoreEvent[] = [];
     const socks = [{ udp, ...s }];
     const loop = new DataPlaneLoop({
@@ -128,6 +155,8 @@ export class LoopPair {
       onEvents: (e) => events.push(...e),
       isClosed: () => false,
       clock,
+      sched,
+      seed: 7,
     });
     return { loop, tun, slots: socks[0]!, udp, events };
   }
@@ -146,7 +175,10 @@ export class LoopPair {
       this.server.loop.step(0);
       this.steps++;
       const busy = this.client.tun.readable() || this.server.tun.readable() ||
-        this.client.udp.readable() || this.server.udp.readable();
+        this.client.udp.readable() || this.server.udp.readable() ||
+        this.client.loop.more || this.server.loop.more ||
+        (this.client.loop.blocked && this.client.udp.writable()) ||
+        (this.server.loop.blocked && this.server.udp.writable());
       if (!busy) return;
     }
     throw new Error("the loops did not settle in 10000 steps");
@@ -157,14 +189,20 @@ export class LoopPair {
     const end = this.now + ms;
     for (;;) {
       this.settle();
-      const next = Math.min(this.client.loop.deadline, this.server.loop.deadline);
+      let next = Math.min(this.client.loop.deadline, this.server.loop.deadline);
+      // A side held back by its link goes on when the link takes data again.
+      for (const side of [this.client, this.server]) {
+        if (side.loop.blocked) next = Math.min(next, side.udp.writableAt());
+      }
       if (next > end) break;
       if (next > this.now) {
         this.wall += next - this.now;
         this.now = next;
       } else {
         // A deadline at or before now right after the loops ran: they would spin.
-        throw new Error(`a loop left its deadline at ${next} <= now ${this.now}`);
+        throw new Error(
+          `a loop left its deadline at ${next} <= now ${this.now} (client ${this.client.loop.deadline} blocked ${this.client.loop.blocked} more ${this.client.loop.more} writableAt ${this.client.udp.writableAt()}, server ${this.server.loop.deadline})`,
+        );
       }
     }
     this.wall += end - this.now;

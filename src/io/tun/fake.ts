@@ -134,19 +134,25 @@ export class FakeBatchTun implements BatchTun {
   readonly writePackets: Uint8Array[];
   /** Packets the data path wrote, oldest first (copies). */
   readonly written: Uint8Array[] = [];
+  /** When each of {@link written} was written, by {@link clock} (tests on a virtual clock). */
+  readonly writtenAt: number[] = [];
+  /** The clock {@link writtenAt} reads. */
+  clock: () => number = () => 0;
   /** When set, decides per write whether the "kernel" refuses it (counted as tun_full). */
   dropWrite?: (pkt: Uint8Array) => boolean;
   readonly #inbound: Uint8Array[] = [];
   #closed = false;
 
-  /** A fake named `name` with `buffers` read and write buffers of `packetBytes` each. */
+  /** A fake named `name` with `buffers` write buffers and `readBuffers` read buffers (the
+   * scheduler's pool) of `packetBytes` each. */
   constructor(
     readonly name = "faketun0",
     buffers = 64,
     packetBytes = 9216,
     readonly drops: TunDropSink = { tun_full: 0, tun_error: 0, bad_inner_packet: 0 },
+    readBuffers = buffers,
   ) {
-    this.readBuffers = Array.from({ length: buffers }, () => new Uint8Array(packetBytes));
+    this.readBuffers = Array.from({ length: readBuffers }, () => new Uint8Array(packetBytes));
     this.writeBuffers = Array.from({ length: buffers }, () => new Uint8Array(packetBytes));
     this.writePackets = this.writeBuffers;
   }
@@ -169,6 +175,7 @@ export class FakeBatchTun implements BatchTun {
 
   /** Removes and returns the written packets (oldest first). */
   takeWritten(): Uint8Array[] {
+    this.writtenAt.length = 0;
     return this.written.splice(0);
   }
 
@@ -195,6 +202,7 @@ export class FakeBatchTun implements BatchTun {
         continue;
       }
       this.written.push(pkt);
+      this.writtenAt.push(this.clock());
       accepted++;
     }
     return accepted;

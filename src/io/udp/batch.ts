@@ -11,6 +11,20 @@
  * @module
  */
 
+/** A socket's memory counters (Linux SO_MEMINFO), in bytes and datagrams. */
+export interface SocketMemory {
+  /** Bytes waiting in the receive queue (truesize, so about 1.5x the datagrams' bytes). */
+  rxQueued: number;
+  /** The receive buffer's limit (as the kernel reports it). */
+  rxLimit: number;
+  /** Bytes sent and not yet freed by the qdisc or device below. */
+  txQueued: number;
+  /** The send buffer's limit. */
+  txLimit: number;
+  /** Datagrams the kernel dropped because the receive queue was full (since the socket opened). */
+  rxDrops: number;
+}
+
 /** A bound UDP socket received from and sent on in batches. */
 export interface BatchUdp {
   /** The file descriptor to poll (-1 for the in-memory twin); -1 after close(). */
@@ -33,6 +47,10 @@ export interface BatchUdp {
   readonly txIp: Uint32Array;
   /** Per tx slot, set by the caller: the destination port. */
   readonly txPort: Uint16Array;
+  /** Per rx slot after {@link recv}: the TOS byte the datagram arrived with (0 if unknown). */
+  readonly rxTos: Uint8Array;
+  /** Per tx slot, set by the caller: the TOS byte to send it with (DSCP and ECN). */
+  readonly txTos: Uint8Array;
   /** Receives up to one batch into the rx slots without blocking; returns how many (0: none). */
   recv(): number;
   /**
@@ -41,6 +59,12 @@ export interface BatchUdp {
    * buffer is full, the rest can be sent again later.
    */
   send(count: number, first?: number): number;
+  /** Most datagrams one GSO send may merge (writable). */
+  gsoSegments: number;
+  /** Resizes the send buffer; returns the effective size (0 if it cannot). */
+  setSendBuffer(bytes: number): number;
+  /** Fills `out` with the socket's memory counters; false when they cannot be read. */
+  memory(out: SocketMemory): boolean;
   /** Closes the socket; idempotent. */
   close(): void;
 }

@@ -23,16 +23,19 @@ export const GSO_MAX_SEGMENTS = 64;
  */
 export const UDP_MAX_PAYLOAD = 65535 - 20 - 8;
 
-/** The datagrams of a send batch, by slot: length and destination. */
+/** The datagrams of a send batch, by slot: length, destination and (optionally) TOS byte. */
 export interface SendBatch {
   readonly len: ArrayLike<number>;
   readonly ip: ArrayLike<number>;
   readonly port: ArrayLike<number>;
+  /** The TOS byte per slot: a run only merges datagrams with the same one. */
+  readonly tos?: ArrayLike<number>;
 }
 
 /**
  * Groups slots `[from, end)` into messages: message k covers `count[k]` slots from `first[k]`.
- * With `gso` off, or for slots before `plainUntil`, every datagram is a message of its own.
+ * With `gso` off, or for slots before `plainUntil`, every datagram is a message of its own; no
+ * run is longer than `maxSegments` (a socket behind a slow link keeps its bursts small).
  * Returns the number of messages.
  */
 export function planGso(
@@ -43,6 +46,7 @@ export function planGso(
   plainUntil: number,
   first: Int32Array,
   count: Int32Array,
+  maxSegments = GSO_MAX_SEGMENTS,
 ): number {
   let k = 0;
   for (let j = from; j < end; k++) {
@@ -51,8 +55,11 @@ export function planGso(
     if (gso && j >= plainUntil && size > 0) {
       const ip = b.ip[j]!;
       const port = b.port[j]!;
-      const most = Math.min(GSO_MAX_SEGMENTS, Math.floor(UDP_MAX_PAYLOAD / size), end - j);
-      while (n < most && b.ip[j + n] === ip && b.port[j + n] === port) {
+      const tos = b.tos?.[j] ?? 0;
+      const most = Math.min(maxSegments, Math.floor(UDP_MAX_PAYLOAD / size), end - j);
+      while (
+        n < most && b.ip[j + n] === ip && b.port[j + n] === port && (b.tos?.[j + n] ?? 0) === tos
+      ) {
         const len = b.len[j + n]!;
         // An empty datagram cannot be a segment (it would vanish into the previous one).
         if (len > size || len === 0) break;

@@ -3,12 +3,17 @@ import { GSO_MAX_SEGMENTS, planGso } from "./gso.ts";
 
 const A = 0x0a000001, B = 0x0a000002;
 
-/** Runs planGso over `dgrams` ([len, ip, port?]) and returns the runs as [first, count]. */
-function plan(dgrams: [number, number, number?][], gso = true, plainUntil = 0): number[][] {
+/** Runs planGso over `dgrams` ([len, ip, port?, tos?]) and returns the runs as [first, count]. */
+function plan(
+  dgrams: [number, number, number?, number?][],
+  gso = true,
+  plainUntil = 0,
+): number[][] {
   const batch = {
     len: dgrams.map((d) => d[0]),
     ip: dgrams.map((d) => d[1]),
     port: dgrams.map((d) => d[2] ?? 51820),
+    tos: dgrams.map((d) => d[3] ?? 0),
   };
   const first = new Int32Array(dgrams.length), count = new Int32Array(dgrams.length);
   const k = planGso(batch, 0, dgrams.length, gso, plainUntil, first, count);
@@ -18,7 +23,7 @@ function plan(dgrams: [number, number, number?][], gso = true, plainUntil = 0): 
 // Table as wireguard-go's Test_coalesceMessages: each case the batch and the expected runs.
 const CASES: {
   name: string;
-  dgrams: [number, number, number?][];
+  dgrams: [number, number, number?, number?][];
   want: number[][];
   gso?: boolean;
   plainUntil?: number;
@@ -62,6 +67,11 @@ const CASES: {
     want: [[0, GSO_MAX_SEGMENTS], [GSO_MAX_SEGMENTS, 2]],
   },
   {
+    name: "another TOS byte (DSCP or ECN) starts a new run",
+    dgrams: [[1400, A, 51820, 0x88], [1400, A, 51820, 0x88], [1400, A, 51820, 0x02]],
+    want: [[0, 2], [2, 1]],
+  },
+  {
     name: "gso off: one message each",
     dgrams: [[1400, A], [1400, A]],
     gso: false,
@@ -74,6 +84,14 @@ const CASES: {
     want: [[0, 1], [1, 1], [2, 2]],
   },
 ];
+
+Deno.test("planGso() keeps runs to maxSegments when asked (a socket behind a slow link)", () => {
+  const n = 20;
+  const b = { len: new Array(n).fill(1400), ip: new Array(n).fill(A), port: new Array(n).fill(1) };
+  const first = new Int32Array(n), count = new Int32Array(n);
+  const k = planGso(b, 0, n, true, 0, first, count, 8);
+  assertEquals([...count.subarray(0, k)], [8, 8, 4]);
+});
 
 for (const c of CASES) {
   Deno.test(`planGso() ${c.name}`, () => {

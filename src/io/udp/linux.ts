@@ -33,11 +33,14 @@ import {
   ErrnoError,
   errnoName,
   errnoView,
+  IP_RECVTOS,
+  IP_TOS,
   type Libc,
   libc,
   MSG_DONTWAIT,
   MSG_TRUNC,
   SO_BINDTODEVICE,
+  SO_MEMINFO,
   SO_RCVBUF,
   SO_RCVBUFFORCE,
   SO_SNDBUF,
@@ -45,14 +48,15 @@ import {
   SOCK_CLOEXEC,
   SOCK_DGRAM,
   SOCK_NONBLOCK,
+  SOL_IP,
   SOL_SOCKET,
   SOL_UDP,
   strerror,
   UDP_SEGMENT,
 } from "../_libc.ts";
 import { formatIPv4, parseIPv4 } from "../../lib/ip.ts";
-import { planGso, type SendBatch } from "./gso.ts";
-import type { BatchUdp } from "./batch.ts";
+import { GSO_MAX_SEGMENTS, planGso, type SendBatch } from "./gso.ts";
+import type { BatchUdp, SocketMemory } from "./batch.ts";
 import {
   SOCKADDR_IN_BYTES,
   sockaddrIp,
@@ -84,6 +88,11 @@ export interface LinuxUdpOptions {
   /** SO_RCVBUF in bytes (tries SO_RCVBUFFORCE first, which ignores `net.core.rmem_max` as root). */
   rcvbuf?: number;
   /**
+   * Per-datagram TOS: receive each datagram's TOS byte (`rxTos`, IP_RECVTOS) and send each with
+   * its own (`txTos`, an IP_TOS cmsg): DSCP marks for the game and ECN across the tunnel.
+   */
+  tos?: boolean;
+  /**
    * Bind to this network device (SO_BINDTODEVICE): datagrams leave through it whatever the
    * routing table prefers, and only datagrams that arrived on it are received. Multipath uses
    * this to keep one socket per interface (Wi-Fi, mobile). Needs CAP_NET_RAW.
@@ -99,6 +108,15 @@ const IOVEC_BYTES = 16;
 const CMSG_GSO_SPACE = 24;
 /** CMSG_LEN(sizeof(uint16_t)): what cmsg_len holds for the GSO size. */
 const CMSG_GSO_LEN = 18;
+/** CMSG_SPACE(sizeof(int)) for IP_TOS on send, and CMSG_LEN(sizeof(int)). */
+const CMSG_TOS_SPACE = 24;
+const CMSG_TOS_LEN = 20;
+/** Per message on send: the GSO cmsg, then the TOS cmsg (either or both are used). */
+const TX_CTL_BYTES = CMSG_GSO_SPACE + CMSG_TOS_SPACE;
+/** Per entry on receive: room for the kernel's IP_TOS cmsg (CMSG_SPACE(1)). */
+const RX_CTL_BYTES = 24;
+/** SO_MEMINFO: SK_MEMINFO_VARS (9) u32 counters. */
+const MEMINFO_BYTES = 36;
 /** The u32-index stride of one mmsghdr in the struct memory. */
 const MSG_U32 = MMSGHDR_BYTES / 4;
 /** u32 indexes of mmsghdr fields (byte offset / 4; pointers and size_t are lo/hi pairs). */
@@ -178,6 +196,12 @@ export class LinuxUdpSocket implements BatchUdp {
   readonly txIp: Uint32Array;
   /** Per-slot destination port for {@link send}; set by the caller. */
   readonly txPort: Uint16Array;
+  /** Most datagrams merged into one GSO send (a socket behind a slow link keeps bursts small). */
+  gsoSegments = GSO_MAX_SEGMENTS;
+  /** Per-slot TOS byte of the last {@link recv} (0 unless opened with `tos`). */
+  readonly rxTos: Uint8Array;
+  /** Per-slot TOS byte for {@link send} (used when opened with `tos`); set by the caller. */
+  readonly txTos: Uint8Array;
 
   readonly #c: Libc;
   /** This thread's errno, read inline right after a failed call (see errnoView()). */
@@ -189,14 +213,21 @@ export class LinuxUdpSocket implements BatchUdp {
   #lastTxErrno = 0;
   #rxErrors = 0;
   #lastRxErrno = 0;
+  /** SO_MEMINFO's u32[9] and its length, made once. */
+  readonly #mem = new Uint32Array(MEMINFO_BYTES / 4);
+  readonly #memBytes = new Uint8Array(this.#mem.buffer);
+  readonly #memLen = new Uint32Array(1);
+  readonly #memLenBytes = new Uint8Array(this.#memLen.buffer);
 
   // Everything below is referenced for the socket's lifetime: the kernel reaches it by address.
   readonly #rxSlots: readonly Uint8Array[];
   readonly #txSlots: readonly Uint8Array[];
-  /** rx: mmsghdr[n] | iovec[n] | sockaddr_in[n]. */
+  /** rx: mmsghdr[n] | iovec[n] | sockaddr_in[n] | control[n] (with `tos`). */
   readonly #rxMem: Uint8Array;
   readonly #rxU32: Uint32Array;
   readonly #rxNameOff: number;
+  readonly #rxCtlOff: number;
+  readonly #tos: boolean;
   /** How many rx entries the kernel overwrote last time (their msg_namelen needs a reset). */
   #rxDirty = 0;
   /** tx: mmsghdr[m] | iovec[m] | sockaddr_in[m] | cmsg[m]; iovec/sockaddr per slot, cmsg per message. */
@@ -219,6 +250,11 @@ export class LinuxUdpSocket implements BatchUdp {
   readonly #msgCount: Int32Array;
   /** The tx arrays as planGso() reads them. */
   readonly #batch: SendBatch;
+  /** Address halves of message k's control area, and of its TOS cmsg alone (+24). */
+  readonly #ctlLo: Uint32Array;
+  readonly #ctlHi: Uint32Array;
+  readonly #tosCtlLo: Uint32Array;
+  readonly #tosCtlHi: Uint32Array;
 
   /**
    * Opens `socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC)`, sets the buffer sizes,
@@ -258,6 +294,10 @@ export class LinuxUdpSocket implements BatchUdp {
       // Probe UDP_SEGMENT with size 0 (= no socket-wide GSO; we set it per message): kernels
       // before 4.18 answer ENOPROTOOPT. Devices that cannot do it show up later, as EIO on send.
       const gso = o.gso === true && setInt(c, fd, SOL_UDP, UDP_SEGMENT, 0) === 0;
+      if (o.tos) {
+        const e = setInt(c, fd, SOL_IP, IP_RECVTOS, 1);
+        if (e !== 0) throw sysError(`cannot open ${where}: setsockopt(IP_RECVTOS) failed`, e);
+      }
       return new LinuxUdpSocket(c, fd, o, {
         host: formatIPv4(sockaddrIp(addr, 0)),
         port: sockaddrPort(addr, 0),
@@ -294,11 +334,15 @@ export class LinuxUdpSocket implements BatchUdp {
     this.txLen = new Int32Array(m);
     this.txIp = new Uint32Array(m);
     this.txPort = new Uint16Array(m);
+    this.rxTos = new Uint8Array(n);
+    this.txTos = new Uint8Array(m);
+    this.#tos = o.tos === true;
 
     // Receive side: entry i uses iovec i and sockaddr i, pointing at slot i, for good.
     const rxIovOff = n * MMSGHDR_BYTES;
     this.#rxNameOff = rxIovOff + n * IOVEC_BYTES;
-    this.#rxMem = new Uint8Array(this.#rxNameOff + n * SOCKADDR_IN_BYTES);
+    this.#rxCtlOff = this.#rxNameOff + n * SOCKADDR_IN_BYTES;
+    this.#rxMem = new Uint8Array(this.#rxCtlOff + (this.#tos ? n * RX_CTL_BYTES : 0));
     this.#rxU32 = new Uint32Array(this.#rxMem.buffer);
     const rxBase = addressOf(this.#rxMem);
     for (let i = 0; i < n; i++) {
@@ -311,7 +355,11 @@ export class LinuxUdpSocket implements BatchUdp {
       this.#rxU32[msg + NAMELEN] = SOCKADDR_IN_BYTES;
       put64(this.#rxU32, msg + IOV, rxBase + BigInt(rxIovOff + i * IOVEC_BYTES));
       put64(this.#rxU32, msg + IOVLEN, 1n);
-      // msg_control stays NULL with msg_controllen 0: no ancillary data wanted.
+      if (this.#tos) {
+        put64(this.#rxU32, msg + CONTROL, rxBase + BigInt(this.#rxCtlOff + i * RX_CTL_BYTES));
+        this.#rxU32[msg + CONTROLLEN] = RX_CTL_BYTES;
+      }
+      // Without `tos`, msg_control stays NULL with msg_controllen 0: no ancillary data.
     }
 
     // Send side: iovec j and sockaddr j belong to slot j; message k (k <= j) is pointed at a
@@ -319,7 +367,7 @@ export class LinuxUdpSocket implements BatchUdp {
     this.#txIovOff = m * MMSGHDR_BYTES;
     this.#txNameOff = this.#txIovOff + m * IOVEC_BYTES;
     this.#txCmsgOff = this.#txNameOff + m * SOCKADDR_IN_BYTES;
-    this.#txMem = new Uint8Array(this.#txCmsgOff + m * CMSG_GSO_SPACE);
+    this.#txMem = new Uint8Array(this.#txCmsgOff + m * TX_CTL_BYTES);
     this.#txU32 = new Uint32Array(this.#txMem.buffer);
     this.#txMsgAt = [];
     this.#txCap = new Int32Array(m);
@@ -329,7 +377,13 @@ export class LinuxUdpSocket implements BatchUdp {
     this.#txIovHi = new Uint32Array(m);
     this.#msgFirst = new Int32Array(m);
     this.#msgCount = new Int32Array(m);
-    this.#batch = { len: this.txLen, ip: this.txIp, port: this.txPort };
+    this.#batch = this.#tos
+      ? { len: this.txLen, ip: this.txIp, port: this.txPort, tos: this.txTos }
+      : { len: this.txLen, ip: this.txIp, port: this.txPort };
+    this.#ctlLo = new Uint32Array(m);
+    this.#ctlHi = new Uint32Array(m);
+    this.#tosCtlLo = new Uint32Array(m);
+    this.#tosCtlHi = new Uint32Array(m);
     const txBase = addressOf(this.#txMem);
     for (let j = 0; j < m; j++) {
       const slot = this.#txSlots[j]!;
@@ -345,13 +399,23 @@ export class LinuxUdpSocket implements BatchUdp {
       const nameAddr = txBase + BigInt(nameByte);
       this.#txNameLo[j] = Number(nameAddr & 0xffffffffn);
       this.#txNameHi[j] = Number(nameAddr >> 32n);
-      const cmsgByte = this.#txCmsgOff + j * CMSG_GSO_SPACE;
+      // Message j's control area: the GSO cmsg, then the TOS cmsg; headers written once.
+      const cmsgByte = this.#txCmsgOff + j * TX_CTL_BYTES;
       put64(this.#txU32, cmsgByte / 4, BigInt(CMSG_GSO_LEN));
       this.#txU32[cmsgByte / 4 + 2] = SOL_UDP;
       this.#txU32[cmsgByte / 4 + 3] = UDP_SEGMENT;
+      const tosByte = cmsgByte + CMSG_GSO_SPACE;
+      put64(this.#txU32, tosByte / 4, BigInt(CMSG_TOS_LEN));
+      this.#txU32[tosByte / 4 + 2] = SOL_IP;
+      this.#txU32[tosByte / 4 + 3] = IP_TOS;
+      const ctl = txBase + BigInt(cmsgByte), tosCtl = txBase + BigInt(tosByte);
+      this.#ctlLo[j] = Number(ctl & 0xffffffffn);
+      this.#ctlHi[j] = Number(ctl >> 32n);
+      this.#tosCtlLo[j] = Number(tosCtl & 0xffffffffn);
+      this.#tosCtlHi[j] = Number(tosCtl >> 32n);
       const msg = j * MSG_U32;
       this.#txU32[msg + NAMELEN] = SOCKADDR_IN_BYTES;
-      put64(this.#txU32, msg + CONTROL, txBase + BigInt(cmsgByte));
+      put64(this.#txU32, msg + CONTROL, ctl);
     }
   }
 
@@ -399,7 +463,11 @@ export class LinuxUdpSocket implements BatchUdp {
     const u32 = this.#rxU32;
     // The kernel overwrites msg_namelen with the source address length; restore the buffer
     // size on the entries it used, so every entry offers the full 16 bytes again.
-    for (let i = 0; i < this.#rxDirty; i++) u32[i * MSG_U32 + NAMELEN] = SOCKADDR_IN_BYTES;
+    for (let i = 0; i < this.#rxDirty; i++) {
+      u32[i * MSG_U32 + NAMELEN] = SOCKADDR_IN_BYTES;
+      // ...and msg_controllen with what it received: give back the whole control area.
+      if (this.#tos) u32[i * MSG_U32 + CONTROLLEN] = RX_CTL_BYTES;
+    }
     this.#rxDirty = 0;
     const got = this.#c.recvmmsg(this.#fd, this.#rxMem, this.#rxSlots.length, MSG_DONTWAIT, 0n);
     if (got < 0) {
@@ -420,6 +488,13 @@ export class LinuxUdpSocket implements BatchUdp {
       const name = this.#rxNameOff + i * SOCKADDR_IN_BYTES;
       this.rxIp[i] = sockaddrIp(mem, name);
       this.rxPort[i] = sockaddrPort(mem, name);
+      if (this.#tos) {
+        // One IP_TOS cmsg of one byte, when the kernel gave it (cmsg_len 17).
+        const ctl = (this.#rxCtlOff + i * RX_CTL_BYTES) / 4;
+        const ok = u32[msg + CONTROLLEN]! >= 17 && u32[ctl + 2] === SOL_IP &&
+          u32[ctl + 3] === IP_TOS;
+        this.rxTos[i] = ok ? mem[this.#rxCtlOff + i * RX_CTL_BYTES + 16]! : 0;
+      }
     }
     return got;
   }
@@ -507,7 +582,16 @@ export class LinuxUdpSocket implements BatchUdp {
    */
   #build(from: number, end: number, plainUntil: number): number {
     const batch = this.#batch;
-    const msgs = planGso(batch, from, end, this.#gso, plainUntil, this.#msgFirst, this.#msgCount);
+    const msgs = planGso(
+      batch,
+      from,
+      end,
+      this.#gso,
+      plainUntil,
+      this.#msgFirst,
+      this.#msgCount,
+      this.gsoSegments,
+    );
     const u32 = this.#txU32;
     for (let k = 0; k < msgs; k++) {
       const j = this.#msgFirst[k]!;
@@ -518,18 +602,71 @@ export class LinuxUdpSocket implements BatchUdp {
       u32[msg + IOV] = this.#txIovLo[j]!;
       u32[msg + IOV + 1] = this.#txIovHi[j]!;
       u32[msg + IOVLEN] = n;
+      const tos = this.#tos ? this.txTos[j]! : 0;
+      const ctl = this.#txCmsgOff + k * TX_CTL_BYTES;
+      if (tos !== 0) {
+        this.#txMem[ctl + CMSG_GSO_SPACE + 16] = tos; // the int's low byte (little endian)
+        this.#txMem[ctl + CMSG_GSO_SPACE + 17] = 0;
+        this.#txMem[ctl + CMSG_GSO_SPACE + 18] = 0;
+        this.#txMem[ctl + CMSG_GSO_SPACE + 19] = 0;
+      }
       if (n > 1) {
-        u32[msg + CONTROLLEN] = CMSG_GSO_SPACE;
-        // The cmsg data is a u16 gso_size right after the 16-byte cmsghdr.
+        // The GSO cmsg's data is a u16 gso_size right after the 16-byte cmsghdr.
         const size = this.txLen[j]!;
-        const data = this.#txCmsgOff + k * CMSG_GSO_SPACE + 16;
-        this.#txMem[data] = size;
-        this.#txMem[data + 1] = size >>> 8;
+        this.#txMem[ctl + 16] = size;
+        this.#txMem[ctl + 17] = size >>> 8;
+        u32[msg + CONTROL] = this.#ctlLo[k]!;
+        u32[msg + CONTROL + 1] = this.#ctlHi[k]!;
+        u32[msg + CONTROLLEN] = tos !== 0 ? TX_CTL_BYTES : CMSG_GSO_SPACE;
+      } else if (tos !== 0) {
+        u32[msg + CONTROL] = this.#tosCtlLo[k]!;
+        u32[msg + CONTROL + 1] = this.#tosCtlHi[k]!;
+        u32[msg + CONTROLLEN] = CMSG_TOS_SPACE;
       } else {
         u32[msg + CONTROLLEN] = 0;
       }
     }
     return msgs;
+  }
+
+  /**
+   * Resizes the send buffer (SO_SNDBUF, as at open: FORCE first); returns the effective size
+   * (the kernel doubles the value). The data path keeps it small behind a slow link, so that
+   * the queue lives in its own scheduler rather than in a qdisc below.
+   */
+  setSendBuffer(bytes: number): number {
+    if (this.#closed) return 0;
+    return setBuffer(
+      this.#c,
+      this.#fd,
+      `UDP ${this.localHost}:${this.localPort}`,
+      SO_SNDBUFFORCE,
+      SO_SNDBUF,
+      bytes,
+    );
+  }
+
+  /**
+   * The socket's memory counters (getsockopt SO_MEMINFO: rmem_alloc, rcvbuf, wmem_alloc, sndbuf,
+   * ..., drops): how much waits in the receive queue, how much sent data the qdisc still holds,
+   * and how many datagrams the kernel dropped for a full receive queue. One system call.
+   */
+  memory(out: SocketMemory): boolean {
+    if (this.#closed) return false;
+    const len = this.#memLen;
+    len[0] = MEMINFO_BYTES;
+    if (
+      this.#c.getsockopt(this.#fd, SOL_SOCKET, SO_MEMINFO, this.#memBytes, this.#memLenBytes) < 0
+    ) {
+      return false;
+    }
+    const m = this.#mem;
+    out.rxQueued = m[0]!;
+    out.rxLimit = m[1]!;
+    out.txQueued = m[2]!;
+    out.txLimit = m[3]!;
+    out.rxDrops = m[8]!;
+    return true;
   }
 
   /** Closes the socket. Idempotent; recv() and send() then throw. */

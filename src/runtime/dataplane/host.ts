@@ -9,6 +9,7 @@ import type { DropCounters } from "../../core/wire.ts";
 import { EFD_CLOEXEC, EFD_NONBLOCK, errno, errnoName, libc } from "../../io/_libc.ts";
 import type { CoreEvent } from "../engine.ts";
 import type { Engine } from "../portable.ts";
+import type { StopReport } from "../stats.ts";
 import {
   type Command,
   CTRL_COMMAND,
@@ -38,8 +39,8 @@ export async function startFast(
   const ctrl = new Int32Array(control);
   const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
 
-  let stoppedResolve!: (d: DropCounters) => void;
-  const stopped = new Promise<DropCounters>((r) => (stoppedResolve = r));
+  let stoppedResolve!: (d: StopReport) => void;
+  const stopped = new Promise<StopReport>((r) => (stoppedResolve = r));
   let endedResolve!: () => void;
   const ended = new Promise<void>((r) => (endedResolve = r));
   let readyResolve!: (m: Extract<FromWorker, { type: "ready" }>) => void;
@@ -61,7 +62,7 @@ export async function startFast(
         endedResolve();
         break;
       case "stopped":
-        stoppedResolve(m.drops);
+        stoppedResolve({ drops: m.drops, scheduler: m.scheduler });
         break;
       case "error":
         readyReject(new Error(m.message));
@@ -98,7 +99,8 @@ export async function startFast(
     rebind: () => Promise.resolve(command({ type: "rebind" })),
     setServer: (server) => command({ type: "server", server }),
     nudge: () => command({ type: "nudge" }),
-    description: `fast (Linux worker: poll + recvmmsg/sendmmsg${info.gso ? " + UDP GSO" : ""}), ` +
+    description: `fast (Linux worker: poll + recvmmsg/sendmmsg${info.gso ? " + UDP GSO" : ""}, ` +
+      `warmed up in ${Math.round(info.warmMs)} ms), ` +
       `AEAD ${info.aead}, UDP ${
         (info.paths ?? [info.local]).map((l) => `${l.hostname}:${l.port}`).join(" + ")
       }`,
@@ -107,13 +109,13 @@ export async function startFast(
       Atomics.store(ctrl, CTRL_STOP, 1);
       c.write(wakeFd, wake, 8n);
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<DropCounters | undefined>((
+      const timeout = new Promise<StopReport | undefined>((
         r,
       ) => (timer = setTimeout(() => r(undefined), STOP_GRACE_MS)));
       const drops = await Promise.race([stopped, timeout]);
       clearTimeout(timer);
       closeAll();
-      return drops ?? ({} as DropCounters);
+      return drops ?? { drops: {} as DropCounters };
     },
   };
 }

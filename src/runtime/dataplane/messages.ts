@@ -8,6 +8,8 @@
 import type { Endpoint } from "../../lib/endpoint.ts";
 import type { ServerParams } from "../../core/server.ts";
 import type { ClientParams } from "../../core/client.ts";
+import type { SchedParams } from "./loop.ts";
+import type { SchedulerReport } from "../stats.ts";
 import type { DropCounters } from "../../core/wire.ts";
 import type { CoreEvent } from "../engine.ts";
 
@@ -35,6 +37,8 @@ interface InitCommon {
   bind: Endpoint;
   /** Datagrams per recvmmsg/sendmmsg batch. */
   batch: number;
+  /** The flow scheduler's settings. */
+  sched: SchedParams;
 }
 
 /** Starts a server data plane. */
@@ -73,10 +77,18 @@ export type ToWorker = ServerInit | ClientInit | Command;
 
 /** Worker to main thread. */
 export type FromWorker =
-  | { type: "ready"; local: Endpoint; aead: string; gso: boolean; paths?: Endpoint[] }
+  | {
+    type: "ready";
+    local: Endpoint;
+    aead: string;
+    gso: boolean;
+    paths?: Endpoint[];
+    /** How long the JIT warm-up took (ms). */
+    warmMs: number;
+  }
   | { type: "events"; events: CoreEvent[] }
   | { type: "ended" }
-  | { type: "stopped"; drops: DropCounters }
+  | { type: "stopped"; drops: DropCounters; scheduler: SchedulerReport }
   | { type: "error"; message: string };
 
 /** Fields the host fills in itself. */

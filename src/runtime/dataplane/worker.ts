@@ -13,7 +13,9 @@ import { adoptLinuxBatchTun } from "../../io/tun/linux_batch.ts";
 import { LinuxPoller } from "../../io/poll.ts";
 import { LinuxUdpSocket } from "../../io/udp/linux.ts";
 import { ClientAdapter, type CoreAdapter, type CoreEvent, ServerAdapter } from "../engine.ts";
-import { DataPlaneLoop, type UdpSlots } from "./loop.ts";
+import { DataPlaneLoop, DEFAULT_SNDBUF_BYTES, type UdpSlots } from "./loop.ts";
+import { warmUp } from "./warmup.ts";
+import type { DropCounters } from "../../core/wire.ts";
 import {
   type ClientInit,
   type Command,
@@ -37,7 +39,18 @@ const SLOT_BYTES = 9216 + 64;
  * it): 4 MiB gave a loaded RTT p99 of ~36 ms, 512 KiB 9.6 ms, 128 KiB 7.4 ms, 64 KiB 5.5 ms, at
  * the same throughput (the kernel doubles the value for its bookkeeping).
  */
-const SOCKET_BUFFER_BYTES = 64 << 10;
+const SOCKET_BUFFER_BYTES = DEFAULT_SNDBUF_BYTES;
+/**
+ * The receive buffer is larger: with the flow scheduler, bulk that arrives faster than this
+ * process can open it is shed by us once the queue is half full, so the kernel never drops a
+ * game packet at random; the room above that absorbs bursts. (The kernel doubles it as well.)
+ */
+const RECEIVE_BUFFER_BYTES = 256 << 10;
+/** The flow scheduler's pool (packets queued over every session): the memory bound. A server
+ * holds at most 4096 MTU-sized packets (about 6 MB at MTU 1420); a client 1024 of up to 9 KiB,
+ * since its MTU arrives after the Worker starts (pages are only touched when used). */
+const SERVER_POOL_PACKETS = 4096;
+const CLIENT_POOL_PACKETS = 1024;
 
 function post(msg: FromWorker): void {
   self.postMessage(msg);
@@ -72,6 +85,10 @@ function nextCommand(): Promise<Command> {
 
 async function run(init: ServerInit | ClientInit): Promise<void> {
   const aead = await loadAead("auto");
+  // Compile the packet path before the first real packet (warmup.ts says why).
+  const t0 = performance.now();
+  warmUp(aead);
+  const warmMs = performance.now() - t0;
   let core: CoreAdapter;
   let isClosed = () => false;
   if (init.role === "server") {
@@ -94,7 +111,8 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
     [{ host: init.bind.hostname }];
   const slots = specs.map(() => ({
     rx: Array.from({ length: init.batch }, () => PacketBuf.alloc(SLOT_BYTES)),
-    tx: Array.from({ length: init.batch }, () => PacketBuf.alloc(SLOT_BYTES)),
+    // One more send slot than a batch: the last carries control datagrams.
+    tx: Array.from({ length: init.batch + 1 }, () => PacketBuf.alloc(SLOT_BYTES)),
   }));
   const { rx, tx } = slots[0]!;
   const openUdp = (port: number, path = 0) =>
@@ -105,8 +123,9 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
       rxSlots: slots[path]!.rx.map((s) => s.buf),
       txSlots: slots[path]!.tx.map((s) => s.buf),
       gso: true,
+      tos: true,
       sndbuf: SOCKET_BUFFER_BYTES,
-      rcvbuf: SOCKET_BUFFER_BYTES,
+      rcvbuf: RECEIVE_BUFFER_BYTES,
     });
   let udp = openUdp(init.bind.port);
   const more: UdpSlots[] = [];
@@ -130,11 +149,13 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
       }
     });
   };
+  const server = init.role === "server";
   const tun = adoptLinuxBatchTun(init.tunFd, init.tunName, {
     vnetHdr: init.vnetHdr,
-    readBuffers: init.batch,
+    readBuffers: server ? SERVER_POOL_PACKETS : CLIENT_POOL_PACKETS,
     writeBuffers: init.batch,
-    packetBytes: SLOT_BYTES,
+    // The server knows its MTU; a decrypted packet larger than the buffer is dropped (too_big).
+    packetBytes: server ? init.params.mtu + 64 : SLOT_BYTES,
     drops: core.drops,
   });
   const c = libc();
@@ -149,11 +170,13 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
     control: new Int32Array(init.control),
     onEvents: (events: CoreEvent[]) => post({ type: "events", events }),
     isClosed,
+    sched: init.sched,
   });
   post({
     type: "ready",
     local: { hostname: udp.localHost, port: udp.localPort },
     aead: aead.name,
+    warmMs,
     gso: udp.gsoEnabled,
     paths: more.length
       ? [udp, ...more.map((m) => m.udp)].map((u) => ({ hostname: u.localHost, port: u.localPort }))
@@ -194,7 +217,20 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
     if (isClosed()) post({ type: "ended" });
     else loop.stop();
   } finally {
-    post({ type: "stopped", drops: core.drops });
+    const st = loop.stats;
+    post({
+      type: "stopped",
+      drops: loop.dropsWithScheduler() as DropCounters,
+      scheduler: {
+        interactive: st.interactive,
+        bulk: st.bulk,
+        ce_marked: st.ce_marked,
+        codel: st.codel,
+        overflow: st.overflow,
+        shed: st.shed,
+        backpressure: st.backpressure,
+      },
+    });
     for (const s of socks) s.udp.close();
     tun.close();
   }
