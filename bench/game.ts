@@ -42,7 +42,7 @@ const GAME_PORT = 7777;
 const TBF = ["tbf", "rate", "50mbit", "burst", "64kb", "latency", "100ms"];
 /** xvpn's shaping for the remote bottleneck: just under its 50 Mbit/s, counting the 14-byte
  * Ethernet header tbf counts on a veth. */
-const SHAPING = "shaping: { down: 48mbit, overhead: 14 }";
+const SHAPING = "shaping: { down: 49mbit, overhead: 14 }";
 
 const log = (msg: string) => console.error(`[game] ${msg}`);
 
@@ -70,7 +70,7 @@ const SETUPS: Setup[] = [
   },
   {
     id: "shaped",
-    title: "the same, xvpn shaping down to 48 Mbit/s",
+    title: "the same, xvpn shaping down to 49 Mbit/s",
     tbf: { host: "router", to: "client" },
     shaped: true,
   },
