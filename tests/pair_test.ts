@@ -31,7 +31,8 @@ Deno.test("Pair handshake pushes address, MTU, routes, DNS and keepalive", () =>
   assertEquals(c.dns.map(formatIPv4), ["10.7.0.1"]);
   assertEquals(c.keepaliveMs, 10_000);
   const [s] = [...p.server.sessions()];
-  assertEquals(s!.lease.connId, c.connId);
+  const up = p.client.events.find((e) => e.type === "connected");
+  assertEquals(up?.type === "connected" && up.connId, s!.current!.localId, "the id of its keys");
   assertEquals(p.client.events.some((e) => e.type === "config"), true);
 });
 

@@ -47,6 +47,7 @@ import {
   mac1Key,
   type PendingInitiation,
   readResponse,
+  RESPONSE_FLAG_RESUMED,
 } from "./handshake.ts";
 import { type MultipathMode, type PathChange, type PathReport, PathSet } from "./paths.ts";
 import { CookieJar } from "./cookie.ts";
@@ -54,6 +55,7 @@ import { publicKeyOf } from "./keys.ts";
 import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
 import { PacketResult, Verdict } from "./result.ts";
 import { PacketBuf } from "./packet.ts";
+import type { DhImpl } from "./noise.ts";
 import {
   CONFIG_RETRY_MS,
   DEAD_AFTER_KEEPALIVES,
@@ -110,6 +112,8 @@ export interface ClientOptions extends ClientParams {
   aead: Aead;
   /** Fills a buffer with random bytes (injected for deterministic tests). */
   random?: (buf: Uint8Array) => void;
+  /** The X25519 for handshakes (default: @noble's; the runtime passes libsodium's). */
+  dh?: DhImpl;
 }
 
 /** Something the runtime must act on or log. */
@@ -189,7 +193,9 @@ export class ClientCore {
   readonly #mac1Key: Uint8Array;
   /** The server's last cookie, for mac2 when it is under load (cookie.ts). */
   readonly #cookies: CookieJar;
-  readonly #localId: number;
+  /** The sender id of the newest initiation: fresh per handshake (the server's too), so the
+   * ids on the wire change with every rekey and every network change. */
+  #localId = 0;
   readonly #random: (buf: Uint8Array) => void;
   readonly #result = new PacketResult();
   // Control plaintexts (MTU probes are as large as a datagram can be).
@@ -223,9 +229,6 @@ export class ClientCore {
     this.#random = opts.random ?? ((b) => crypto.getRandomValues(b));
     this.#mac1Key = mac1Key(publicKeyOf(opts.privateKey));
     this.#cookies = new CookieJar(opts.serverPublicKey);
-    const id = new Uint8Array(4);
-    do this.#random(id); while (readU32(id, 0) === 0);
-    this.#localId = readU32(id, 0);
     if (opts.paths !== undefined) {
       this.#paths = new PathSet(opts.paths, opts.multipath ?? "failover");
     }
@@ -258,7 +261,7 @@ export class ClientCore {
     return this.#current !== undefined && (this.config !== undefined || this.#o.diag === true);
   }
 
-  /** Our sender id (receiver id of what the server sends). */
+  /** Our sender id of the newest handshake (receiver id of what the server sends). */
   get localId(): number {
     return this.#localId;
   }
@@ -275,11 +278,22 @@ export class ClientCore {
   }
 
   #initiate(now: number, wallMs: number): void {
+    // A fresh sender id, unlike those of the keys still in use (their packets keep arriving).
+    const id = new Uint8Array(4);
+    let localId = 0;
+    while (
+      localId === 0 || localId === this.#current?.localId || localId === this.#previous?.localId
+    ) {
+      this.#random(id);
+      localId = readU32(id, 0);
+    }
+    this.#localId = localId;
     this.#pending = createInitiation({
       staticPrivate: this.#o.privateKey,
       serverPublic: this.#o.serverPublicKey,
       localId: this.#localId,
       wallMs,
+      dh: this.#o.dh,
       flags: (this.#o.diag ? INIT_FLAG_DIAG : 0) |
         (this.#paths?.mode === "redundant" ? INIT_FLAG_REDUNDANT : 0),
     });
@@ -319,14 +333,15 @@ export class ClientCore {
     if (type === MessageType.HandshakeResponse) return this.#onResponse(now, d.bytes());
     if (type === MessageType.CookieReply) return this.#onCookieReply(now, d.bytes());
     if (type !== MessageType.Data && type !== MessageType.Control) return this.#drop("bad_type");
-    if (readU32(d.buf, 4) !== this.#localId) return this.#drop("unknown_receiver");
-    const epoch = d.buf[2]!;
-    const kp = this.#current?.epoch === epoch
+    // The receiver id names the keys (each handshake has its own); the epoch must agree.
+    const id = readU32(d.buf, 4);
+    const kp = this.#current?.localId === id
       ? this.#current
-      : this.#previous?.epoch === epoch
+      : this.#previous?.localId === id
       ? this.#previous
       : undefined;
-    if (!kp || kp.expired(now)) return this.#drop("expired_key");
+    if (!kp) return this.#drop("unknown_receiver");
+    if (kp.epoch !== d.buf[2] || kp.expired(now)) return this.#drop("expired_key");
     const plain = type === MessageType.Data ? out : this.#plain;
     if (d.len - SEAL_OVERHEAD_BYTES > plain.length) return this.#drop("too_big");
     const n = kp.open(this.#o.aead, d, plain);
@@ -369,8 +384,9 @@ export class ClientCore {
     const pending = this.#pending;
     if (!pending || readU32(d, 4) !== pending.localId) return this.#drop("unknown_receiver");
     if (!checkMac1(this.#mac1Key, d)) return this.#drop("bad_mac1");
-    const connId = readResponse(d, pending);
-    if (connId === undefined) return this.#drop("bad_handshake");
+    const resp = readResponse(d, pending);
+    if (resp === undefined) return this.#drop("bad_handshake");
+    const { connId } = resp;
     const keys = pending.state.split();
     const rekey = this.#current !== undefined;
     this.#previous = this.#current;
@@ -380,6 +396,7 @@ export class ClientCore {
       d[2]!,
       connId,
       now,
+      pending.localId,
     );
     this.#pending = undefined;
     this.timers.stop(ClientTimer.Retry);
@@ -394,7 +411,7 @@ export class ClientCore {
     this.events.push({ type: "connected", connId, rekey });
     if (this.#o.diag) {
       // A diagnostic session asks for no config; it is ready now.
-    } else if (!this.config || this.config.connId !== connId) {
+    } else if (!this.config || !(resp.flags & RESPONSE_FLAG_RESUMED)) {
       // A new session (first connect, or the server forgot us): ask for the config. This is
       // also the first packet under the new keys, which confirms them to the server.
       this.#sendConfigRequest(now);
@@ -678,12 +695,15 @@ export class ClientCore {
   }
 
   /**
-   * The local network changed (address, route, interface): probe the path now. If the server
-   * answers, nothing else happens (it already follows us to a new address); if not, the
-   * liveness probes declare the path dead within a second and a new handshake starts.
+   * The local network changed (address, route, interface): probe the path now, and rekey, so
+   * that the ids on the wire change with the address (an observer of both networks cannot tie
+   * them together by id; the session, its address and config carry on). If the server answers,
+   * nothing else happens (it already follows us to a new address); if not, the liveness probes
+   * declare the path dead within a second and the handshake retries take over.
    */
   nudge(now: number): void {
     if (!this.#current || this.#closed) return;
+    if (!this.#pending) this.timers.set(ClientTimer.Rekey, now);
     if (this.#paths) return this.#probeAll(now);
     this.#ping(now);
     this.#probes = 1;

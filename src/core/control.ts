@@ -50,8 +50,6 @@ export interface SessionConfig {
   dns: number[];
   /** Keepalive interval the client should use. */
   keepaliveMs: number;
-  /** The connection id the server allocated with the address. */
-  connId: number;
 }
 
 const enc = new TextEncoder();
@@ -67,7 +65,6 @@ export function encodeConfigPush(c: SessionConfig): Uint8Array {
     routes: c.routes.map(formatCidr),
     dns: c.dns.map(formatIPv4),
     keepalive_ms: c.keepaliveMs,
-    conn_id: c.connId,
   });
   const body = enc.encode(json);
   const out = new Uint8Array(1 + body.length);
@@ -92,7 +89,6 @@ export function decodeConfigPush(body: Uint8Array): SessionConfig | undefined {
   }
   if (o.v !== 1 || typeof o.address !== "string" || typeof o.server !== "string") return undefined;
   if (!isInt(o.mtu, 576, 65535) || !isInt(o.keepalive_ms, 100, 3_600_000)) return undefined;
-  if (!isInt(o.conn_id, 1, 0xffffffff)) return undefined;
   if (!Array.isArray(o.routes) || !Array.isArray(o.dns)) return undefined;
   const address = parseCidr(o.address);
   const serverAddress = parseIPv4(o.server);
@@ -116,7 +112,6 @@ export function decodeConfigPush(body: Uint8Array): SessionConfig | undefined {
     routes,
     dns,
     keepaliveMs: o.keepalive_ms,
-    connId: o.conn_id,
   };
 }
 

@@ -15,7 +15,6 @@ const config: SessionConfig = {
   routes: [parseCidr("0.0.0.0/0")!, parseCidr("198.51.100.0/24")!],
   dns: [parseIPv4("10.7.0.1")!],
   keepaliveMs: 10_000,
-  connId: 0xfeedf00d,
 };
 
 Deno.test("encodeConfigPush() round trips through decodeConfigPush()", () => {
@@ -38,7 +37,6 @@ Deno.test("decodeConfigPush() rejects malformed bodies without throwing", () => 
     JSON.stringify({ ...good, routes: ["x"] }),
     JSON.stringify({ ...good, routes: "10.0.0.0/8" }),
     JSON.stringify({ ...good, dns: [1] }),
-    JSON.stringify({ ...good, conn_id: 0 }),
     JSON.stringify({ ...good, keepalive_ms: 1.5 }),
   ];
   for (const b of bad) assertEquals(decodeConfigPush(enc(b as string)), undefined, String(b));

@@ -36,6 +36,7 @@ import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { blake2s } from "@noble/hashes/blake2.js";
 import { equalBytes } from "./handshake.ts";
 import { type Endpoint } from "../lib/endpoint.ts";
+import { sourceKey } from "../lib/ip6.ts";
 import {
   COOKIE_NONCE_BYTES,
   COOKIE_REPLY_BYTES,
@@ -69,6 +70,15 @@ export const DEFAULT_HANDSHAKE_LOAD_THRESHOLD = 100;
 export const SOURCE_RATE_PER_S = 20;
 /** See {@link SOURCE_RATE_PER_S}. */
 export const SOURCE_BURST = 5;
+/**
+ * Initiations per second that may reach the Diffie-Hellman in all, whatever their sources (and
+ * the burst: a tenth of it). Under load every one of them carries a valid cookie, so each comes
+ * from an address that can receive; a botnet holding many such addresses still cannot make the
+ * server spend more than this on X25519 (about 0.2-0.4 ms each with libsodium here: at most a
+ * fifth of a core), and established sessions keep their thread. 500 a second is still a join
+ * storm of 5000 clients in 10 s.
+ */
+export const HANDSHAKES_PER_S = 500;
 /** Most source IPs the rate limiter remembers; the least recently seen goes first. */
 export const MAX_TRACKED_SOURCES = 4096;
 /**
@@ -267,7 +277,9 @@ export class SourceLimiter {
 /** What the server does with one initiation whose mac1 is valid. */
 export interface Admission {
   /** Why it is not processed, or undefined: go on with the Diffie-Hellman. */
-  drop: Extract<DropReason, "under_load" | "source_rate" | "cookie_budget"> | undefined;
+  drop:
+    | Extract<DropReason, "under_load" | "source_rate" | "cookie_budget" | "dh_budget">
+    | undefined;
   /** A cookie reply to send to the initiation's source. */
   reply: Uint8Array | undefined;
 }
@@ -284,6 +296,8 @@ export interface GateStats {
   rateLimited: number;
   /** Refused because the cookie reply budget was spent (nothing sent). */
   overBudget: number;
+  /** Refused because the global Diffie-Hellman budget was spent (nothing sent). */
+  dhBudget: number;
 }
 
 /** The server side: load meter, cookie secrets, mac2 check, cookie replies, source limiter. */
@@ -295,10 +309,12 @@ export class HandshakeGate {
     cookieReplies: 0,
     rateLimited: 0,
     overBudget: 0,
+    dhBudget: 0,
   };
   readonly #load = new RateWindow();
   readonly #limiter = new SourceLimiter();
   readonly #budget = new TokenBucket(COOKIE_REPLIES_PER_S, COOKIE_REPLIES_PER_S / 10);
+  readonly #dh = new TokenBucket(HANDSHAKES_PER_S, HANDSHAKES_PER_S / 10);
   readonly #replyKey: Uint8Array;
   readonly #threshold: number;
   readonly #random: (buf: Uint8Array) => void;
@@ -340,8 +356,9 @@ export class HandshakeGate {
   admit(now: number, d: Uint8Array, from: Endpoint): Admission {
     this.stats.initiations++;
     this.#load.add(now);
-    if (!this.underLoad(now)) return this.#pass();
-    if (!this.#limiter.take(now, from.hostname)) {
+    if (!this.underLoad(now)) return this.#pass(now);
+    // IPv6 sources share a bucket per /64 (one host usually holds the whole /64).
+    if (!this.#limiter.take(now, sourceKey(from.hostname))) {
       this.stats.rateLimited++;
       return { drop: "source_rate", reply: undefined };
     }
@@ -353,7 +370,7 @@ export class HandshakeGate {
       (checkMac2(d, this.#cookie(this.#secret, src)) ||
         (this.#previous !== undefined && checkMac2(d, this.#cookie(this.#previous, src))))
     ) {
-      return this.#pass();
+      return this.#pass(now);
     }
     if (!this.#budget.take(now)) {
       this.stats.overBudget++;
@@ -372,7 +389,11 @@ export class HandshakeGate {
     return this.#cookie(this.#secret, sourceBytes(from));
   }
 
-  #pass(): Admission {
+  #pass(now: number): Admission {
+    if (!this.#dh.take(now)) {
+      this.stats.dhBudget++;
+      return { drop: "dh_budget", reply: undefined };
+    }
     this.stats.processed++;
     return { drop: undefined, reply: undefined };
   }

@@ -9,6 +9,7 @@ import {
   COOKIE_REPLIES_PER_S,
   cookieKey,
   createCookieReply,
+  HANDSHAKES_PER_S,
   mac1Field,
   MAX_TRACKED_SOURCES,
   openCookieReply,
@@ -144,13 +145,14 @@ Deno.test("under load: a replayed cookie reply is ignored", () => {
   // A replay now: nothing pending, nothing sent.
   p.deliver(reply);
   assertEquals(p.client.drops.unknown_receiver, 1);
-  // A replay while a new initiation is pending: its mac1 differs, so the reply does not open.
+  // A replay while a new initiation is pending: that one has a fresh sender id (and mac1), so
+  // the reply is not even addressed to it.
   p.now += 200_000; // past the cookie's lifetime, so the next initiation carries no mac2
   p.wall += 200_000;
   p.client.start(p.now, p.wall);
   p.client.outbox.splice(0);
   p.deliver(reply);
-  assertEquals(p.client.drops.bad_cookie, 1);
+  assertEquals(p.client.drops.unknown_receiver, 2);
   assertEquals(p.client.outbox.length, 0, "nothing sent because of a replayed cookie reply");
 });
 
@@ -259,4 +261,54 @@ Deno.test("under load: past the global reply budget a spoofed flood gets no repl
   p.client.start(p.now, p.wall);
   p.run(20);
   assert(p.client.ready, "a second later the budget has refilled for a real client");
+});
+
+/** An initiation from `from` with the mac2 of its current cookie: one an attacker who can
+ * receive at that address could send. */
+function withCookie(p: Pair, init: Uint8Array, from: Endpoint): Uint8Array {
+  const d = init.slice();
+  writeMac2(d, p.server.handshakes.cookieFor(p.now, from));
+  return d;
+}
+
+Deno.test("under load: one IPv6 /64 shares one source bucket, however many addresses it uses", () => {
+  const { p } = loadedPair();
+  const init = initiationFor(p);
+  const before = p.server.handshakes.stats.processed;
+  const n = 10_000;
+  for (let i = 0; i < n; i++) {
+    // Every address of one /64, each with the valid cookie of its own address.
+    const from = {
+      hostname: `2001:db8:5:6:${(i >> 8).toString(16)}::${(i & 255).toString(16)}`,
+      port: 4000,
+    };
+    p.server.receive(p.now, new PacketBuf(withCookie(p, init, from)), from, new Uint8Array(2048));
+    p.server.outbox.splice(0);
+  }
+  const reached = p.server.handshakes.stats.processed - before;
+  assertEquals(reached, SOURCE_BURST, "one bucket for the /64: its burst, not one per address");
+  assertEquals(p.server.drops.source_rate, n - SOURCE_BURST);
+});
+
+Deno.test("under load: the global Diffie-Hellman budget caps cookie-holding sources", () => {
+  const { p } = loadedPair();
+  const init = initiationFor(p);
+  const before = p.server.handshakes.stats.processed;
+  const n = 3 * HANDSHAKES_PER_S;
+  for (let i = 0; i < n; i++) {
+    // Fresh IPv4 sources, each with its valid cookie: the per-source limit never bites.
+    const from = { hostname: `10.9.${i >> 8}.${i & 255}`, port: 1000 };
+    p.server.receive(p.now, new PacketBuf(withCookie(p, init, from)), from, new Uint8Array(2048));
+    p.server.outbox.splice(0);
+  }
+  const reached = p.server.handshakes.stats.processed - before;
+  assert(reached <= HANDSHAKES_PER_S / 10, `a burst only: ${reached}`);
+  assert(reached > 0);
+  assertEquals(p.server.drops.dh_budget, n - reached);
+  assertEquals(p.server.handshakes.stats.dhBudget, n - reached);
+  // A second later the budget has refilled at its rate.
+  p.now += 1000;
+  const from = { hostname: "10.10.0.1", port: 1000 };
+  p.server.receive(p.now, new PacketBuf(withCookie(p, init, from)), from, new Uint8Array(2048));
+  assertEquals(p.server.handshakes.stats.processed - before, reached + 1);
 });

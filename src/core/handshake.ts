@@ -20,7 +20,7 @@
  * @module
  */
 import { blake2s } from "@noble/hashes/blake2.js";
-import { HandshakeState } from "./noise.ts";
+import { type DhImpl, HandshakeState } from "./noise.ts";
 import {
   HANDSHAKE_INIT_BYTES,
   HANDSHAKE_RESPONSE_BYTES,
@@ -36,7 +36,7 @@ import {
 /** The Noise protocol xvpn speaks. */
 export const PROTOCOL_NAME = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
 /** Prologue bound into the handshake hash: a peer speaking another protocol version fails. */
-export const PROLOGUE = new TextEncoder().encode("xvpn/1");
+export const PROLOGUE = new TextEncoder().encode("xvpn/2");
 /** Bytes of the TAI64N timestamp carried in the initiation. */
 export const TIMESTAMP_BYTES = 12;
 /** Initiation flag: a diagnostic session (`xvpn diag`), which gets no address and carries no
@@ -46,6 +46,9 @@ export const INIT_FLAG_DIAG = 0x01;
  * packet of the session to each client endpoint heard from within the last second, and the
  * client keeps the first copy (the replay window drops the rest). */
 export const INIT_FLAG_REDUNDANT = 0x02;
+/** Response flag: these keys continue the client's session (same address, same config), so a
+ * rekey or a network change needs no new config request although the receiver id is new. */
+export const RESPONSE_FLAG_RESUMED = 0x01;
 
 const LABEL_MAC1 = new TextEncoder().encode("mac1----");
 
@@ -114,6 +117,8 @@ export function createInitiation(opts: {
   wallMs: number;
   ephemeralPrivate?: Uint8Array;
   flags?: number;
+  /** The X25519 to use (the response is read with the same one). */
+  dh?: DhImpl;
 }): PendingInitiation {
   const state = HandshakeState.initiator({
     protocolName: PROTOCOL_NAME,
@@ -121,6 +126,7 @@ export function createInitiation(opts: {
     staticPrivate: opts.staticPrivate,
     remoteStatic: opts.serverPublic,
     ephemeralPrivate: opts.ephemeralPrivate,
+    dh: opts.dh,
   });
   const payload = new Uint8Array(TIMESTAMP_BYTES + 1);
   payload.set(tai64n(opts.wallMs));
@@ -156,14 +162,27 @@ export interface ReceivedInitiation {
 export function readInitiation(
   d: Uint8Array,
   staticPrivate: Uint8Array,
-): ReceivedInitiation | undefined {
+  opts: {
+    /** Our static public key (saves a scalar multiplication per initiation). */
+    staticPublic?: Uint8Array;
+    /** The X25519 to use. */
+    dh?: DhImpl;
+    /** Whether this client key may connect: asked before the second Diffie-Hellman. */
+    known?: (clientPublic: Uint8Array) => boolean;
+  } = {},
+): ReceivedInitiation | "unknown_key" | undefined {
+  let unknown = false;
   const state = HandshakeState.responder({
     protocolName: PROTOCOL_NAME,
     prologue: PROLOGUE,
     staticPrivate,
+    staticPublic: opts.staticPublic,
+    dh: opts.dh,
+    acceptRemote: opts.known && ((rs) => opts.known!(rs) || ((unknown = true), false)),
   });
   const noiseOff = HEADER_BYTES + SENDER_ID_BYTES;
   const payload = state.readMessage(d.subarray(noiseOff, HANDSHAKE_INIT_BYTES - 2 * MAC_BYTES));
+  if (unknown) return "unknown_key";
   const clientPublic = state.remoteStatic;
   if (!payload || payload.length !== TIMESTAMP_BYTES + 1 || !clientPublic) return undefined;
   return {
@@ -182,8 +201,10 @@ export function createResponse(opts: {
   clientPublic: Uint8Array;
   connId: number;
   epoch: number;
+  /** RESPONSE_FLAG_*. */
+  flags?: number;
 }): Uint8Array {
-  const noise = opts.state.writeMessage(new Uint8Array(0));
+  const noise = opts.state.writeMessage(new Uint8Array([opts.flags ?? 0]));
   const d = new Uint8Array(HANDSHAKE_RESPONSE_BYTES);
   writeHeader(d, MessageType.HandshakeResponse, opts.epoch, opts.clientId, 0);
   writeU32(d, HEADER_BYTES, opts.connId);
@@ -193,15 +214,27 @@ export function createResponse(opts: {
   return d;
 }
 
+/** What the client learns from a valid response. */
+export interface ReceivedResponse {
+  /** The server's receiver id for these keys. */
+  connId: number;
+  /** RESPONSE_FLAG_*. */
+  flags: number;
+}
+
 /**
  * Reads a response (client side) with the pending initiation's state. Returns the server's
- * connection id, or undefined when it does not authenticate.
+ * receiver id and flags, or undefined when it does not authenticate.
  */
-export function readResponse(d: Uint8Array, pending: PendingInitiation): number | undefined {
+export function readResponse(
+  d: Uint8Array,
+  pending: PendingInitiation,
+): ReceivedResponse | undefined {
+  if (d.length !== HANDSHAKE_RESPONSE_BYTES) return undefined;
   const noiseOff = HEADER_BYTES + SENDER_ID_BYTES;
   const payload = pending.state.readMessage(
     d.subarray(noiseOff, HANDSHAKE_RESPONSE_BYTES - 2 * MAC_BYTES),
   );
-  if (!payload || payload.length !== 0) return undefined;
-  return readU32(d, HEADER_BYTES);
+  if (!payload || payload.length !== 1) return undefined;
+  return { connId: readU32(d, HEADER_BYTES), flags: payload[0]! };
 }

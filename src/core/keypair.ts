@@ -35,6 +35,8 @@ export class Keypair {
    * @param epoch key epoch carried in byte 2 of every header sealed with these keys
    * @param remoteId receiver id to put in headers we send
    * @param createdMs when the handshake completed (monotonic ms)
+   * @param localId receiver id the peer puts in headers it seals with these keys (fresh per
+   *   handshake)
    */
   constructor(
     readonly sendKey: Uint8Array,
@@ -42,6 +44,7 @@ export class Keypair {
     readonly epoch: number,
     readonly remoteId: number,
     readonly createdMs: number,
+    readonly localId = 0,
   ) {}
 
   /** True when these keys may no longer be used (age or message count). */

@@ -265,7 +265,31 @@ export interface HandshakeOptions {
   psk?: Uint8Array;
   /** Fixed ephemeral private key, for test vectors only. Default: fresh random. */
   ephemeralPrivate?: Uint8Array;
+  /** Our static public key, when the caller has it (saves one scalar multiplication). */
+  staticPublic?: Uint8Array;
+  /** X25519 to use (default: @noble's, pure JavaScript); the server injects libsodium's. */
+  dh?: DhImpl;
+  /**
+   * Responder only: called with the initiator's static key as soon as message 1 reveals it,
+   * before the `ss` Diffie-Hellman; returning false ends the read there (readMessage returns
+   * undefined), so an unknown key costs one DH instead of two.
+   */
+  acceptRemote?: (remoteStatic: Uint8Array) => boolean;
 }
+
+/** An X25519 implementation (the shape of src/crypto/x25519.ts). */
+export interface DhImpl {
+  /** The public key of a private key. */
+  publicKey(privateKey: Uint8Array): Uint8Array;
+  /** The shared secret, or undefined for a low-order public key (all-zero result). */
+  shared(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | undefined;
+}
+
+/** @noble's X25519 as a {@link DhImpl}: the default. */
+const NOBLE_DH: DhImpl = {
+  publicKey: (sk) => x25519.getPublicKey(sk),
+  shared: (sk, pk) => dh(sk, pk),
+};
 
 /** The traffic keys a finished handshake yields (Split, §5.2). */
 export interface NoiseTransportKeys {
@@ -299,6 +323,8 @@ export class HandshakeState {
   #rs: Uint8Array | undefined;
   readonly #psk: Uint8Array | undefined;
   readonly #fixedEphemeral: Uint8Array | undefined;
+  readonly #dh: DhImpl;
+  readonly #accept: ((rs: Uint8Array) => boolean) | undefined;
   #messageIndex = 0;
 
   private constructor(initiator: boolean, o: HandshakeOptions) {
@@ -331,8 +357,10 @@ export class HandshakeState {
     }
 
     this.#initiator = initiator;
+    this.#dh = o.dh ?? NOBLE_DH;
+    this.#accept = o.acceptRemote;
     this.#s = o.staticPrivate.slice();
-    this.#sPublic = x25519.getPublicKey(this.#s);
+    this.#sPublic = o.staticPublic?.slice() ?? this.#dh.publicKey(this.#s);
     this.#rs = o.remoteStatic?.slice();
     this.#psk = o.psk?.slice();
     this.#fixedEphemeral = o.ephemeralPrivate?.slice();
@@ -391,7 +419,7 @@ export class HandshakeState {
     for (const token of PATTERNS[this.#pattern][this.#messageIndex]!) {
       if (token === "e") {
         this.#e = this.#fixedEphemeral ?? x25519.utils.randomSecretKey();
-        const ePublic = x25519.getPublicKey(this.#e);
+        const ePublic = this.#dh.publicKey(this.#e);
         parts.push(ePublic);
         sym.mixHash(ePublic);
         if (this.#psk) sym.mixKey(ePublic); // §9.2: "e" also mixes the key in psk handshakes
@@ -472,6 +500,7 @@ export class HandshakeState {
         if (!rs) return undefined;
         offset += size;
         this.#rs = rs;
+        if (this.#accept && !this.#accept(rs)) return undefined;
       } else if (token === "psk") {
         sym.mixKeyAndHash(this.#psk!);
       } else {
@@ -488,10 +517,11 @@ export class HandshakeState {
     const e = this.#e;
     const re = this.#re;
     const rs = this.#rs;
-    if (token === "ee") return e && re && dh(e, re);
-    if (token === "ss") return rs && dh(this.#s, rs);
+    const d = this.#dh;
+    if (token === "ee") return e && re && d.shared(e, re);
+    if (token === "ss") return rs && d.shared(this.#s, rs);
     // "es" is initiator-ephemeral with responder-static; "se" the other way round.
     const mineIsEphemeral = (token === "es") === this.#initiator;
-    return mineIsEphemeral ? e && rs && dh(e, rs) : re && dh(this.#s, re);
+    return mineIsEphemeral ? e && rs && d.shared(e, rs) : re && d.shared(this.#s, re);
   }
 }

@@ -1,23 +1,20 @@
 /**
- * The server's IP pool: hands each client a tunnel address and a connection id together.
+ * The server's IP pool: hands each client a tunnel address.
  *
  * - The first usable host address belongs to the server itself.
  * - An address is sticky per client key: a client that comes back (reconnect, server restart
  *   with the same config) gets the same address whenever it is still free, and a configured
  *   static address always.
- * - Connection ids are random non-zero u32 values, unique among live leases, so a stale id from
- *   an old session never lands in a new one.
+ * - Receiver ids are not the pool's business: they change with every handshake (sessions.ts).
  *
  * @module
  */
 import { type Cidr, formatCidr, formatIPv4, maskOf, networkOf } from "../lib/ip.ts";
 
-/** One allocated address and connection id. */
+/** One allocated address. */
 export interface Lease {
   /** Tunnel address (u32). */
   address: number;
-  /** Connection id (u32, non-zero). */
-  connId: number;
   /** Who holds it: the client's key as text (base64). */
   owner: string;
 }
@@ -30,12 +27,11 @@ export class PoolExhaustedError extends Error {
   }
 }
 
-/** Allocates tunnel addresses and connection ids. */
+/** Allocates tunnel addresses. */
 export class IpPool {
   readonly #first: number;
   readonly #last: number;
   readonly #byAddress = new Map<number, Lease>();
-  readonly #byConnId = new Map<number, Lease>();
   readonly #byOwner = new Map<string, Lease>();
   /** Last address each owner had, kept after release so that it comes back to them. */
   readonly #remembered = new Map<string, number>();
@@ -43,14 +39,8 @@ export class IpPool {
   readonly #staticTaken = new Set<number>();
   #cursor: number;
 
-  /**
-   * @param pool the pool CIDR; the server takes its first usable address.
-   * @param random returns a random u32 (injected so tests are deterministic).
-   */
-  constructor(
-    readonly pool: Cidr,
-    private readonly random: () => number,
-  ) {
+  /** @param pool the pool CIDR; the server takes its first usable address. */
+  constructor(readonly pool: Cidr) {
     if (pool.prefix > 30) {
       throw new Error(`Pool ${formatCidr(pool)} is too small (need /30 or larger)`);
     }
@@ -91,11 +81,6 @@ export class IpPool {
     return this.#byOwner.get(owner);
   }
 
-  /** The live lease holding a connection id, if any. */
-  byConnId(connId: number): Lease | undefined {
-    return this.#byConnId.get(connId);
-  }
-
   /** The live lease holding an address, if any. */
   byAddress(address: number): Lease | undefined {
     return this.#byAddress.get(address);
@@ -109,23 +94,19 @@ export class IpPool {
     const live = this.#byOwner.get(owner);
     if (live) return live;
     const address = this.#pickAddress(owner);
-    let connId = 0;
-    while (connId === 0 || this.#byConnId.has(connId)) connId = this.random() >>> 0;
-    const lease: Lease = { address, connId, owner };
+    const lease: Lease = { address, owner };
     this.#byAddress.set(address, lease);
-    this.#byConnId.set(connId, lease);
     this.#byOwner.set(owner, lease);
     this.#remembered.set(owner, address);
     return lease;
   }
 
-  /** Returns a lease's address and connection id to the pool (session expired or closed). */
+  /** Returns a lease's address to the pool (session expired or closed). */
   release(owner: string): void {
     const lease = this.#byOwner.get(owner);
     if (!lease) return;
     this.#byOwner.delete(owner);
     this.#byAddress.delete(lease.address);
-    this.#byConnId.delete(lease.connId);
   }
 
   #free(address: number): boolean {

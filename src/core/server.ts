@@ -44,8 +44,11 @@ import {
   mac1Key,
   newerTimestamp,
   readInitiation,
+  type ReceivedInitiation,
+  RESPONSE_FLAG_RESUMED,
 } from "./handshake.ts";
 import { DEFAULT_HANDSHAKE_LOAD_THRESHOLD, HandshakeGate } from "./cookie.ts";
+import type { DhImpl } from "./noise.ts";
 import { type Cidr, ipv4Dst, ipv4Src } from "../lib/ip.ts";
 import { type Peer, type ServerSession, SessionTable } from "./sessions.ts";
 import { fillExtra, noteEndpoint, setRedundant } from "./endpoints.ts";
@@ -124,6 +127,8 @@ export interface ServerOptions extends ServerParams {
   aead: Aead;
   /** Fills a buffer with random bytes (injected for deterministic tests). */
   random?: (buf: Uint8Array) => void;
+  /** X25519 for handshakes (default @noble's; the runtime injects libsodium's, ~10x faster). */
+  dh?: DhImpl;
 }
 
 /** Something worth a log line. */
@@ -143,7 +148,7 @@ export type ServerEvent =
   | {
     /** A client asked for shaping or priority rules on its traffic down (its queue key). */
     type: "queue";
-    connId: number;
+    key: number;
     name: string;
     queue: QueueRequest;
   };
@@ -165,8 +170,10 @@ export class ServerCore {
 
   readonly #o: ServerOptions;
   readonly #mac1Key: Uint8Array;
+  /** Our static public key, computed once (not per initiation). */
+  readonly #publicKey: Uint8Array;
   readonly #peers = new Map<string, Peer>();
-  /** Live sessions by connection id, address and key; diagnostic ones apart. */
+  /** Live sessions by receiver id, slot, address and key; diagnostic ones apart. */
   readonly #sessions = new SessionTable();
   readonly #result = new PacketResult();
   readonly #random: (buf: Uint8Array) => void;
@@ -179,14 +186,11 @@ export class ServerCore {
     this.#o = opts;
     this.#maxMss = opts.mssClamp === false ? 0 : mssForMtu(opts.mtu);
     this.#random = opts.random ?? ((b) => crypto.getRandomValues(b));
-    const rnd = new Uint8Array(4);
-    this.pool = new IpPool(opts.pool, () => {
-      this.#random(rnd);
-      return readU32(rnd, 0);
-    });
-    this.#mac1Key = mac1Key(publicKeyOf(opts.privateKey));
+    this.pool = new IpPool(opts.pool);
+    this.#publicKey = publicKeyOf(opts.privateKey);
+    this.#mac1Key = mac1Key(this.#publicKey);
     this.handshakes = new HandshakeGate(
-      publicKeyOf(opts.privateKey),
+      this.#publicKey,
       opts.handshakeLoadThreshold ?? DEFAULT_HANDSHAKE_LOAD_THRESHOLD,
       this.#random,
     );
@@ -259,7 +263,14 @@ export class ServerCore {
     const gate = this.handshakes.admit(now, d, from);
     if (gate.reply) this.outbox.push({ data: gate.reply, to: from });
     if (gate.drop) return this.#drop(gate.drop);
-    const init = readInitiation(d, this.#o.privateKey);
+    // The allow-list is checked as soon as the client's key is decrypted, before the second
+    // Diffie-Hellman: a stranger with a valid mac1 costs one.
+    const init = readInitiation(d, this.#o.privateKey, {
+      staticPublic: this.#publicKey,
+      dh: this.#o.dh,
+      known: (k) => this.#peers.has(encodeKey(k)),
+    });
+    if (init === "unknown_key") return this.#drop("unknown_key");
     if (!init) return this.#drop("bad_handshake");
     const peer = this.#peers.get(encodeKey(init.clientPublic));
     if (!peer) return this.#drop("unknown_key");
@@ -274,7 +285,9 @@ export class ServerCore {
     let session = diag ? undefined : this.#sessions.byKey(peer.keyText);
     const rekey = session !== undefined;
     if (diag) {
-      session = this.#sessions.addDiag(peer, from, init.clientId, now, this.#random, this.pool);
+      const epochByte = new Uint8Array(1);
+      this.#random(epochByte);
+      session = this.#sessions.addDiag(peer, from, init.clientId, now, epochByte[0]!);
     } else if (!session) {
       let lease: Lease;
       try {
@@ -290,6 +303,7 @@ export class ServerCore {
       session = {
         peer,
         lease,
+        slot: this.#sessions.newSlot(),
         endpoint: from,
         clientId: init.clientId,
         epoch: epochByte[0]!,
@@ -307,12 +321,16 @@ export class ServerCore {
     session.endpoint = from;
     session.lastRecvMs = now;
     if (!diag) setRedundant(session, (init.flags & INIT_FLAG_REDUNDANT) !== 0, from, now);
+    // A fresh receiver id for these keys; an unconfirmed newer handshake's keys (and id) go.
+    if (session.next) this.#sessions.dropId(session.next.localId);
+    const id = this.#sessions.newId(session, this.#random);
     const response = createResponse({
       state: init.state,
       clientId: init.clientId,
       clientPublic: init.clientPublic,
-      connId: session.lease.connId,
+      connId: id,
       epoch: session.epoch,
+      flags: rekey ? RESPONSE_FLAG_RESUMED : 0,
     });
     const keys = init.state.split();
     session.next = new Keypair(
@@ -321,13 +339,14 @@ export class ServerCore {
       session.epoch,
       init.clientId,
       now,
+      id,
     );
     this.outbox.push({ data: response, to: from });
     this.events.push({
       type: diag ? "diag_session" : "session_up",
       name: peer.name,
       address: session.lease.address,
-      connId: session.lease.connId,
+      connId: id,
       endpoint: from,
       rekey,
     });
@@ -336,7 +355,7 @@ export class ServerCore {
 
   #refuse(
     now: number,
-    init: NonNullable<ReturnType<typeof readInitiation>>,
+    init: ReceivedInitiation,
     from: Endpoint,
     message: string,
   ) {
@@ -374,15 +393,16 @@ export class ServerCore {
     type: number,
     outerEcn: number,
   ): PacketResult {
-    const session = this.#sessions.byConnId(readU32(d.buf, 4));
+    const id = readU32(d.buf, 4);
+    const session = this.#sessions.byId(id);
     if (!session) return this.#drop("unknown_receiver");
-    const epoch = d.buf[2]!;
+    // The id names the keys (each handshake has its own); the epoch must agree.
     let kp: Keypair | undefined;
     let isNext = false;
-    if (session.current?.epoch === epoch) kp = session.current;
-    else if (session.next?.epoch === epoch) (kp = session.next), (isNext = true);
-    else if (session.previous?.epoch === epoch) kp = session.previous;
-    if (!kp) return this.#drop("expired_key");
+    if (session.current?.localId === id) kp = session.current;
+    else if (session.next?.localId === id) (kp = session.next), (isNext = true);
+    else if (session.previous?.localId === id) kp = session.previous;
+    if (!kp || kp.epoch !== d.buf[2]) return this.#drop("expired_key");
     if (kp.expired(now)) return this.#drop("expired_key");
     const plain = type === MessageType.Data ? out : this.#plain;
     if (d.len - SEAL_OVERHEAD_BYTES > plain.length) return this.#drop("too_big");
@@ -390,7 +410,9 @@ export class ServerCore {
     if (typeof n === "string") return this.#drop(n);
     // Authenticated from here on.
     if (isNext) {
-      // First packet under the new keys confirms them (the client has them).
+      // First packet under the new keys confirms them (the client has them). The keys before
+      // the previous ones go, with their id.
+      if (session.previous) this.#sessions.dropId(session.previous.localId);
       session.previous = session.current;
       session.current = kp;
       session.next = undefined;
@@ -452,7 +474,7 @@ export class ServerCore {
         if (q === null) return this.#drop("bad_control");
         if (q && JSON.stringify(q) !== JSON.stringify(s.queue)) {
           s.queue = q;
-          this.events.push({ type: "queue", connId: s.lease.connId, name: s.peer.name, queue: q });
+          this.events.push({ type: "queue", key: s.slot, name: s.peer.name, queue: q });
         }
         this.#sendControl(s, encodeConfigPush(this.configFor(s)));
         return this.#none();
@@ -495,7 +517,6 @@ export class ServerCore {
       routes: this.#o.routes,
       dns: this.#o.dns,
       keepaliveMs: this.#o.keepaliveMs,
-      connId: s.lease.connId,
     };
   }
 
@@ -511,7 +532,7 @@ export class ServerCore {
 
   /**
    * The session an IP packet read from the TUN (`pkt[0..len)`) goes to, as the key its queue is
-   * known by (the session's connection id), or -1 when it goes nowhere (counted: malformed, no
+   * known by (the session's slot), or -1 when it goes nowhere (counted: malformed, no
    * client has that address, or its session has no keys yet).
    */
   route(pkt: Uint8Array, len: number): number {
@@ -519,12 +540,12 @@ export class ServerCore {
     const s = this.#sessions.byAddress(ipv4Dst(pkt));
     if (!s) return this.#dropKey("no_route");
     if (!s.current) return this.#dropKey("no_session");
-    return s.lease.connId;
+    return s.slot;
   }
 
   /** True while the session of queue key `key` (see {@link route}) lives. */
   hasSession(key: number): boolean {
-    return this.#sessions.byConnId(key) !== undefined;
+    return this.#sessions.bySlot(key) !== undefined;
   }
 
   /**
@@ -540,7 +561,7 @@ export class ServerCore {
     out: PacketBuf,
     flags = 0,
   ): PacketResult {
-    const s = this.#sessions.byConnId(key);
+    const s = this.#sessions.bySlot(key);
     if (!s || s.diag) return this.#drop("no_session");
     const kp = s.current;
     if (!kp) return this.#drop("no_session");
@@ -606,7 +627,10 @@ export class ServerCore {
         continue;
       }
       next = Math.min(next, s.lastRecvMs + this.#o.sessionTimeoutMs);
-      if (s.previous?.expired(now)) s.previous = undefined;
+      if (s.previous?.expired(now)) {
+        this.#sessions.dropId(s.previous.localId);
+        s.previous = undefined;
+      }
       if (s.previous) next = Math.min(next, s.previous.createdMs + REJECT_AFTER_TIME_MS);
     }
     this.timers.set(ServerTimer.Expiry, next);

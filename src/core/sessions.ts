@@ -1,15 +1,21 @@
 /**
  * The server's session tables (as wireguard-go's `indextable.go` and `peer.go`): who may
  * connect ({@link Peer}), each live session ({@link ServerSession}), and the indexes the data
- * path looks sessions up by: connection id (every sealed datagram), tunnel address (every packet
- * from the TUN) and client key (handshakes). Diagnostic sessions (`xvpn diag`) are kept apart:
- * a connection id of their own, no address, and a bounded table.
+ * path looks sessions up by: receiver id (every sealed datagram), tunnel address (every packet
+ * from the TUN), slot (the scheduler's key) and client key (handshakes). Diagnostic sessions
+ * (`xvpn diag`) are kept apart: no address, and a bounded table.
+ *
+ * Receiver ids come from one allocator, {@link SessionTable.newId}, for every kind of session:
+ * each handshake takes a fresh random id (as wireguard-go takes a fresh index), bound to the
+ * keys it made, and the id goes when those keys go. So no id is ever held twice, and the id an
+ * observer sees on the wire changes with every rekey and every network change: it cannot follow
+ * a client from one network to the next.
  *
  * @module
  */
 import type { Endpoint } from "../lib/endpoint.ts";
 import type { Keypair } from "./keypair.ts";
-import type { IpPool, Lease } from "./pool.ts";
+import type { Lease } from "./pool.ts";
 import type { RecentEndpoint } from "./endpoints.ts";
 import type { QueueRequest } from "./control.ts";
 import { readU32 } from "./wire.ts";
@@ -31,8 +37,14 @@ export interface Peer {
 export interface ServerSession {
   /** Who. */
   readonly peer: Readonly<Peer>;
-  /** Address and connection id. */
+  /** Tunnel address (0 for a diagnostic session). */
   readonly lease: Lease;
+  /**
+   * The session's key inside the server, never on the wire and never reused: the scheduler
+   * files its queue under it, so a packet still queued when a session ends is never sealed for
+   * the next holder of the address.
+   */
+  readonly slot: number;
   /** Where its last authenticated datagram came from. */
   endpoint: Endpoint;
   /** The client's sender id: receiver id of everything we send. */
@@ -66,24 +78,37 @@ export interface ServerSession {
 
 /** Live sessions and their indexes. */
 export class SessionTable {
-  readonly #byConnId = new Map<number, ServerSession>();
+  readonly #byId = new Map<number, ServerSession>();
+  readonly #bySlot = new Map<number, ServerSession>();
   readonly #byAddress = new Map<number, ServerSession>();
   readonly #byKey = new Map<string, ServerSession>();
   readonly #diagByKey = new Map<string, ServerSession>();
+  #nextSlot = 1;
+  readonly #rnd = new Uint8Array(4);
 
   /** Every live session, diagnostic ones included. */
   values(): IterableIterator<ServerSession> {
-    return this.#byConnId.values();
+    return this.#bySlot.values();
   }
 
   /** Live sessions, diagnostic ones included. */
   get size(): number {
-    return this.#byConnId.size;
+    return this.#bySlot.size;
+  }
+
+  /** Receiver ids in use (one to three per session: current, previous and next keys). */
+  get ids(): number {
+    return this.#byId.size;
   }
 
   /** The session a sealed datagram's receiver id names. */
-  byConnId(id: number): ServerSession | undefined {
-    return this.#byConnId.get(id);
+  byId(id: number): ServerSession | undefined {
+    return this.#byId.get(id);
+  }
+
+  /** The session of a slot (see {@link ServerSession.slot}). */
+  bySlot(slot: number): ServerSession | undefined {
+    return this.#bySlot.get(slot);
   }
 
   /** The tunnel session that owns tunnel address `addr`. */
@@ -96,45 +121,55 @@ export class SessionTable {
     return this.#byKey.get(keyText);
   }
 
+  /** A slot for a new session. */
+  newSlot(): number {
+    return this.#nextSlot++;
+  }
+
+  /**
+   * A fresh receiver id for `s`: random, non-zero, not 0xffffffff (a refusal's), and held by no
+   * other session or keys. The caller binds it to the keys of the handshake it answers.
+   */
+  newId(s: ServerSession, random: (buf: Uint8Array) => void): number {
+    let id = 0;
+    while (id === 0 || id === 0xffffffff || this.#byId.has(id)) {
+      random(this.#rnd);
+      id = readU32(this.#rnd, 0);
+    }
+    this.#byId.set(id, s);
+    return id;
+  }
+
+  /** Gives back a receiver id (its keys were replaced or expired). */
+  dropId(id: number): void {
+    this.#byId.delete(id);
+  }
+
   /** Adds a tunnel session (its lease came from the pool). */
   add(s: ServerSession): void {
-    this.#byConnId.set(s.lease.connId, s);
+    this.#bySlot.set(s.slot, s);
     this.#byAddress.set(s.lease.address, s);
     this.#byKey.set(s.peer.keyText, s);
   }
 
   /**
-   * A new diagnostic session for `peer`: a connection id used by no session and no lease, no
-   * address, and not tied to the key's tunnel (which it never disturbs). It replaces the key's
-   * previous diagnostic session; when the table is full, the oldest one makes room.
+   * A new diagnostic session for `peer`: no address, and not tied to the key's tunnel (which
+   * it never disturbs). It replaces the key's previous diagnostic session; when the table is
+   * full, the oldest one makes room.
    */
-  addDiag(
-    peer: Peer,
-    from: Endpoint,
-    clientId: number,
-    now: number,
-    random: (buf: Uint8Array) => void,
-    pool: IpPool,
-  ): ServerSession {
+  addDiag(peer: Peer, from: Endpoint, clientId: number, now: number, epoch: number): ServerSession {
     const old = this.#diagByKey.get(peer.keyText);
-    if (old) this.#byConnId.delete(old.lease.connId);
-    if (this.#diagByKey.size >= MAX_DIAG_SESSIONS && !old) {
-      const [key, first] = this.#diagByKey.entries().next().value!;
-      this.#byConnId.delete(first.lease.connId);
-      this.#diagByKey.delete(key);
-    }
-    const rnd = new Uint8Array(5);
-    let connId = 0;
-    while (connId === 0 || this.#byConnId.has(connId) || pool.byConnId(connId)) {
-      random(rnd);
-      connId = readU32(rnd, 0);
+    if (old) this.remove(old);
+    else if (this.#diagByKey.size >= MAX_DIAG_SESSIONS) {
+      this.remove(this.#diagByKey.values().next().value!);
     }
     const s: ServerSession = {
       peer,
-      lease: { address: 0, connId, owner: peer.keyText },
+      lease: { address: 0, owner: peer.keyText },
+      slot: this.newSlot(),
       endpoint: from,
       clientId,
-      epoch: rnd[4]!,
+      epoch,
       lastRecvMs: now,
       rxPackets: 0,
       txPackets: 0,
@@ -142,14 +177,18 @@ export class SessionTable {
       txBytes: 0,
       diag: true,
     };
-    this.#byConnId.set(connId, s);
+    this.#bySlot.set(s.slot, s);
     this.#diagByKey.set(peer.keyText, s);
     return s;
   }
 
-  /** Removes a session from every index (the caller returns a tunnel session's lease). */
+  /** Removes a session from every index, with all its receiver ids (the caller returns a
+   * tunnel session's lease). */
   remove(s: ServerSession): void {
-    this.#byConnId.delete(s.lease.connId);
+    for (const kp of [s.current, s.previous, s.next]) {
+      if (kp && this.#byId.get(kp.localId) === s) this.#byId.delete(kp.localId);
+    }
+    this.#bySlot.delete(s.slot);
     if (s.diag) {
       if (this.#diagByKey.get(s.peer.keyText) === s) this.#diagByKey.delete(s.peer.keyText);
       return;

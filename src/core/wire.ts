@@ -17,8 +17,9 @@
  * @module
  */
 
-/** Protocol version carried in byte 0. */
-export const PROTOCOL_VERSION = 1;
+/** Protocol version carried in byte 0. Version 2: a fresh receiver id per handshake (the
+ * response says whether it resumes a session), IPv6 in the config push. */
+export const PROTOCOL_VERSION = 2;
 
 /** Message types (byte 1). */
 export const MessageType = {
@@ -58,8 +59,8 @@ export const MAC_BYTES = 16;
 /** Noise IK message 1 with a 13-byte payload (12-byte timestamp + 1 flags byte):
  * e(32) + s(32+16) + payload(13+16). */
 export const NOISE_INIT_BYTES = 32 + 48 + 13 + 16;
-/** Noise IK message 2 with an empty payload: e(32) + tag(16). */
-export const NOISE_RESPONSE_BYTES = 32 + 16;
+/** Noise IK message 2 with a 1-byte payload (RESPONSE_FLAG_*): e(32) + payload(1+16). */
+export const NOISE_RESPONSE_BYTES = 32 + 1 + 16;
 /** Total handshake initiation size. */
 export const HANDSHAKE_INIT_BYTES = HEADER_BYTES + SENDER_ID_BYTES + NOISE_INIT_BYTES +
   2 * MAC_BYTES;
@@ -213,11 +214,12 @@ export const DROP_REASONS = [
   "stranger",
   // Handshake floods (cookie.ts): under load, an initiation without a valid mac2 got a cookie
   // reply instead of a handshake; one over its source's rate got nothing; one past the global
-  // cookie reply budget got nothing; a cookie reply the client could not use (unexpected,
-  // forged, replayed).
+  // cookie reply budget got nothing; one past the global Diffie-Hellman budget got nothing; a
+  // cookie reply the client could not use (unexpected, forged, replayed).
   "under_load",
   "source_rate",
   "cookie_budget",
+  "dh_budget",
   "bad_cookie",
   // The flow scheduler (core/sched): CoDel dropped from a standing queue (not ECN-capable);
   // a memory bound dropped from the fattest flow; an overloaded receiver shed a bulk datagram

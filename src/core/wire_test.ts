@@ -6,6 +6,7 @@ import {
   HANDSHAKE_RESPONSE_BYTES,
   HEADER_BYTES,
   MessageType,
+  PROTOCOL_VERSION,
   readCounter,
   readU32,
   writeHeader,
@@ -46,9 +47,9 @@ Deno.test("classify() names the reason for wrong version, type and length", () =
   const d = new Uint8Array(HANDSHAKE_INIT_BYTES);
   writeHeader(d, MessageType.HandshakeInit, 0, 0, 0);
   assertEquals(classify(d.subarray(0, 10)), "short");
-  d[0] = 2;
+  d[0] = PROTOCOL_VERSION + 1;
   assertEquals(classify(d), "bad_version");
-  d[0] = 1;
+  d[0] = PROTOCOL_VERSION;
   d[1] = 99;
   assertEquals(classify(d), "bad_type");
   d[1] = MessageType.HandshakeInit;

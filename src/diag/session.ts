@@ -10,6 +10,7 @@ import { ClientCore } from "../core/client.ts";
 import { PacketBuf } from "../core/packet.ts";
 import { type Endpoint, formatEndpoint } from "../lib/endpoint.ts";
 import { loadAead } from "../crypto/aead.ts";
+import { bestX25519 } from "../crypto/x25519.ts";
 import { Errno, errnoName, strerror } from "../io/_libc.ts";
 import { PmtuSocket } from "../io/udp/pmtu.ts";
 import { pathMtuOfPayload } from "../core/mtu.ts";
@@ -89,6 +90,7 @@ export class DiagSession implements Prober {
       privateKey: opts.privateKey,
       serverPublicKey: opts.serverPublicKey,
       aead: await loadAead("auto"),
+      dh: bestX25519(),
       diag: true,
     });
     const s = new DiagSession(core, sock, opts);

@@ -76,18 +76,19 @@ export async function startDataPath(
   const { DenoUdpSocket } = await import("../io/udp/socket.ts");
   const { startPortable } = await import("./portable.ts");
   const aead = await loadAead("auto");
+  const { bestX25519 } = await import("../crypto/x25519.ts");
   let engine: Engine;
   let socks: UdpSocket[];
   if (spec.role === "server") {
     const { ServerCore } = await import("../core/server.ts");
     const { ServerAdapter } = await import("./engine.ts");
     socks = [new DenoUdpSocket(spec.bind.hostname, spec.bind.port)];
-    const core = new ServerCore({ ...spec.params, aead });
+    const core = new ServerCore({ ...spec.params, aead, dh: bestX25519() });
     engine = startPortable(new ServerAdapter(core), tun, socks[0]!, onEvents);
   } else {
     const { ClientCore } = await import("../core/client.ts");
     const { ClientAdapter } = await import("./engine.ts");
-    const core = new ClientCore({ ...spec.params, aead });
+    const core = new ClientCore({ ...spec.params, aead, dh: bestX25519() });
     const paths = spec.portablePaths;
     const open = (path: number) => paths ? paths.open(path) : new DenoUdpSocket("0.0.0.0", 0);
     socks = [];

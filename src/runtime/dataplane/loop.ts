@@ -741,11 +741,11 @@ export class DataPlaneLoop {
   #onEvent(e: CoreEvent): void {
     switch (e.type) {
       case "queue":
-        this.sched.shape(e.connId, {
+        this.sched.shape(e.key, {
           rateBps: e.queue.downBps,
           overheadBytes: e.queue.overheadBytes,
         });
-        this.#rules.set(e.connId, [...this.#params.priority, ...e.queue.priority]);
+        this.#rules.set(e.key, [...this.#params.priority, ...e.queue.priority]);
         break;
       case "session_expired":
       case "session_closed": {

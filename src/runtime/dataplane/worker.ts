@@ -8,6 +8,7 @@
 import { PacketBuf } from "../../core/packet.ts";
 import { parseIPv4 } from "../../lib/ip.ts";
 import { loadAead } from "../../crypto/aead.ts";
+import { bestX25519 } from "../../crypto/x25519.ts";
 import { libc } from "../../io/_libc.ts";
 import { adoptLinuxBatchTun } from "../../io/tun/linux_batch.ts";
 import { LinuxPoller } from "../../io/poll.ts";
@@ -94,10 +95,10 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
   if (init.role === "server") {
     // Each role loads only its own core (a Worker's RSS counts against the process).
     const { ServerCore } = await import("../../core/server.ts");
-    core = new ServerAdapter(new ServerCore({ ...init.params, aead }));
+    core = new ServerAdapter(new ServerCore({ ...init.params, aead, dh: bestX25519() }));
   } else {
     const { ClientCore } = await import("../../core/client.ts");
-    const client = new ClientCore({ ...init.params, aead });
+    const client = new ClientCore({ ...init.params, aead, dh: bestX25519() });
     const ip = parseIPv4(init.server.hostname);
     if (ip === undefined) throw new Error(`Server address ${init.server.hostname} is not IPv4`);
     core = new ClientAdapter(client, { ...init.server, ip } as typeof init.server);
