@@ -5,7 +5,8 @@
  */
 import { loadClientConfig } from "../config/mod.ts";
 import { ProcessRunner } from "../io/command.ts";
-import { setupLogging } from "../log.ts";
+import { logger, setupLogging } from "../log.ts";
+import { keyFileWarning } from "../config/secrets.ts";
 import { runClient } from "../runtime/client.ts";
 import { shutdownSignal } from "../runtime/signals.ts";
 
@@ -13,6 +14,8 @@ import { shutdownSignal } from "../runtime/signals.ts";
 export async function connect(configPath: string): Promise<number> {
   const cfg = await loadClientConfig(configPath);
   setupLogging(cfg.log);
+  const warning = keyFileWarning(cfg.keySource);
+  if (warning) logger("client").warn(warning);
   const { signal, dispose } = shutdownSignal();
   try {
     const exit = await runClient(cfg, { runner: new ProcessRunner(), signal });

@@ -5,7 +5,8 @@
  */
 import { loadServerConfig } from "../config/mod.ts";
 import { ProcessRunner } from "../io/command.ts";
-import { setupLogging } from "../log.ts";
+import { logger, setupLogging } from "../log.ts";
+import { keyFileWarning } from "../config/secrets.ts";
 import { runServer } from "../runtime/server.ts";
 import { shutdownSignal } from "../runtime/signals.ts";
 
@@ -13,6 +14,8 @@ import { shutdownSignal } from "../runtime/signals.ts";
 export async function serve(configPath: string): Promise<number> {
   const cfg = await loadServerConfig(configPath);
   setupLogging(cfg.log);
+  const warning = keyFileWarning(cfg.keySource);
+  if (warning) logger("server").warn(warning);
   const { signal, dispose } = shutdownSignal();
   try {
     await runServer(cfg, { runner: new ProcessRunner(), signal });

@@ -39,6 +39,7 @@ import {
   logSection,
   privateKeyFields,
   privateKeyOf,
+  privateKeySource,
 } from "./common.ts";
 import { DEFAULT_TUN_NAME } from "./server.ts";
 import { multipathField, type MultipathMode, pathsField, type PathSpec } from "./paths.ts";
@@ -53,6 +54,8 @@ export interface ClientConfig {
   serverPublicKey: Uint8Array;
   /** The client's X25519 private key. */
   privateKey: Uint8Array;
+  /** The file the private key came from (a key file, or this config): see secrets.ts. */
+  keySource: string;
   /** TUN device settings (the MTU always comes from the server). */
   tun: { name: string };
   /** Extra local routes into the tunnel, on top of those the server pushes. */
@@ -149,6 +152,7 @@ export function parseClientConfig(
     server: v.server!,
     serverPublicKey: v.server_public_key!,
     privateKey: privateKey!,
+    keySource: privateKeySource(m, root),
     tun: { name: v.tun?.name ?? DEFAULT_TUN_NAME },
     routes: v.routes ?? [],
     log: logConfig(v.log),

@@ -45,6 +45,7 @@ dns_route: true
     server: { host: "vpn.example.com", port: 51820 },
     serverPublicKey: decodeKey(S_PUB)!,
     privateKey: decodeKey(A_PRIV)!,
+    keySource: "conf/client.key",
     tun: { name: "vpn0" },
     routes: [{ addr: parseIPv4("192.168.50.0")!, prefix: 24 }],
     keepaliveMs: 1500,

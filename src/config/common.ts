@@ -96,3 +96,16 @@ export function privateKeyOf(
   }
   return (m.values.private_key ?? m.values.private_key_file) as Uint8Array | undefined;
 }
+
+/**
+ * The file the private key was read from: the key file named by `private_key_file`, else the
+ * config file itself (an inline `private_key`). Its mode is checked at start (secrets.ts).
+ */
+export function privateKeySource(
+  m: MapRead<typeof privateKeyFields & Record<string, Field<unknown>>>,
+  root: At,
+): string {
+  const file = m.at.private_key_file?.node;
+  const raw = file && typeof file === "object" && "value" in file ? String(file.value) : undefined;
+  return raw ? root.ctx.resolvePath(raw) : root.ctx.file;
+}

@@ -23,6 +23,8 @@ export function formatIssue(file: string, issue: ConfigIssue): string {
   return issue.path ? `${where}: ${issue.path}: ${issue.message}` : `${where}: ${issue.message}`;
 }
 
+import { scrubKeys } from "./secrets.ts";
+
 /**
  * Thrown when a config file is unreadable or invalid. Carries all issues of the file, sorted by
  * position; `message` holds one formatted line per issue.
@@ -35,7 +37,9 @@ export class ConfigError extends Error {
 
   /** Builds the error from the issues of `file`; sorts them so the report reads top to bottom. */
   constructor(file: string, issues: ConfigIssue[]) {
-    const sorted = [...issues].sort((a, b) => a.line - b.line || a.column - b.column);
+    // Nothing that decodes as a key is ever shown (a private key pasted into the wrong field).
+    const sorted = issues.map((i) => ({ ...i, message: scrubKeys(i.message) }))
+      .sort((a, b) => a.line - b.line || a.column - b.column);
     super(sorted.map((i) => formatIssue(file, i)).join("\n"));
     this.name = "ConfigError";
     this.file = file;

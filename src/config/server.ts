@@ -39,6 +39,7 @@ import {
   logSection,
   privateKeyFields,
   privateKeyOf,
+  privateKeySource,
 } from "./common.ts";
 
 /** One client the server accepts. */
@@ -59,6 +60,8 @@ export interface ServerConfig {
   listen: Endpoint;
   /** The server's X25519 private key. */
   privateKey: Uint8Array;
+  /** The file the private key came from (a key file, or this config): see secrets.ts. */
+  keySource: string;
   /**
    * TUN device settings. `mtu` absent means automatic: the runtime takes the underlay device's
    * MTU minus xvpn's 60 bytes of overhead (see `src/core/mtu.ts`).
@@ -195,6 +198,7 @@ export function parseServerConfig(
     file,
     listen: v.listen!,
     privateKey: privateKey!,
+    keySource: privateKeySource(m, root),
     tun: { name: v.tun?.name ?? DEFAULT_TUN_NAME },
     pool: v.pool!,
     routes: v.routes ?? [],

@@ -58,6 +58,7 @@ log:
     file: "/etc/xvpn/server.yaml",
     listen: { host: "0.0.0.0", port: 51820 },
     privateKey: k(S_PRIV),
+    keySource: "/etc/xvpn/server.yaml",
     tun: { name: "tun-vpn", mtu: 1380 },
     pool: { addr: ip("10.7.0.0"), prefix: 24 },
     routes: [{ addr: 0, prefix: 0 }, { addr: ip("192.168.1.0"), prefix: 24 }],
