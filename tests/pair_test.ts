@@ -338,3 +338,38 @@ Deno.test("Pair a link that reorders and duplicates delivers each inner packet o
   assert(got.some((v, i) => i > 0 && v < got[i - 1]!), "reordered on the way");
   assert(p.server.drops.replay > 0, "duplicates were counted as replays");
 });
+
+Deno.test("Pair client drops inner packets from sources it does not route into the tunnel", () => {
+  const p = connected();
+  const me = p.client.config!.address.addr;
+  // From inside the pushed 198.51.100.0/24: delivered. From the client's own LAN (what a host
+  // beside a forwarding server could send): dropped and counted, never delivered.
+  assert(p.serverSend(udpPacket(GAME, me, new Uint8Array([1]))));
+  assert(p.serverSend(udpPacket(parseIPv4("192.168.77.10")!, me, new Uint8Array([2]))));
+  assert(p.serverSend(udpPacket(parseIPv4("10.7.0.1")!, me, new Uint8Array([3]))));
+  p.run(5);
+  assertEquals(p.clientTun.length, 2, "the pushed route and the tunnel subnet only");
+  assertEquals(p.client.drops.bad_inner_src, 1);
+});
+
+Deno.test("Pair client applies its policy to a hostile push and says what it refused", () => {
+  const p = new Pair({
+    client: {
+      local: { subnets: [parseCidr("192.168.77.0/24")!], gateways: [], underlayMtu: 1500 },
+    },
+  }, {
+    routes: [parseCidr("0.0.0.0/0")!, parseCidr("192.168.77.0/24")!],
+    mtu: 9000,
+    keepaliveMs: 100,
+    sessionTimeoutMs: 60_000,
+  });
+  p.client.start(p.now, p.wall);
+  p.run(20);
+  const e = p.client.events.find((x) => x.type === "config");
+  assert(e?.type === "config");
+  assertEquals(e.config.routes.map(formatCidr), ["0.0.0.0/0"]);
+  assertEquals(e.config.mtu, 1440);
+  assertEquals(p.client.keepaliveMs, 1000);
+  assertEquals(e.refused.length, 3, e.refused.join("; "));
+  assertEquals(p.client.config, e.config, "what the core uses is what the runtime applies");
+});

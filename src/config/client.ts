@@ -84,6 +84,13 @@ export interface ClientConfig {
   priority: PriorityRule[];
   /** Outer DSCP of interactive packets going up (`game_dscp`, default AF41; 0 = off). */
   gameDscp: number;
+  /** Accept a pushed full tunnel, 0.0.0.0/0 (`full_tunnel`, default true). */
+  fullTunnel: boolean;
+  /** Accept pushed routes over the client's own connected subnets or to its gateway
+   * (`local_routes`, default false). */
+  localRoutes: boolean;
+  /** When given, pushed routes must lie inside one of these (`accept_routes`). */
+  acceptRoutes?: Cidr[];
 }
 
 // Both ends must agree on the MTU or large packets vanish silently, so only the server sets it.
@@ -109,6 +116,9 @@ const CLIENT = {
   mss_clamp: opt(bool),
   dns: opt(bool),
   dns_route: opt(bool),
+  full_tunnel: opt(bool),
+  local_routes: opt(bool),
+  accept_routes: opt(list("a list of IPv4 CIDRs such as [198.51.100.0/24]", cidr(), formatCidr)),
   paths: pathsField,
   multipath: multipathField,
   shaping: shapingField,
@@ -162,7 +172,10 @@ export function parseClientConfig(
     dnsRoute: v.dns_route ?? false,
     priority: v.priority ?? [],
     gameDscp: v.game_dscp ?? DEFAULT_GAME_DSCP,
+    fullTunnel: v.full_tunnel ?? true,
+    localRoutes: v.local_routes ?? false,
   };
+  if (v.accept_routes !== undefined) out.acceptRoutes = v.accept_routes;
   if (v.shaping) {
     out.shaping = { overheadBytes: v.shaping.overhead ?? DEFAULT_LINK_OVERHEAD };
     if (v.shaping.up !== undefined) out.shaping.upBps = v.shaping.up;

@@ -46,6 +46,8 @@ dns_route: true
     serverPublicKey: decodeKey(S_PUB)!,
     privateKey: decodeKey(A_PRIV)!,
     keySource: "conf/client.key",
+    fullTunnel: true,
+    localRoutes: false,
     tun: { name: "vpn0" },
     routes: [{ addr: parseIPv4("192.168.50.0")!, prefix: 24 }],
     keepaliveMs: 1500,

@@ -81,6 +81,11 @@ export interface ServerConfig {
   nat: boolean;
   /** Egress interface for masquerading; absent means all interfaces. */
   natInterface?: string;
+  /**
+   * With `nat`: let new connections from outside reach the clients (`inbound`, default false:
+   * only replies to what the clients sent, and clients among themselves).
+   */
+  inbound: boolean;
   /** Accepted clients (at least one). */
   clients: ServerClient[];
   /** Logging. */
@@ -136,6 +141,7 @@ const SERVER = {
   keepalive: opt(duration),
   session_timeout: opt(duration),
   nat: opt(bool),
+  inbound: opt(bool),
   nat_interface: opt(ifName),
   clients: req(parser(CLIENTS_EXPECTED, (at) => items(at, CLIENTS_EXPECTED))),
   log: opt(logSection),
@@ -184,6 +190,13 @@ export function parseServerConfig(
     }
   }
 
+  if (v.inbound !== undefined && v.nat !== true) {
+    ctx.report(
+      m.keyAt.inbound!.offset,
+      "inbound",
+      "has no effect unless nat is true (without nat, xvpn does not forward); set nat: true or remove it",
+    );
+  }
   if (v.nat_interface !== undefined && v.nat !== true) {
     ctx.report(
       m.keyAt.nat_interface!.offset,
@@ -206,6 +219,7 @@ export function parseServerConfig(
     keepaliveMs,
     sessionTimeoutMs,
     nat: v.nat ?? false,
+    inbound: v.inbound ?? false,
     clients,
     log: logConfig(v.log),
     dataPath: v.data_path ?? "auto",

@@ -66,6 +66,7 @@ log:
     keepaliveMs: 5000,
     sessionTimeoutMs: 120_000,
     nat: true,
+    inbound: false,
     natInterface: "eth0",
     clients: [
       { name: "alice", publicKey: k(A_PUB), address: ip("10.7.0.20") },

@@ -57,6 +57,18 @@ import { PacketResult, Verdict } from "./result.ts";
 import { PacketBuf } from "./packet.ts";
 import type { DhImpl } from "./noise.ts";
 import {
+  acceptedSources,
+  applyPolicy,
+  type ClientPolicy,
+  DEFAULT_POLICY,
+  type LocalNetwork,
+  SourceFilter,
+} from "./policy.ts";
+import { type Cidr, ipv4Src } from "../lib/ip.ts";
+
+/** Nothing known of the local network (the policy then refuses no route as local). */
+const NO_LOCAL: LocalNetwork = { subnets: [], gateways: [] };
+import {
   CONFIG_RETRY_MS,
   DEAD_AFTER_KEEPALIVES,
   HANDSHAKE_RETRY_FIRST_MS,
@@ -104,6 +116,12 @@ export interface ClientParams {
   multipath?: MultipathMode;
   /** What to ask of the server's queue for our traffic down (shaping, priority rules). */
   queue?: QueueRequest;
+  /** What to accept of a push (default {@link DEFAULT_POLICY}). */
+  policy?: ClientPolicy;
+  /** The client's own network, for the policy (default: nothing known). */
+  local?: LocalNetwork;
+  /** Routes from the client's own config: trusted, so their sources are accepted too. */
+  routes?: Cidr[];
 }
 
 /** Everything the client core needs: its settings and what is injected; no I/O handles. */
@@ -120,7 +138,13 @@ export interface ClientOptions extends ClientParams {
 export type ClientEvent =
   | { type: "handshake_sent"; attempt: number }
   | { type: "connected"; connId: number; rekey: boolean }
-  | { type: "config"; config: SessionConfig }
+  | {
+    type: "config";
+    /** The config as accepted by the policy (what the runtime applies). */
+    config: SessionConfig;
+    /** What the policy refused or changed, one sentence each. */
+    refused: string[];
+  }
   | { type: "path_dead"; silentMs: number; reason: string }
   | { type: "rtt"; rttMs: number }
   | { type: "disconnected"; reason: string; final: boolean }
@@ -223,6 +247,8 @@ export class ClientCore {
   #deadAfterMs = DEAD_AFTER_KEEPALIVES * DEFAULT_KEEPALIVE_MS;
   /** Multipath state, or undefined for a single-path client. */
   readonly #paths: PathSet | undefined;
+  /** Inner sources accepted from the server (set with each config push). */
+  readonly #sources = new SourceFilter();
 
   constructor(opts: ClientOptions) {
     this.#o = opts;
@@ -359,6 +385,9 @@ export class ClientCore {
     if (type === MessageType.Control) return this.#onControl(now, plain.subarray(0, n));
     if (n === 0) return this.#none();
     if (!validInnerPacket(out, n)) return this.#drop("bad_inner_packet");
+    // Only sources we route into the tunnel (WireGuard's AllowedIPs): a host beside the server
+    // must not pass a packet off as one from our own LAN.
+    if (!this.#sources.accepts(ipv4Src(out))) return this.#drop("bad_inner_src");
     if (outerEcn !== 0 && !decapsulate(out, outerEcn)) return this.#drop("ce_not_ect");
     if (this.#maxMss) clampMss(out, n, this.#maxMss);
     const r = this.#result;
@@ -426,9 +455,15 @@ export class ClientCore {
   #onControl(now: number, msg: Uint8Array): PacketResult {
     switch (msg[0]) {
       case ControlKind.ConfigPush: {
-        const c = decodeConfigPush(msg.subarray(1));
-        if (!c) return this.#drop("bad_control");
+        const pushed = decodeConfigPush(msg.subarray(1));
+        if (!pushed) return this.#drop("bad_control");
+        const { config: c, refused } = applyPolicy(
+          pushed,
+          this.#o.policy ?? DEFAULT_POLICY,
+          this.#o.local ?? NO_LOCAL,
+        );
         this.config = c;
+        this.#sources.set(acceptedSources(c, this.#o.routes ?? []));
         this.#maxMss = this.#o.mssClamp === false ? 0 : mssForMtu(c.mtu);
         this.timers.stop(ClientTimer.Config);
         this.#deadAfterMs = DEAD_AFTER_KEEPALIVES * this.keepaliveMs;
@@ -436,7 +471,7 @@ export class ClientCore {
           this.timers.set(ClientTimer.Dead, this.#lastRecvMs + this.#deadAfterMs);
           this.timers.set(ClientTimer.Keepalive, this.#lastPingMs + this.keepaliveMs);
         }
-        this.events.push({ type: "config", config: c });
+        this.events.push({ type: "config", config: c, refused });
         return this.#none();
       }
       case ControlKind.Pong: {

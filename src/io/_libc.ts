@@ -29,6 +29,8 @@
 export const LIBC_SYMBOLS = {
   /** int open(const char *path, int flags, mode_t mode) */
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  /** int flock(int fd, int operation) */
+  flock: { parameters: ["i32", "i32"], result: "i32" },
   /** int close(int fd) */
   close: { parameters: ["i32"], result: "i32" },
   /** ssize_t read(int fd, void *buf, size_t count) — result truncated to i32, see above. */

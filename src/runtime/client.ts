@@ -23,8 +23,12 @@ import type { CoreEvent } from "./engine.ts";
 import { startDataPath } from "./datapath.ts";
 import { CLIENT_SCHED } from "./dataplane/loop.ts";
 import { useFastPath } from "./choose.ts";
+import { TUNNEL_OVERHEAD_BYTES } from "../core/mtu.ts";
 import { fastPathSockets, logPathsEvent, openPortablePathSocket } from "./multipath.ts";
 import { type PathToServer, watchPathToServer } from "./netwatch.ts";
+import { claimTun } from "./state.ts";
+import { localNetwork } from "../io/route/local.ts";
+import type { LocalNetwork } from "../core/policy.ts";
 
 const log = logger("client");
 
@@ -52,8 +56,13 @@ export async function runClient(
   let exit: ClientExit = { code: 0 };
   const dns = new DnsApplier({ runner: deps.runner });
   try {
-    // Before anything else, even resolving the server's name: an earlier run that died may have
-    // left resolv.conf pointing at a tunnel that no longer exists.
+    // Before anything else: one client per TUN name (a second one must not recover the first
+    // one's DNS from under it), and what a killed run left put back (its host route to the
+    // server, which would make this run's `ip route add` fail).
+    const claim = await claimTun(cfg.tun.name, deps.runner, log);
+    cleanup.add(`release the lock of ${cfg.tun.name}`, () => claim.lock?.release());
+    // Then, even before resolving the server's name: an earlier run that died may have left
+    // resolv.conf pointing at a tunnel that no longer exists.
     await recoverDns(dns, cfg.tun.name);
     let server: Endpoint = {
       hostname: await resolveHost(cfg.server.host),
@@ -65,7 +74,11 @@ export async function runClient(
     // TSO reads need one socket per TUN read; with several paths the reads stay plain.
     const tun = openTun(cfg.tun.name, { vnetHdr: fast, offload: fast && !cfg.paths?.length });
     cleanup.add(`close TUN ${tun.name}`, () => tun.close());
-    const link = new RouteApplier(deps.runner);
+    const link = new RouteApplier(
+      deps.runner,
+      Deno.build.os,
+      claim.journal && { journal: claim.journal, key: "routes", what: `routes of ${cfg.tun.name}` },
+    );
     let applied: LinkState | undefined;
     cleanup.add("remove addresses and routes", () => applied && link.down());
     // Runs before the routes go (cleanup is last-in first-out): resolvectl needs the link.
@@ -154,6 +167,7 @@ export async function runClient(
             );
             break;
           case "config":
+            for (const r of e.refused) log.warning("Refused from the server's push: {r}", { r });
             apply(e.config);
             break;
           case "path_dead":
@@ -190,7 +204,7 @@ export async function runClient(
       fast,
       tun,
       server,
-      params: clientParams(cfg),
+      params: clientParams(cfg, await localNetwork(deps.runner, server.hostname, cfg.tun.name)),
       sched: {
         ...CLIENT_SCHED,
         priority: cfg.priority,
@@ -256,8 +270,8 @@ export async function runClient(
   return exit;
 }
 
-/** The client core's settings from its config. */
-export function clientParams(cfg: ClientConfig): ClientParams {
+/** The client core's settings from its config and what it knows of its own network. */
+export function clientParams(cfg: ClientConfig, local?: LocalNetwork): ClientParams {
   const p: ClientParams = {
     privateKey: cfg.privateKey,
     serverPublicKey: cfg.serverPublicKey,
@@ -265,6 +279,15 @@ export function clientParams(cfg: ClientConfig): ClientParams {
     mssClamp: cfg.mssClamp,
     paths: cfg.paths?.length,
     multipath: cfg.multipath,
+    routes: cfg.routes,
+    local,
+    policy: {
+      fullTunnel: cfg.fullTunnel,
+      dns: cfg.dns,
+      localRoutes: cfg.localRoutes,
+      acceptRoutes: cfg.acceptRoutes,
+      overhead: TUNNEL_OVERHEAD_BYTES,
+    },
   };
   // The server's queue for our traffic down: our link's rate, and our priority classes.
   if (cfg.shaping?.downBps || cfg.priority.length > 0) {

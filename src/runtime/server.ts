@@ -22,6 +22,7 @@ import { useFastPath } from "./choose.ts";
 import { DEFAULT_MTU, serverAddress } from "../config/server.ts";
 import { autoTunMtu, TUNNEL_OVERHEAD_BYTES } from "../core/mtu.ts";
 import { listenDevice } from "../diag/links.ts";
+import { claimTun } from "./state.ts";
 
 const log = logger("server");
 
@@ -32,6 +33,10 @@ export async function runServer(
 ): Promise<void> {
   const cleanup = new Cleanup();
   try {
+    // First of all: one server per TUN name, and what a killed one left (its NAT table, the
+    // ip_forward it turned on) put back before anything here reads or changes it.
+    const claim = await claimTun(cfg.tun.name, deps.runner, log);
+    cleanup.add(`release the lock of ${cfg.tun.name}`, () => claim.lock?.release());
     const mtu = await chooseMtu(cfg, deps.runner);
     // The fast path writes coalesced TCP segments (GSO) to the TUN: that needs IFF_VNET_HDR.
     const fast = useFastPath(cfg.dataPath);
@@ -47,8 +52,8 @@ export async function runServer(
     });
     cleanup.add(`remove address of ${tun.name}`, () => link.down());
     if (cfg.nat) {
-      const nat = new Nat(deps.runner, tun.name);
-      await nat.enable(cfg.pool, cfg.natInterface);
+      const nat = new Nat(deps.runner, tun.name, claim.journal);
+      await nat.enable(cfg.pool, cfg.natInterface, { tun: tun.name, inbound: cfg.inbound });
       cleanup.add("remove NAT rules", () => nat.disable());
     }
     const onEvents = (events: CoreEvent[]) =>

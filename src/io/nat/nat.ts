@@ -7,6 +7,7 @@
 import type { Cidr } from "../../lib/ip.ts";
 import type { CommandRunner } from "../command.ts";
 import { planNatDisable, planNatEnable, planReadForwarding } from "./plan.ts";
+import type { Journal } from "../state/journal.ts";
 
 /** Masquerading for a VPN server, through `nft` and `sysctl` run by a {@link CommandRunner}. */
 export class Nat {
@@ -18,7 +19,12 @@ export class Nat {
    * @param tag names our table `xvpn_nat_<tag>`; use the TUN interface name so that several
    *   servers on one host do not collide.
    */
-  constructor(private readonly runner: CommandRunner, readonly tag = "xvpn0") {}
+  constructor(
+    private readonly runner: CommandRunner,
+    readonly tag = "xvpn0",
+    /** Where the undo is recorded before anything changes (see state/journal.ts). */
+    private readonly journal?: Journal,
+  ) {}
 
   /** True between a successful enable() and disable(). */
   get enabled(): boolean {
@@ -31,13 +37,25 @@ export class Nat {
    * atomically and keeps the first remembered value. On failure, undoes what it changed and
    * rethrows the CommandError.
    */
-  async enable(pool: Cidr, outIface?: string): Promise<void> {
+  async enable(
+    pool: Cidr,
+    outIface?: string,
+    filter: { tun?: string; inbound?: boolean } = {},
+  ): Promise<void> {
     const first = this.#oldForward === undefined;
     const old = first
       ? (await this.runner.run(planReadForwarding())).stdout.trim()
       : this.#oldForward!;
     if (!/^[01]$/.test(old)) throw new Error(`unexpected net.ipv4.ip_forward value "${old}"`);
-    const [table, forward] = planNatEnable({ tag: this.tag, pool, outIface });
+    const [table, forward] = planNatEnable({ tag: this.tag, pool, outIface, ...filter });
+    // Write-ahead, with the value from before our first change: a killed server's successor
+    // puts back this value, not the 1 it would otherwise read and take for the original.
+    if (first) {
+      await this.journal?.set("nat", {
+        what: `NAT table and ${"net.ipv4.ip_forward"} of ${this.tag}`,
+        undo: planNatDisable(this.tag, old),
+      });
+    }
     try {
       await this.runner.run(table!);
       await this.runner.run(forward!);
@@ -48,6 +66,7 @@ export class Nat {
         for (const argv of planNatDisable(this.tag, old)) {
           await this.runner.run(argv, { allowFailure: true });
         }
+        await this.journal?.forget("nat");
       }
       throw err;
     }
@@ -71,6 +90,7 @@ export class Nat {
         if (!gone) errors.push(err);
       }
     }
+    if (errors.length === 0) await this.journal?.forget("nat");
     if (errors.length > 0) {
       throw new AggregateError(
         errors,

@@ -18,6 +18,14 @@ export interface NatSpec {
   pool: Cidr;
   /** Only masquerade traffic leaving through this interface (e.g. `eth0`); all when absent. */
   outIface?: string;
+  /**
+   * The TUN interface: with it, a forward filter lets into the pool only what answers the
+   * clients' own traffic (established, related) and what clients send each other, unless
+   * `inbound` allows new connections from outside too (hosting a match, peer-to-peer games).
+   */
+  tun?: string;
+  /** Allow new connections from outside into the pool (config `inbound: true`). */
+  inbound?: boolean;
 }
 
 /** Our nftables table name for `tag`: `xvpn_nat_<tag>`, with characters nft rejects as `_`. */
@@ -43,9 +51,20 @@ export function natScript(spec: NatSpec): string {
     checkIface(spec.outIface);
     match.push(`oifname "${spec.outIface}"`);
   }
+  // Forwarding on with no filter let any host beside the server reach the clients (audit
+  // finding 1): only replies, and clients among themselves, unless inbound is allowed.
+  let forward = "";
+  if (spec.tun !== undefined && !spec.inbound) {
+    checkIface(spec.tun);
+    const into = `oifname "${spec.tun}" ip daddr ${formatCidr(spec.pool)}`;
+    forward = `chain forward { type filter hook forward priority 0; policy accept; ` +
+      `${into} ct state established,related accept; ` +
+      `${into} iifname "${spec.tun}" accept; ` +
+      `${into} counter drop; }; `;
+  }
   return `add table ip ${t}; delete table ip ${t}; add table ip ${t} { ` +
     `chain postrouting { type nat hook postrouting priority 100; policy accept; ` +
-    `${match.join(" ")} masquerade; }; }`;
+    `${match.join(" ")} masquerade; }; ${forward}}`;
 }
 
 /** The command that reads the current IPv4 forwarding setting (`0` or `1`). */

@@ -16,6 +16,22 @@ Deno.test("planNatEnable() adds our own masquerade table, then turns forwarding 
   ]);
 });
 
+Deno.test("planNatEnable() filters forwarding into the pool: replies and clients only", () => {
+  const [nft] = planNatEnable({ tag: "xvpn0", pool, tun: "xvpn0" });
+  const into = 'oifname "xvpn0" ip daddr 10.7.0.0/24';
+  assertEquals(
+    nft![1]!.endsWith(
+      "chain forward { type filter hook forward priority 0; policy accept; " +
+        `${into} ct state established,related accept; ${into} iifname "xvpn0" accept; ` +
+        `${into} counter drop; }; }`,
+    ),
+    true,
+    nft![1],
+  );
+  const [open] = planNatEnable({ tag: "xvpn0", pool, tun: "xvpn0", inbound: true });
+  assertEquals(open![1]!.includes("chain forward"), false, "inbound: true adds no filter");
+});
+
 Deno.test("planNatEnable() without an output interface masquerades on every interface", () => {
   const [nft] = planNatEnable({ tag: "xvpn0", pool });
   assertEquals(nft![1]!.includes("ip saddr 10.7.0.0/24 masquerade;"), true);

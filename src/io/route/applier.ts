@@ -10,6 +10,7 @@ import { planLinuxSteps } from "./linux.ts";
 import { planMacosSteps } from "./macos.ts";
 import { type Endpoint, type LinkState, needsEndpointRoute, type RouteStep } from "./state.ts";
 import { planWindowsSteps } from "./windows.ts";
+import type { Journal } from "../state/journal.ts";
 
 /** Operating systems as named by `Deno.build.os`. */
 export type OsName = typeof Deno.build.os;
@@ -84,10 +85,15 @@ export class RouteApplier {
   /** Steps that took effect, in the order they ran. */
   #applied: RouteStep[] = [];
 
-  /** Creates an applier that runs commands with `runner`, planning for `os`. */
+  /**
+   * Creates an applier that runs commands with `runner`, planning for `os`. With a `journal`,
+   * the undo of every step is recorded there (under `key`) before the step runs, and forgotten
+   * once undone, so that the next start can put back what a killed process left.
+   */
   constructor(
     private readonly runner: CommandRunner,
     private readonly os: OsName = Deno.build.os,
+    private readonly journal?: { journal: Journal; key: string; what: string },
   ) {}
 
   /** True while something applied by `up` has not been taken down. */
@@ -103,17 +109,27 @@ export class RouteApplier {
   async up(s: LinkState): Promise<void> {
     if (this.active) throw new Error(`routes for ${s.ifname} are already up; call down() first`);
     const steps = planSteps(this.os, await this.#withOriginalRoute(s));
+    await this.#record(steps); // write-ahead: a crash from here on is undone at the next start
     const done: RouteStep[] = [];
     for (const step of steps) {
       try {
         await this.runner.run(step.up);
       } catch (err) {
         this.#applied = await this.#undo(done, []);
+        await this.#record(this.#applied);
         throw err;
       }
       done.push(step);
     }
     this.#applied = done;
+  }
+
+  /** Records the undo of `steps` in the journal (nothing to undo: forgets the key). */
+  async #record(steps: readonly RouteStep[]): Promise<void> {
+    const j = this.journal;
+    if (!j) return;
+    const undo = [...steps].reverse().flatMap((st) => st.down ? [st.down] : []);
+    await j.journal.set(j.key, { what: j.what, undo });
   }
 
   /**
@@ -124,7 +140,8 @@ export class RouteApplier {
     const steps = this.#applied;
     this.#applied = [];
     const errors: unknown[] = [];
-    await this.#undo(steps, errors);
+    const left = await this.#undo(steps, errors);
+    await this.#record(left);
     if (errors.length > 0) {
       throw new AggregateError(
         errors,

@@ -1,0 +1,169 @@
+/**
+ * The client's policy on what a server pushes (audit finding 4), and the inner-source rule that
+ * follows from it (audit finding 1, WireGuard's AllowedIPs).
+ *
+ * A server is trusted to carry traffic, not to rearrange the client's network: before this, a
+ * client applied whatever came (a route over its own LAN or its gateway, MTU 65535, a 100 ms
+ * keepalive, DNS) at any time. Now each push goes through {@link applyPolicy}, which keeps what
+ * the policy accepts and says why it refused the rest (each refusal is logged). Defaults:
+ * - a full tunnel (0.0.0.0/0) and DNS servers are accepted (the README and the game profiles
+ *   rely on them; config `full_tunnel: false` and `dns: false` refuse them);
+ * - a route that equals or lies inside one of the client's connected subnets, or a host route
+ *   to its gateway, is refused (`local_routes: true` accepts them): it would cut the client off
+ *   its own LAN, or send the tunnel's own datagrams into the tunnel. The two /1 halves of a
+ *   full tunnel do not count: the connected routes and the host route to the server stay more
+ *   specific;
+ * - `accept_routes`, when given, is the only space pushed routes may lie in;
+ * - the MTU is capped by the underlay (device MTU minus the tunnel's overhead), the keepalive
+ *   floored at {@link MIN_KEEPALIVE_MS}.
+ *
+ * Then {@link SourceFilter}: an inner packet from the server is delivered only when its source
+ * lies inside what the client routes into the tunnel (accepted routes, its own `routes`, the
+ * tunnel subnet and the accepted DNS servers), so a host beside the server cannot pass a packet
+ * off as coming from the client's own LAN.
+ *
+ * @module
+ */
+import { type Cidr, cidrContains, formatCidr, maskOf, networkOf } from "../lib/ip.ts";
+import type { SessionConfig } from "./control.ts";
+
+/** The keepalive floor: a pushed interval below it is raised to it. */
+export const MIN_KEEPALIVE_MS = 1000;
+/** The lowest MTU a cap may bring a push down to (IPv4's minimum datagram every host takes). */
+export const MIN_MTU = 576;
+
+/** What the client knows of its own network (taken at start, refreshed at each reconnect). */
+export interface LocalNetwork {
+  /** Connected subnets (the kernel's `proto kernel scope link` routes), tunnel excluded. */
+  subnets: Cidr[];
+  /** Next hops of the default routes. */
+  gateways: number[];
+  /** MTU of the device that reaches the server, if known. */
+  underlayMtu?: number;
+}
+
+/** The client's policy (config keys in brackets). */
+export interface ClientPolicy {
+  /** Accept a pushed 0.0.0.0/0 (`full_tunnel`, default true). */
+  fullTunnel: boolean;
+  /** Accept pushed DNS servers (`dns`, default true). */
+  dns: boolean;
+  /** Accept routes over connected subnets or to the gateway (`local_routes`, default false). */
+  localRoutes: boolean;
+  /** When given, pushed routes must lie inside one of these (`accept_routes`). */
+  acceptRoutes?: Cidr[];
+  /** The tunnel's overhead on the underlay (60 for IPv4, 80 for IPv6): caps the MTU. */
+  overhead: number;
+}
+
+/** The default policy. */
+export const DEFAULT_POLICY: ClientPolicy = {
+  fullTunnel: true,
+  dns: true,
+  localRoutes: false,
+  overhead: 60,
+};
+
+/** A push after the policy, and what was refused (one sentence each, for the log). */
+export interface PolicyResult {
+  config: SessionConfig;
+  refused: string[];
+}
+
+/** True when `inner` equals or lies inside `outer`. */
+export function cidrInside(inner: Cidr, outer: Cidr): boolean {
+  return inner.prefix >= outer.prefix && cidrContains(outer, networkOf(inner));
+}
+
+/** Applies `p` to a pushed config, given what the client knows of its own network. */
+export function applyPolicy(c: SessionConfig, p: ClientPolicy, local: LocalNetwork): PolicyResult {
+  const refused: string[] = [];
+  const routes: Cidr[] = [];
+  for (const r of c.routes) {
+    const text = formatCidr(r);
+    if (r.prefix === 0 && !p.fullTunnel) {
+      refused.push(`route ${text}: a full tunnel is not accepted (full_tunnel: false)`);
+      continue;
+    }
+    if (p.acceptRoutes && !p.acceptRoutes.some((a) => cidrInside(r, a))) {
+      refused.push(`route ${text}: outside accept_routes`);
+      continue;
+    }
+    if (!p.localRoutes && r.prefix > 1) {
+      const lan = local.subnets.find((s) => cidrInside(r, s));
+      if (lan) {
+        refused.push(
+          `route ${text}: inside the connected subnet ${
+            formatCidr(lan)
+          } (local_routes: true to accept)`,
+        );
+        continue;
+      }
+      if (r.prefix === 32 && local.gateways.includes(networkOf(r))) {
+        refused.push(`route ${text}: the gateway (local_routes: true to accept)`);
+        continue;
+      }
+    }
+    routes.push(r);
+  }
+  let mtu = c.mtu;
+  if (local.underlayMtu !== undefined) {
+    const cap = Math.max(MIN_MTU, local.underlayMtu - p.overhead);
+    if (mtu > cap) {
+      refused.push(
+        `MTU ${mtu}: capped at ${cap} (underlay MTU ${local.underlayMtu} - ${p.overhead})`,
+      );
+      mtu = cap;
+    }
+  }
+  let keepaliveMs = c.keepaliveMs;
+  if (keepaliveMs < MIN_KEEPALIVE_MS) {
+    refused.push(`keepalive ${keepaliveMs} ms: raised to ${MIN_KEEPALIVE_MS} ms`);
+    keepaliveMs = MIN_KEEPALIVE_MS;
+  }
+  let dns = c.dns;
+  if (!p.dns && dns.length) dns = [];
+  return { config: { ...c, routes, mtu, keepaliveMs, dns }, refused };
+}
+
+/**
+ * The inner-source rule: a set of prefixes, checked for every packet from the server, so kept
+ * as parallel typed arrays of network and mask (a handful of entries; a full tunnel is a flag).
+ */
+export class SourceFilter {
+  #any = false;
+  #net = new Uint32Array(0);
+  #mask = new Uint32Array(0);
+  #prefixes: readonly Cidr[] = [];
+
+  /** Replaces the set (no prefixes: nothing is accepted). */
+  set(prefixes: readonly Cidr[]): void {
+    this.#prefixes = prefixes;
+    this.#any = prefixes.some((c) => c.prefix === 0);
+    this.#net = Uint32Array.from(prefixes, networkOf);
+    this.#mask = Uint32Array.from(prefixes, (c) => maskOf(c.prefix));
+  }
+
+  /** True when IPv4 address `ip` lies inside the set. */
+  accepts(ip: number): boolean {
+    if (this.#any) return true;
+    const net = this.#net, mask = this.#mask;
+    for (let i = 0; i < net.length; i++) if (((ip & mask[i]!) >>> 0) === net[i]) return true;
+    return false;
+  }
+
+  /** The prefixes, for logs. */
+  describe(): string {
+    return this.#any ? "any" : this.#prefixes.map(formatCidr).join(", ") || "none";
+  }
+}
+
+/** The sources a client accepts under config `c` (after the policy) and its own `routes`. */
+export function acceptedSources(c: SessionConfig, ownRoutes: readonly Cidr[]): Cidr[] {
+  return [
+    { addr: networkOf(c.address), prefix: c.address.prefix },
+    ...c.routes,
+    ...ownRoutes,
+    ...c.dns.map((addr) => ({ addr, prefix: 32 })),
+  ];
+}

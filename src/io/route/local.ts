@@ -1,0 +1,70 @@
+/**
+ * What the client knows of its own network before the tunnel exists, for the push policy
+ * (core/policy.ts): connected subnets, default gateways, and the MTU of the device that reaches
+ * the server. Linux reads `ip -j route show` and `ip -j link show`; elsewhere nothing is known
+ * (the policy then refuses no route as local, and caps no MTU: documented in the README).
+ *
+ * @module
+ */
+import { type Cidr, parseCidr, parseIPv4 } from "../../lib/ip.ts";
+import type { CommandRunner } from "../command.ts";
+import { parseLinuxRouteGet } from "./applier.ts";
+
+/** The local network (the same shape as the core's `LocalNetwork`, which io/ does not import). */
+export interface LocalNetwork {
+  /** Connected subnets, the TUN's excluded. */
+  subnets: Cidr[];
+  /** Next hops of the default routes. */
+  gateways: number[];
+  /** MTU of the device that reaches the server, if known. */
+  underlayMtu?: number;
+}
+
+/** Parses `ip -j route show` into connected subnets (except on `skipDev`) and gateways. */
+export function parseLocalRoutes(
+  json: string,
+  skipDev?: string,
+): Omit<LocalNetwork, "underlayMtu"> {
+  const subnets: Cidr[] = [];
+  const gateways: number[] = [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    return { subnets, gateways };
+  }
+  if (!Array.isArray(parsed)) return { subnets, gateways };
+  for (const r of parsed as Record<string, unknown>[]) {
+    if (typeof r !== "object" || r === null || r.dev === skipDev) continue;
+    if (r.dst === "default") {
+      const gw = typeof r.gateway === "string" ? parseIPv4(r.gateway) : undefined;
+      if (gw !== undefined && !gateways.includes(gw)) gateways.push(gw);
+      continue;
+    }
+    if (r.protocol !== "kernel" || r.scope !== "link" || typeof r.dst !== "string") continue;
+    const c = parseCidr(r.dst);
+    if (c) subnets.push(c);
+  }
+  return { subnets, gateways };
+}
+
+/** The local network as seen now, on the way to `serverIp`; the TUN `ifname` is left out. */
+export async function localNetwork(
+  runner: CommandRunner,
+  serverIp: string,
+  ifname: string,
+): Promise<LocalNetwork> {
+  if (Deno.build.os !== "linux") return { subnets: [], gateways: [] };
+  const routes = await runner.run(["ip", "-j", "route", "show"], { allowFailure: true });
+  const out: LocalNetwork = parseLocalRoutes(routes.code === 0 ? routes.stdout : "[]", ifname);
+  try {
+    const via = await runner.run(["ip", "-j", "route", "get", serverIp]);
+    const dev = parseLinuxRouteGet(via.stdout).dev!;
+    const link = await runner.run(["ip", "-j", "link", "show", "dev", dev]);
+    const mtu = (JSON.parse(link.stdout) as { mtu?: unknown }[])[0]?.mtu;
+    if (typeof mtu === "number" && mtu >= 576) out.underlayMtu = mtu;
+  } catch {
+    // No route to the server yet (it may come up later): no MTU cap from the underlay.
+  }
+  return out;
+}

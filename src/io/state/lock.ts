@@ -1,0 +1,72 @@
+/**
+ * One xvpn per TUN name (audit finding 3): an exclusive `flock` on `/run/xvpn/<tun>.lock`, taken
+ * before anything else at start, before the stale-state recovery that would otherwise undo a
+ * running tunnel's DNS and routes. The kernel drops the lock when the process dies however it
+ * dies, so a crash never leaves a stale lock; the file holds the pid for the refusal message.
+ *
+ * @module
+ */
+import { cString, Errno, errno, libc, O_CLOEXEC, O_RDWR, strerror } from "../_libc.ts";
+
+const O_CREAT = 0o100;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+
+/** Thrown when another live process holds the lock. */
+export class LockedError extends Error {
+  constructor(readonly path: string, readonly pid: number | undefined, what: string) {
+    super(
+      `${what} is in use by another xvpn${pid ? ` (pid ${pid})` : ""} (lock ${path}); ` +
+        `stop it first, or use another tun.name`,
+    );
+    this.name = "LockedError";
+  }
+}
+
+/** A held lock; {@link release} lets it go (so does the process's death). */
+export interface HeldLock {
+  /** The lock file. */
+  readonly path: string;
+  /** Releases the lock and closes the file; idempotent. */
+  release(): void;
+}
+
+/**
+ * Takes the exclusive lock at `path` without waiting, creating the file (mode 0600) and the
+ * directory as needed. Throws {@link LockedError} when another process holds it (`what` names
+ * the thing in the message, e.g. `TUN xvpn0`), or an Error for any other failure.
+ */
+export function takeLock(path: string, what: string): HeldLock {
+  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || "/", { recursive: true, mode: 0o700 });
+  const c = libc();
+  const p = cString(path);
+  const fd = c.open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0o600);
+  if (fd < 0) {
+    const e = errno();
+    throw new Error(`cannot open lock file ${path}: ${strerror(e)}`);
+  }
+  if (c.flock(fd, LOCK_EX | LOCK_NB) !== 0) {
+    const e = errno();
+    c.close(fd);
+    if (e !== Errno.EAGAIN) { // EWOULDBLOCK is EAGAIN on Linux
+      throw new Error(`cannot lock ${path}: ${strerror(e)}`);
+    }
+    let pid: number | undefined;
+    try {
+      const n = Number(Deno.readTextFileSync(path).trim());
+      if (Number.isInteger(n) && n > 0) pid = n;
+    } catch { /* the pid is only for the message */ }
+    throw new LockedError(path, pid, what);
+  }
+  // Ours now: note the pid for whoever is refused next (the lock, not the pid, is what counts).
+  Deno.writeTextFileSync(path, `${Deno.pid}\n`);
+  let held = true;
+  return {
+    path,
+    release() {
+      if (!held) return;
+      held = false;
+      c.close(fd); // closing the last descriptor of the open file drops the flock
+    },
+  };
+}

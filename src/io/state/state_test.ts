@@ -1,0 +1,139 @@
+/**
+ * The TUN lock and the crash journal, root-free: a temporary directory, a child process that
+ * holds the lock and is killed with SIGKILL, and a recording command runner.
+ */
+import { assert, assertEquals, assertThrows } from "../../../tests/support/assert.ts";
+import { LockedError, takeLock } from "./lock.ts";
+import { Journal, recoverJournal } from "./journal.ts";
+import { statePath } from "./dir.ts";
+import { RecordingRunner } from "../command.ts";
+import { RouteApplier } from "../route/applier.ts";
+import { Nat } from "../nat/nat.ts";
+import { parseCidr, parseIPv4 } from "../../lib/ip.ts";
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "xvpn-state-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("statePath() names files per TUN and, outside the initial namespace, per netns", async () => {
+  assertEquals(
+    await statePath("/run/xvpn", "xvpn0", "lock", () => Promise.resolve(undefined)),
+    "/run/xvpn/xvpn0.lock",
+  );
+  assertEquals(
+    await statePath("/run/xvpn", "xvpn0", "lock", () => Promise.resolve("net42")),
+    "/run/xvpn/xvpn0.net42.lock",
+  );
+});
+
+Deno.test("takeLock() refuses a second holder with its pid, and frees at release", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/xvpn0.lock`;
+    const held = takeLock(path, "TUN xvpn0");
+    const e = assertThrows(() => takeLock(path, "TUN xvpn0"), LockedError) as LockedError;
+    assertEquals(e.pid, Deno.pid);
+    assert(e.message.includes(`TUN xvpn0 is in use by another xvpn (pid ${Deno.pid})`), e.message);
+    held.release();
+    takeLock(path, "TUN xvpn0").release();
+  });
+});
+
+Deno.test("takeLock(): a holder killed with SIGKILL leaves no stale lock", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/xvpn0.lock`;
+    const code = `import { takeLock } from "${new URL("./lock.ts", import.meta.url)}";\n` +
+      `takeLock(${JSON.stringify(path)}, "TUN xvpn0"); console.log("held");\n` +
+      `await new Promise(() => setInterval(() => {}, 1000));`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--no-config", code],
+      env: { DENO_NO_PROMPT: "1" },
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    assertEquals(first.trim(), "held");
+    const e = assertThrows(() => takeLock(path, "TUN xvpn0"), LockedError) as LockedError;
+    assertEquals(e.pid, child.pid);
+    child.kill("SIGKILL");
+    await child.status;
+    reader.releaseLock();
+    await child.stdout.cancel();
+    takeLock(path, "TUN xvpn0").release(); // the kernel dropped the dead process's lock
+  });
+});
+
+Deno.test("Journal records undo commands write-ahead; recoverJournal() runs and removes them", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/xvpn0.state.json`;
+    const j = new Journal(path);
+    await j.set("routes", { what: "routes of xvpn0", undo: [["ip", "route", "del", "x"]] });
+    await j.set("nat", { what: "NAT", undo: [["nft", "delete", "table", "ip", "t"]] });
+    const runner = new RecordingRunner((argv) =>
+      argv[0] === "nft" ? { code: 1, stdout: "", stderr: "No such file or directory" } : undefined
+    );
+    const rec = await recoverJournal(path, runner);
+    assertEquals(runner.transcript(), ["ip route del x", "nft delete table ip t"]);
+    assertEquals(rec?.found, ["routes of xvpn0", "NAT"]);
+    assertEquals(rec?.failed.length, 1, "a failed undo is reported, not thrown");
+    assertEquals(await recoverJournal(path, runner), undefined, "the file is gone");
+    await j.forget("routes");
+    await j.forget("nat");
+    assertEquals(await Deno.stat(path).then(() => true, () => false), false);
+  });
+});
+
+Deno.test("RouteApplier journals a full tunnel's host route and forgets it after down()", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/xvpn0.state.json`;
+    const journal = new Journal(path);
+    const runner = new RecordingRunner((argv) =>
+      argv.join(" ") === "ip -j route get 203.0.113.5"
+        ? {
+          code: 0,
+          stdout: '[{"dst":"203.0.113.5","gateway":"192.168.1.1","dev":"eth0"}]',
+          stderr: "",
+        }
+        : undefined
+    );
+    const link = new RouteApplier(runner, "linux", { journal, key: "routes", what: "routes" });
+    await link.up({
+      ifname: "xvpn0",
+      address: parseCidr("10.7.0.2/24")!,
+      mtu: 1420,
+      routes: [parseCidr("0.0.0.0/0")!],
+      endpoint: { ip: parseIPv4("203.0.113.5")! },
+    });
+    const file = JSON.parse(await Deno.readTextFile(path));
+    const undo: string[] = file.entries.routes.undo.map((a: string[]) => a.join(" "));
+    assert(undo.includes("ip route del 203.0.113.5/32 via 192.168.1.1 dev eth0"), undo.join("\n"));
+    assertEquals(undo.at(-1), "ip address del 10.7.0.2/24 dev xvpn0", "last first");
+    await link.down();
+    assertEquals(await Deno.stat(path).then(() => true, () => false), false, "forgotten");
+  });
+});
+
+Deno.test("Nat journals the original ip_forward before turning it on", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/xvpn0.state.json`;
+    const runner = new RecordingRunner((argv) =>
+      argv[0] === "sysctl" && argv[1] === "-n" ? { code: 0, stdout: "0\n", stderr: "" } : undefined
+    );
+    const nat = new Nat(runner, "xvpn0", new Journal(path));
+    await nat.enable(parseCidr("10.7.0.0/24")!, undefined, { tun: "xvpn0" });
+    const file = JSON.parse(await Deno.readTextFile(path));
+    assertEquals(file.entries.nat.undo, [
+      ["nft", "delete", "table", "ip", "xvpn_nat_xvpn0"],
+      ["sysctl", "-w", "net.ipv4.ip_forward=0"],
+    ]);
+    // The journal came first: written before the sysctl that turned forwarding on.
+    assertEquals(runner.transcript().at(-1), "sysctl -w net.ipv4.ip_forward=1");
+    await nat.disable();
+    assertEquals(await Deno.stat(path).then(() => true, () => false), false);
+  });
+});
