@@ -204,6 +204,7 @@ export class Lab {
         `data_path: ${o.dataPath ?? "auto"}`,
         o.serverExtra ?? "",
       ].join("\n"),
+      { mode: 0o600 }, // it holds a private key (xvpn warns otherwise, as wg does)
     );
     await Deno.writeTextFile(
       this.path("client.yaml"),
@@ -216,6 +217,7 @@ export class Lab {
         `data_path: ${o.dataPath ?? "auto"}`,
         o.clientExtra ?? "",
       ].join("\n"),
+      { mode: 0o600 },
     );
   }
 

@@ -40,33 +40,50 @@ export function takeLock(path: string, what: string): HeldLock {
   Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || "/", { recursive: true, mode: 0o700 });
   const c = libc();
   const p = cString(path);
-  const fd = c.open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0o600);
-  if (fd < 0) {
-    const e = errno();
-    throw new Error(`cannot open lock file ${path}: ${strerror(e)}`);
-  }
-  if (c.flock(fd, LOCK_EX | LOCK_NB) !== 0) {
-    const e = errno();
-    c.close(fd);
-    if (e !== Errno.EAGAIN) { // EWOULDBLOCK is EAGAIN on Linux
-      throw new Error(`cannot lock ${path}: ${strerror(e)}`);
+  // The holder removes the file when it lets go (so /run does not fill with dead lock files).
+  // Whoever opened the old file meanwhile then holds a lock on an unlinked inode: it checks
+  // that the path still names the file it locked, and tries again if not.
+  for (let attempt = 0;; attempt++) {
+    const fd = c.open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0o600);
+    if (fd < 0) throw new Error(`cannot open lock file ${path}: ${strerror(errno())}`);
+    if (c.flock(fd, LOCK_EX | LOCK_NB) !== 0) {
+      const e = errno();
+      c.close(fd);
+      if (e !== Errno.EAGAIN) throw new Error(`cannot lock ${path}: ${strerror(e)}`); // = EWOULDBLOCK
+      let pid: number | undefined;
+      try {
+        const n = Number(Deno.readTextFileSync(path).trim());
+        if (Number.isInteger(n) && n > 0) pid = n;
+      } catch { /* the pid is only for the message */ }
+      throw new LockedError(path, pid, what);
     }
-    let pid: number | undefined;
-    try {
-      const n = Number(Deno.readTextFileSync(path).trim());
-      if (Number.isInteger(n) && n > 0) pid = n;
-    } catch { /* the pid is only for the message */ }
-    throw new LockedError(path, pid, what);
+    const ino = inodeOf(`/proc/self/fd/${fd}`);
+    if (ino === undefined || ino !== inodeOf(path)) {
+      c.close(fd); // the file we locked was removed by its last holder: take the new one
+      if (attempt < 10) continue;
+      throw new Error(`cannot lock ${path}: it keeps being replaced`);
+    }
+    // Ours now: note the pid for whoever is refused next (the lock, not the pid, is what counts).
+    Deno.writeTextFileSync(path, `${Deno.pid}\n`);
+    let held = true;
+    return {
+      path,
+      release() {
+        if (!held) return;
+        held = false;
+        try {
+          if (inodeOf(path) === ino) Deno.removeSync(path);
+        } catch { /* already gone */ }
+        c.close(fd); // closing the last descriptor of the open file drops the flock
+      },
+    };
   }
-  // Ours now: note the pid for whoever is refused next (the lock, not the pid, is what counts).
-  Deno.writeTextFileSync(path, `${Deno.pid}\n`);
-  let held = true;
-  return {
-    path,
-    release() {
-      if (!held) return;
-      held = false;
-      c.close(fd); // closing the last descriptor of the open file drops the flock
-    },
-  };
+}
+
+function inodeOf(path: string): number | undefined {
+  try {
+    return Deno.statSync(path).ino ?? undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -39,6 +39,7 @@ Deno.test("takeLock() refuses a second holder with its pid, and frees at release
     assertEquals(e.pid, Deno.pid);
     assert(e.message.includes(`TUN xvpn0 is in use by another xvpn (pid ${Deno.pid})`), e.message);
     held.release();
+    assertEquals(await Deno.stat(path).then(() => true, () => false), false, "removed at release");
     takeLock(path, "TUN xvpn0").release();
   });
 });
