@@ -10,6 +10,7 @@ import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit } fr
 import type { Document } from "yaml";
 import { type Cidr, formatCidr, networkOf, parseCidr, parseIPv4 } from "../lib/ip.ts";
 import { decodeKey } from "../core/keys.ts";
+import { formatIPv6, parseIPv6 } from "../lib/ip6.ts";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
 import { parseDuration } from "./duration.ts";
 
@@ -232,8 +233,9 @@ export const keyFile: Parser<Uint8Array> = text("a path to a key file", (s, at) 
 });
 
 /**
- * A `host:port` endpoint. The server listens on an IPv4 address or `[::]` (all addresses, dual
- * stack); the client may also name the server by hostname. A bracketed host is returned bare.
+ * A `host:port` endpoint. The server listens on an IPv4 address, an IPv6 one in brackets, or
+ * `[::]` (all addresses, IPv4 included: dual stack); the client may also name the server by
+ * hostname. A bracketed host is returned bare, in RFC 5952 form.
  */
 export function endpoint(allowHostname: boolean): Parser<{ host: string; port: number }> {
   const expected = allowHostname
@@ -244,7 +246,10 @@ export function endpoint(allowHostname: boolean): Parser<{ host: string; port: n
     if (!m) return undefined;
     const port = Number(m[3]);
     if (port < 1 || port > 65535) return undefined;
-    if (m[1] !== undefined) return m[1] === "::" ? { host: "::", port } : undefined;
+    if (m[1] !== undefined) {
+      const v6 = parseIPv6(m[1]);
+      return v6 && !m[1].includes("%") ? { host: formatIPv6(v6), port } : undefined;
+    }
     const host = m[2]!;
     if (parseIPv4(host) !== undefined) return { host, port };
     // Digits-and-dots that failed as IPv4 (`10.0.0.300`) are a typo, not a hostname.

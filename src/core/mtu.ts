@@ -42,6 +42,10 @@ export const IPV4_UDP_HEADERS_BYTES = IPV4_HEADER_BYTES + UDP_HEADER_BYTES;
 export const XVPN_OVERHEAD_BYTES = DATA_OVERHEAD_BYTES;
 /** Everything xvpn adds to an inner packet on an IPv4 underlay: 20 + 8 + 16 + 16 = 60. */
 export const TUNNEL_OVERHEAD_BYTES = IPV4_UDP_HEADERS_BYTES + XVPN_OVERHEAD_BYTES;
+/** IPv6 header (no extension headers). */
+export const IPV6_HEADER_BYTES = 40;
+/** Everything xvpn adds on an IPv6 underlay: 40 + 8 + 16 + 16 = 80. */
+export const TUNNEL_OVERHEAD6_BYTES = IPV6_HEADER_BYTES + UDP_HEADER_BYTES + XVPN_OVERHEAD_BYTES;
 /** Smallest TUN MTU a config may set (every IPv4 host must accept 576-byte datagrams). */
 export const MIN_TUN_MTU = 576;
 /** Largest TUN MTU a config may set (jumbo frames). */
@@ -50,13 +54,13 @@ export const MAX_TUN_MTU = 9000;
 export const MIN_PATH_MTU = 576;
 
 /** The path MTU proven by a UDP payload of `payload` bytes that arrived whole. */
-export function pathMtuOfPayload(payload: number): number {
-  return payload + IPV4_UDP_HEADERS_BYTES;
+export function pathMtuOfPayload(payload: number, headers = IPV4_UDP_HEADERS_BYTES): number {
+  return payload + headers;
 }
 
 /** The largest UDP payload that fits a path MTU. */
-export function payloadOfPathMtu(pathMtu: number): number {
-  return pathMtu - IPV4_UDP_HEADERS_BYTES;
+export function payloadOfPathMtu(pathMtu: number, headers = IPV4_UDP_HEADERS_BYTES): number {
+  return pathMtu - headers;
 }
 
 /** The largest TUN MTU whose packets cross a path of `pathMtu` without outer fragmentation. */
@@ -95,12 +99,15 @@ export interface AutoTunMtu {
 
 /**
  * The TUN MTU for an underlay device of `deviceMtu` bytes: device MTU - 60 (wg-quick's rule with
- * xvpn's overhead), kept within the range a config may set.
+ * xvpn's overhead), or - 80 when the underlay may be IPv6 (`v6`: a server listening on an IPv6
+ * address, `::` included, since its IPv6 clients need the larger overhead), kept within the
+ * range a config may set.
  */
-export function autoTunMtu(deviceMtu: number): AutoTunMtu {
-  const raw = innerMtuForPath(deviceMtu);
+export function autoTunMtu(deviceMtu: number, v6 = false): AutoTunMtu {
+  const overhead = v6 ? TUNNEL_OVERHEAD6_BYTES : TUNNEL_OVERHEAD_BYTES;
+  const raw = deviceMtu - overhead;
   const mtu = Math.min(MAX_TUN_MTU, Math.max(MIN_TUN_MTU, raw));
-  let arithmetic = innerMtuArithmetic(deviceMtu);
+  let arithmetic = `${deviceMtu} - ${overhead} = ${raw}`;
   if (mtu !== raw) arithmetic += `, kept within ${MIN_TUN_MTU}-${MAX_TUN_MTU}: ${mtu}`;
   return { mtu, arithmetic };
 }

@@ -59,6 +59,8 @@ export interface LabOptions {
   /** Where the client sends (default: the server's underlay address); e.g. an impairment
    * relay in front of the server. */
   clientServer?: string;
+  /** The server's `listen` (default: its underlay address and the lab port), e.g. `[::]:51820`. */
+  listen?: string;
   /** `data_path` of both xvpn processes (default: auto). */
   dataPath?: "auto" | "fast" | "portable";
   /** DNS servers the server pushes (default: its own tunnel address, {@link LAB}.serverTunnel). */
@@ -189,7 +191,7 @@ export class Lab {
     await Deno.writeTextFile(
       this.path("server.yaml"),
       [
-        `listen: "${this.serverUnderlay}:${LAB.port}"`,
+        `listen: "${o.listen ?? `${this.serverUnderlay}:${LAB.port}`}"`,
         `private_key: "${encodeKey(this.serverKey)}"`,
         o.mtu === "auto" ? `tun: { name: xvpn0 }` : `tun: { name: xvpn0, mtu: ${o.mtu ?? 1420} }`,
         `pool: ${LAB.pool}`,

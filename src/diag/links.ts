@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { parseIPv6 } from "../lib/ip6.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { type Cidr, parseIPv4 } from "../lib/ip.ts";
 
@@ -64,13 +65,17 @@ export async function defaultRouteDevice(runner: CommandRunner): Promise<string 
   return routes?.find((r) => typeof r.dev === "string")?.dev;
 }
 
-/** The device that holds the local IPv4 address `ip`, or undefined. */
+/** The device that holds the local address `ip` (IPv4 or IPv6), or undefined. */
 export async function deviceOfAddress(
   runner: CommandRunner,
   ip: string,
 ): Promise<string | undefined> {
-  const links = (await ipJson(runner, ["-4", "addr", "show"])) as IpLink[] | undefined;
-  return links?.find((l) => l.addr_info?.some((a) => a.local === ip))?.ifname;
+  const v6 = parseIPv6(ip);
+  const family = v6 ? "-6" : "-4";
+  const same = (a: string | undefined) =>
+    v6 ? a !== undefined && parseIPv6(a)?.every((b, i) => b === v6[i]) === true : a === ip;
+  const links = (await ipJson(runner, [family, "addr", "show"])) as IpLink[] | undefined;
+  return links?.find((l) => l.addr_info?.some((a) => same(a.local)))?.ifname;
 }
 
 /** The underlay device the server's datagrams leave by, and how it was picked. */
@@ -94,7 +99,7 @@ export async function listenDevice(
   const wildcard = host === "0.0.0.0" || host === "::" || host === "";
   let dev: string | undefined;
   let how: string;
-  if (!wildcard && parseIPv4(host) !== undefined) {
+  if (!wildcard) {
     dev = await deviceOfAddress(runner, host);
     how = `the device holding the listen address ${host}`;
   } else {

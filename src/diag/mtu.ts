@@ -54,10 +54,12 @@ export async function diagnoseMtu(o: DiagnoseMtuOptions): Promise<MtuReport> {
     const kernelPmtuAtStart = session.kernelPathMtu();
     // The probe socket ignores a cached path MTU (see session.ts): only the device limits.
     const localMtu = deviceMtu ?? kernelPmtuAtStart;
+    const headers = session.headerBytes;
     const search = await searchPathMtu(session, {
-      maxPayload: payloadOfPathMtu(localMtu),
+      maxPayload: payloadOfPathMtu(localMtu, headers),
       localMtu,
       tries: o.tries,
+      headers,
     });
     const { pathMtu, largestPayload, serverMtu } = search;
     if (pathMtu === undefined || largestPayload === undefined || serverMtu === undefined) {
@@ -72,6 +74,7 @@ export async function diagnoseMtu(o: DiagnoseMtuOptions): Promise<MtuReport> {
       timeoutMs,
       search: { ...search, pathMtu, largestPayload, serverMtu },
       kernelPmtuAtStart,
+      ipv6: headers === 48,
     };
     if (route && deviceMtu !== undefined) findings.device = { name: route.dev, mtu: deviceMtu };
   } finally {

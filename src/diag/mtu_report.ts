@@ -10,10 +10,10 @@
  */
 import {
   fragmentsFor,
-  innerMtuArithmetic,
-  innerMtuForPath,
   IPV4_HEADER_BYTES,
+  IPV6_HEADER_BYTES,
   outerPacketBytes,
+  TUNNEL_OVERHEAD6_BYTES,
   TUNNEL_OVERHEAD_BYTES,
   UDP_HEADER_BYTES,
   XVPN_OVERHEAD_BYTES,
@@ -33,6 +33,8 @@ export interface MtuFindings {
   device?: { name: string; mtu: number };
   /** The path MTU the kernel knew for the server before the first probe (`IP_MTU`). */
   kernelPmtuAtStart: number;
+  /** The server is reached over IPv6 (headers 40 + 8, tunnel overhead 80). */
+  ipv6?: boolean;
   /** The local TUN of a running `xvpn connect`, when it exists. */
   clientTun?: { name: string; mtu: number; address?: string };
   /** The through-the-tunnel pings, when a client is running. */
@@ -100,7 +102,11 @@ export function buildReport(f: MtuFindings): MtuReport {
   const s = f.search;
   const p = s.pathMtu;
   const server = s.serverMtu;
-  const rec = innerMtuForPath(p);
+  const v6 = f.ipv6 === true;
+  const ipHeader = v6 ? IPV6_HEADER_BYTES : IPV4_HEADER_BYTES;
+  const headers = ipHeader + UDP_HEADER_BYTES;
+  const overhead = v6 ? TUNNEL_OVERHEAD6_BYTES : TUNNEL_OVERHEAD_BYTES;
+  const rec = p - overhead;
   const verdicts: string[] = [];
   const notes: string[] = [];
 
@@ -108,9 +114,9 @@ export function buildReport(f: MtuFindings): MtuReport {
   const device = f.device ? `${f.device.name} (MTU ${f.device.mtu})` : "unknown";
   notes.push(
     `path MTU to the server ${p}: the largest UDP payload acknowledged was ${s.largestPayload} ` +
-      `bytes, + ${IPV4_HEADER_BYTES + UDP_HEADER_BYTES} for IPv4 and UDP; local device ${device}`,
+      `bytes, + ${headers} for ${v6 ? "IPv6" : "IPv4"} and UDP; local device ${device}`,
   );
-  const silent = s.silentPayload === undefined ? undefined : s.silentPayload + 28;
+  const silent = s.silentPayload === undefined ? undefined : s.silentPayload + headers;
   if (f.kernelPmtuAtStart < (f.device?.mtu ?? f.kernelPmtuAtStart)) {
     notes.push(
       `the kernel already knew a path MTU of ${f.kernelPmtuAtStart} for the server when diag ` +
@@ -176,7 +182,7 @@ export function buildReport(f: MtuFindings): MtuReport {
 
   // 3. The recommendation.
   const fits = server <= rec;
-  const fragments = fragmentsFor(outerPacketBytes(server), p);
+  const fragments = fragmentsFor(server + overhead, p);
   if (fits) {
     notes.push(
       `server TUN MTU ${server} fits the path: full-size tunnel packets become ` +
@@ -185,7 +191,7 @@ export function buildReport(f: MtuFindings): MtuReport {
     );
   } else {
     verdicts.push(
-      `server TUN MTU ${server} exceeds path MTU - ${TUNNEL_OVERHEAD_BYTES} = ${rec}: full-size ` +
+      `server TUN MTU ${server} exceeds path MTU - ${overhead} = ${rec}: full-size ` +
         `tunnel packets become ${outerPacketBytes(server)}-byte datagrams that the kernel ` +
         `fragments into ${fragments} IP packets once an ICMP told it the path MTU (works, but ` +
         `costs: more packets, and losing any fragment loses the whole packet; the first ones ` +
@@ -249,12 +255,12 @@ export function buildReport(f: MtuFindings): MtuReport {
     },
     recommendation: {
       innerMtu: rec,
-      arithmetic: innerMtuArithmetic(p),
+      arithmetic: `${p} - ${overhead} = ${rec}`,
       overhead: {
-        ipv4: IPV4_HEADER_BYTES,
+        ipv4: ipHeader,
         udp: UDP_HEADER_BYTES,
         xvpn: XVPN_OVERHEAD_BYTES,
-        total: TUNNEL_OVERHEAD_BYTES,
+        total: overhead,
       },
       serverTunMtuFits: fits,
       fragmentsPerFullSizePacket: fragments,
@@ -272,7 +278,8 @@ export function formatReport(r: MtuReport): string {
   lines.push(`xvpn diag mtu: server ${r.server}`, "");
   lines.push(`Path MTU to the server: ${p.mtu} bytes`);
   lines.push(
-    `  largest UDP payload acknowledged: ${p.largestPayload} + 28 (IPv4 20 + UDP 8) = ${p.mtu}`,
+    `  largest UDP payload acknowledged: ${p.largestPayload} + ${p.mtu - p.largestPayload} ` +
+      `(${p.mtu - p.largestPayload === 48 ? "IPv6 40" : "IPv4 20"} + UDP 8) = ${p.mtu}`,
   );
   if (p.device) lines.push(`  local device towards the server: ${p.device}, MTU ${p.deviceMtu}`);
   if (p.icmpReportedMtu !== null) {
@@ -314,7 +321,9 @@ export function formatReport(r: MtuReport): string {
   const rec = r.recommendation;
   lines.push(
     `Recommended inner (TUN) MTU: ${rec.arithmetic}`,
-    `  (path MTU - ${rec.overhead.total}: IPv4 ${rec.overhead.ipv4} + UDP ${rec.overhead.udp} + ` +
+    `  (path MTU - ${rec.overhead.total}: ${
+      rec.overhead.total === 80 ? "IPv6" : "IPv4"
+    } ${rec.overhead.ipv4} + UDP ${rec.overhead.udp} + ` +
       `xvpn header and tag ${rec.overhead.xvpn})`,
     rec.serverTunMtuFits
       ? `  the server's TUN MTU ${r.tun.server} fits: full-size packets cross unfragmented`

@@ -58,6 +58,8 @@ export interface SearchOptions {
   tries?: number;
   /** The first, small probe (default 548: a 576-byte path MTU, which every path carries). */
   minPayload?: number;
+  /** IP + UDP header bytes: 28 (IPv4, default) or 48 (IPv6). */
+  headers?: number;
 }
 
 /** One size the search tried, and what it found. */
@@ -116,6 +118,7 @@ const MAX_RECHECKS = 3;
 /** Finds the largest UDP payload that reaches the server; see the module docs. */
 export async function searchPathMtu(prober: Prober, opts: SearchOptions): Promise<SearchResult> {
   const tries = Math.max(1, opts.tries ?? DEFAULT_TRIES);
+  const h = opts.headers ?? 28;
   const steps: SearchStep[] = [];
   let probes = 0;
   let lostRetried = 0;
@@ -153,10 +156,10 @@ export async function searchPathMtu(prober: Prober, opts: SearchOptions): Promis
       .map((s) => s.size);
     const silentPayload = silent.length ? Math.min(...silent) : undefined;
     const blackHole = largest !== undefined && silentPayload !== undefined &&
-      (reportedMtu === undefined || pathMtuOfPayload(silentPayload) <= reportedMtu);
+      (reportedMtu === undefined || pathMtuOfPayload(silentPayload, h) <= reportedMtu);
     return {
       largestPayload: largest,
-      pathMtu: largest === undefined ? undefined : pathMtuOfPayload(largest),
+      pathMtu: largest === undefined ? undefined : pathMtuOfPayload(largest, h),
       serverMtu,
       reportedMtu,
       icmpSeen,
@@ -170,7 +173,7 @@ export async function searchPathMtu(prober: Prober, opts: SearchOptions): Promis
     };
   };
 
-  const min = Math.min(opts.minPayload ?? payloadOfPathMtu(MIN_PATH_MTU), opts.maxPayload);
+  const min = Math.min(opts.minPayload ?? payloadOfPathMtu(MIN_PATH_MTU, h), opts.maxPayload);
   if ((await trySize(min)).result !== "pass") return result(undefined);
 
   let lo = min; // largest size known to pass
@@ -189,7 +192,7 @@ export async function searchPathMtu(prober: Prober, opts: SearchOptions): Promis
       if (s.pmtu !== undefined) {
         // The kernel knows a limit now: nothing above it can be sent, and it is the likeliest
         // answer, so try it exactly.
-        const hint = payloadOfPathMtu(s.pmtu);
+        const hint = payloadOfPathMtu(s.pmtu, h);
         if (hint < hi) hi = hint;
         if (hint > lo && hint <= hi) next = hint;
       }

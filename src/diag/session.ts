@@ -59,6 +59,11 @@ export class DiagSession implements Prober {
   /** Round trip of the handshake, ms. */
   handshakeMs = 0;
 
+  /** IP + UDP header bytes on the way to the server: 28 (IPv4) or 48 (IPv6). */
+  get headerBytes(): number {
+    return this.#sock.headerBytes;
+  }
+
   private constructor(core: ClientCore, sock: PmtuSocket, opts: DiagSessionOptions) {
     this.#core = core;
     this.#sock = sock;
@@ -157,7 +162,9 @@ export class DiagSession implements Prober {
         if (r.errno !== Errno.EMSGSIZE) this.#socketError(r.errno, "waiting for a probe answer");
         // An ICMP "fragmentation needed" arrived; the kernel has lowered its path MTU.
         const pmtu = this.#sock.pathMtu();
-        if (pathMtuOfPayload(size) > pmtu) return { kind: "too_big", pmtu, via: "icmp" };
+        if (pathMtuOfPayload(size, this.headerBytes) > pmtu) {
+          return { kind: "too_big", pmtu, via: "icmp" };
+        }
         continue; // about an earlier, larger probe: keep waiting for this one's answer
       }
       const now = performance.now();

@@ -110,6 +110,8 @@ export const POLLNVAL = 0x020;
 
 /** Socket address family IPv4 (linux/socket.h). */
 export const AF_INET = 2;
+/** Socket address family IPv6 (linux/socket.h). */
+export const AF_INET6 = 10;
 /** Datagram socket type (linux/net.h). */
 export const SOCK_DGRAM = 2;
 /** socket(): create non-blocking; same bit as O_NONBLOCK (linux/net.h). */
@@ -149,6 +151,25 @@ export const IP_MTU = 14;
 export const IP_TOS = 1;
 /** Deliver each datagram's TOS byte as an IP_TOS cmsg on receive (linux/in.h). */
 export const IP_RECVTOS = 13;
+/** Receive (IP_PKTINFO cmsg: the local address a datagram came to) and send from a chosen
+ * source address (struct in_pktinfo: ifindex, spec_dst, addr) (linux/in.h). */
+export const IP_PKTINFO = 8;
+/** setsockopt level for IPv6 options (SOL_IPV6 = IPPROTO_IPV6, linux/in6.h). */
+export const SOL_IPV6 = 41;
+/** 0: an AF_INET6 socket also takes IPv4, as ::ffff:a.b.c.d (linux/in6.h). */
+export const IPV6_V6ONLY = 26;
+/** IPv6 path-MTU discovery mode (IPV6_PMTUDISC_* = IP_PMTUDISC_* values) (linux/in6.h). */
+export const IPV6_MTU_DISCOVER = 23;
+/** getsockopt: the path MTU of a connected IPv6 socket (linux/in6.h). */
+export const IPV6_MTU = 24;
+/** Deliver the traffic class of each datagram as an IPV6_TCLASS cmsg (linux/in6.h). */
+export const IPV6_RECVTCLASS = 66;
+/** The traffic class (DSCP and ECN) of outgoing packets; per datagram as a cmsg (int). */
+export const IPV6_TCLASS = 67;
+/** Deliver struct in6_pktinfo (local address, ifindex) as an IPV6_PKTINFO cmsg (linux/in6.h). */
+export const IPV6_RECVPKTINFO = 49;
+/** cmsg type of struct in6_pktinfo, on receive and to choose the source address on send. */
+export const IPV6_PKTINFO = 50;
 /** Set DF; a send larger than the known path MTU fails with EMSGSIZE (linux/in.h). */
 export const IP_PMTUDISC_DO = 2;
 /** Set DF but ignore the known path MTU (only the device MTU limits a send) (linux/in.h). */

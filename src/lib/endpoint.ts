@@ -16,11 +16,17 @@ export interface Endpoint {
    * first (or only) socket. Not part of the address: {@link sameEndpoint} ignores it.
    */
   via?: number;
+  /**
+   * Server fast path: the local address the datagrams came to (an index into the socket's
+   * `locals`, IP_PKTINFO), which replies leave from. Part of the address: a client that
+   * reaches the server at another of its addresses is somewhere else.
+   */
+  local?: number;
 }
 
 /** Two endpoints name the same socket address. */
 export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
-  return a.port === b.port && a.hostname === b.hostname;
+  return a.port === b.port && a.hostname === b.hostname && (a.local ?? 0) === (b.local ?? 0);
 }
 
 /** `host:port` text of an endpoint (IPv6 in brackets). */

@@ -23,7 +23,7 @@ import type { CoreEvent } from "./engine.ts";
 import { startDataPath } from "./datapath.ts";
 import { CLIENT_SCHED } from "./dataplane/loop.ts";
 import { useFastPath } from "./choose.ts";
-import { TUNNEL_OVERHEAD_BYTES } from "../core/mtu.ts";
+import { TUNNEL_OVERHEAD6_BYTES, TUNNEL_OVERHEAD_BYTES } from "../core/mtu.ts";
 import { fastPathSockets, logPathsEvent, openPortablePathSocket } from "./multipath.ts";
 import { type PathToServer, watchPathToServer } from "./netwatch.ts";
 import { claimTun } from "./state.ts";
@@ -32,16 +32,22 @@ import type { LocalNetwork } from "../core/policy.ts";
 
 const log = logger("client");
 
-/** Resolves `host` to an IPv4 address text (a literal is returned as is). */
+/**
+ * Resolves `host` to an address text (a literal is returned as is): IPv4 first, since every
+ * client network carries it, then IPv6 for a server that has only that.
+ */
 export async function resolveHost(host: string): Promise<string> {
-  if (parseIPv4(host) !== undefined) return host;
-  try {
-    const [a] = await Deno.resolveDns(host, "A");
-    if (a) return a;
-  } catch (err) {
-    throw new Error(`Cannot resolve server "${host}": ${(err as Error).message}`, { cause: err });
+  if (parseIPv4(host) !== undefined || host.includes(":")) return host;
+  let why = "no IPv4 or IPv6 address";
+  for (const type of ["A", "AAAA"] as const) {
+    try {
+      const [a] = await Deno.resolveDns(host, type);
+      if (a) return a;
+    } catch (err) {
+      why = (err as Error).message;
+    }
   }
-  throw new Error(`Cannot resolve server "${host}": no IPv4 address`);
+  throw new Error(`Cannot resolve server "${host}": ${why}`);
 }
 
 /** Why the client stopped. */
@@ -100,7 +106,8 @@ export async function runClient(
     let applying: Promise<void> = Promise.resolve();
     const apply = (c: SessionConfig) => {
       applying = applying.then(async () => {
-        const endpointIp = parseIPv4(server.hostname)!;
+        // An IPv6 server: IPv4 routes cannot catch the tunnel's own datagrams.
+        const endpointIp = parseIPv4(server.hostname);
         const routes = dedupe([...c.routes, ...cfg.routes]);
         if (cfg.dns && cfg.dnsRoute) {
           // dns_route: /32s for the pushed DNS servers, removed with the other routes.
@@ -113,7 +120,9 @@ export async function runClient(
           address: c.address,
           mtu: c.mtu,
           routes,
-          endpoint: { ip: endpointIp },
+          ...(endpointIp !== undefined
+            ? { endpoint: { ip: endpointIp } }
+            : { serverOverIPv6: true }),
         };
         if (!applied || JSON.stringify(applied) !== JSON.stringify(want)) {
           if (applied) await link.down();
@@ -204,7 +213,11 @@ export async function runClient(
       fast,
       tun,
       server,
-      params: clientParams(cfg, await localNetwork(deps.runner, server.hostname, cfg.tun.name)),
+      params: clientParams(
+        cfg,
+        await localNetwork(deps.runner, server.hostname, cfg.tun.name),
+        server.hostname.includes(":"),
+      ),
       sched: {
         ...CLIENT_SCHED,
         priority: cfg.priority,
@@ -271,7 +284,11 @@ export async function runClient(
 }
 
 /** The client core's settings from its config and what it knows of its own network. */
-export function clientParams(cfg: ClientConfig, local?: LocalNetwork): ClientParams {
+export function clientParams(
+  cfg: ClientConfig,
+  local?: LocalNetwork,
+  serverOverIPv6 = false,
+): ClientParams {
   const p: ClientParams = {
     privateKey: cfg.privateKey,
     serverPublicKey: cfg.serverPublicKey,
@@ -286,7 +303,7 @@ export function clientParams(cfg: ClientConfig, local?: LocalNetwork): ClientPar
       dns: cfg.dns,
       localRoutes: cfg.localRoutes,
       acceptRoutes: cfg.acceptRoutes,
-      overhead: TUNNEL_OVERHEAD_BYTES,
+      overhead: serverOverIPv6 ? TUNNEL_OVERHEAD6_BYTES : TUNNEL_OVERHEAD_BYTES,
     },
   };
   // The server's queue for our traffic down: our link's rate, and our priority classes.

@@ -63,7 +63,8 @@ export async function startDataPath(
     return await startFast({
       role: "client",
       ...common,
-      bind: { hostname: "0.0.0.0", port: 0 },
+      // An IPv6 server needs an IPv6 socket (a wildcard one, which takes IPv4 as well).
+      bind: { hostname: spec.server.hostname.includes(":") ? "::" : "0.0.0.0", port: 0 },
       server: spec.server,
       params: spec.params,
       sched: spec.sched,
@@ -90,7 +91,8 @@ export async function startDataPath(
     const { ClientAdapter } = await import("./engine.ts");
     const core = new ClientCore({ ...spec.params, aead, dh: bestX25519() });
     const paths = spec.portablePaths;
-    const open = (path: number) => paths ? paths.open(path) : new DenoUdpSocket("0.0.0.0", 0);
+    const any = spec.server.hostname.includes(":") ? "::" : "0.0.0.0";
+    const open = (path: number) => paths ? paths.open(path) : new DenoUdpSocket(any, 0);
     socks = [];
     try {
       for (let i = 0; i < (paths?.count ?? 1); i++) socks.push(open(i));

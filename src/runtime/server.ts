@@ -20,7 +20,7 @@ import type { CoreEvent } from "./engine.ts";
 import { startDataPath } from "./datapath.ts";
 import { useFastPath } from "./choose.ts";
 import { DEFAULT_MTU, serverAddress } from "../config/server.ts";
-import { autoTunMtu, TUNNEL_OVERHEAD_BYTES } from "../core/mtu.ts";
+import { autoTunMtu, TUNNEL_OVERHEAD6_BYTES, TUNNEL_OVERHEAD_BYTES } from "../core/mtu.ts";
 import { listenDevice } from "../diag/links.ts";
 import { claimTun } from "./state.ts";
 
@@ -137,16 +137,18 @@ async function chooseMtu(cfg: ServerConfig, runner: CommandRunner): Promise<numb
     );
     return DEFAULT_MTU;
   }
-  const auto = autoTunMtu(dev.mtu);
+  const v6 = cfg.listen.host.includes(":");
+  const auto = autoTunMtu(dev.mtu, v6);
   log.info(
-    "TUN MTU {mtu}, automatic (tun.mtu not set): {dev}, {how}, has MTU {deviceMtu}; {arithmetic} (IPv4 20 + UDP 8 + xvpn header 16 + tag 16 = {overhead})",
+    "TUN MTU {mtu}, automatic (tun.mtu not set): {dev}, {how}, has MTU {deviceMtu}; {arithmetic} ({ip} + UDP 8 + xvpn header 16 + tag 16 = {overhead})",
     {
       mtu: auto.mtu,
       dev: dev.dev,
       how: dev.how,
       deviceMtu: dev.mtu,
       arithmetic: auto.arithmetic,
-      overhead: TUNNEL_OVERHEAD_BYTES,
+      ip: v6 ? "IPv6 40, for IPv6 clients" : "IPv4 20",
+      overhead: v6 ? TUNNEL_OVERHEAD6_BYTES : TUNNEL_OVERHEAD_BYTES,
     },
   );
   return auto.mtu;

@@ -31,6 +31,8 @@ export interface LinkState {
   routes: Cidr[];
   /** The server, needed when a route (such as 0.0.0.0/0) would swallow traffic to it. */
   endpoint?: Endpoint;
+  /** The server is reached over IPv6: IPv4 routes cannot swallow its traffic. */
+  serverOverIPv6?: boolean;
 }
 
 /** One change to the system: the argv that makes it and, when it has one, the argv undoing it. */
@@ -90,6 +92,7 @@ export function tunnelRoutes(s: LinkState): Cidr[] {
  * covering the server) and so needs a host route via the original path.
  */
 export function needsEndpointRoute(s: LinkState): boolean {
+  if (s.serverOverIPv6) return false;
   const ep = s.endpoint;
   if (!ep) return s.routes.some((r) => r.prefix === 0);
   return [connectedSubnet(s), ...tunnelRoutes(s)].some((r) => cidrContains(r, ep.ip));

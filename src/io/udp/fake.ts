@@ -7,7 +7,7 @@
  * @module
  */
 import { formatIPv4, parseIPv4 } from "../../lib/ip.ts";
-import type { BatchUdp, SocketMemory } from "./batch.ts";
+import { type BatchUdp, type LocalAddress, NO_LOCAL, type SocketMemory } from "./batch.ts";
 
 /** What the channel does with one datagram: the copies to deliver (each owned bytes). */
 export type UdpFault = (datagram: Uint8Array, from: string, to: string) => Uint8Array[];
@@ -63,6 +63,15 @@ export class UdpChannel {
 /** A fake batch socket on a {@link UdpChannel}. */
 export class ChannelUdp implements BatchUdp {
   readonly gsoEnabled = false;
+  /** The twin speaks IPv4 only (IPv6 and PKTINFO are tested on real sockets). */
+  readonly family = 4;
+  readonly rxV6: Uint8Array;
+  readonly rxIp6: Uint8Array;
+  readonly rxLocal: Uint8Array;
+  readonly txV6: Uint8Array;
+  readonly txIp6: Uint8Array;
+  readonly txLocal: Uint8Array;
+  readonly locals: readonly LocalAddress[] = [NO_LOCAL];
   readonly rxLen: Int32Array;
   readonly rxIp: Uint32Array;
   readonly rxPort: Uint16Array;
@@ -111,6 +120,12 @@ export class ChannelUdp implements BatchUdp {
     this.txPort = new Uint16Array(txSlots.length);
     this.rxTos = new Uint8Array(rxSlots.length);
     this.txTos = new Uint8Array(txSlots.length);
+    this.rxV6 = new Uint8Array(rxSlots.length);
+    this.rxIp6 = new Uint8Array(16 * rxSlots.length);
+    this.rxLocal = new Uint8Array(rxSlots.length);
+    this.txV6 = new Uint8Array(txSlots.length);
+    this.txIp6 = new Uint8Array(16 * txSlots.length);
+    this.txLocal = new Uint8Array(txSlots.length);
   }
 
   get fd(): number {

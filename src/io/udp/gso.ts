@@ -29,7 +29,25 @@ export interface SendBatch {
   readonly ip: ArrayLike<number>;
   readonly port: ArrayLike<number>;
   /** The TOS byte per slot: a run only merges datagrams with the same one. */
-  readonly tos?: ArrayLike<number>;
+  readonly tos?: ArrayLike<number> | undefined;
+  /** Per slot: 1 for an IPv6 destination (its address in `ip6`, 16 bytes per slot). */
+  readonly v6?: ArrayLike<number>;
+  readonly ip6?: ArrayLike<number>;
+  /** Per slot: the local address index to send from (a run shares one). */
+  readonly local?: ArrayLike<number>;
+}
+
+/** True when slots `a` and `b` go to the same place from the same local address. */
+function sameDestination(b: SendBatch, x: number, y: number): boolean {
+  if (b.ip[x] !== b.ip[y] || b.port[x] !== b.port[y]) return false;
+  if ((b.tos?.[x] ?? 0) !== (b.tos?.[y] ?? 0)) return false;
+  if ((b.local?.[x] ?? 0) !== (b.local?.[y] ?? 0)) return false;
+  const v6 = b.v6?.[x] ?? 0;
+  if ((b.v6?.[y] ?? 0) !== v6) return false;
+  if (v6 && b.ip6) {
+    for (let i = 0; i < 16; i++) if (b.ip6[16 * x + i] !== b.ip6[16 * y + i]) return false;
+  }
+  return true;
 }
 
 /**
@@ -53,13 +71,8 @@ export function planGso(
     const size = b.len[j]!;
     let n = 1;
     if (gso && j >= plainUntil && size > 0) {
-      const ip = b.ip[j]!;
-      const port = b.port[j]!;
-      const tos = b.tos?.[j] ?? 0;
       const most = Math.min(maxSegments, Math.floor(UDP_MAX_PAYLOAD / size), end - j);
-      while (
-        n < most && b.ip[j + n] === ip && b.port[j + n] === port && (b.tos?.[j + n] ?? 0) === tos
-      ) {
+      while (n < most && sameDestination(b, j, j + n)) {
         const len = b.len[j + n]!;
         // An empty datagram cannot be a segment (it would vanish into the previous one).
         if (len > size || len === 0) break;

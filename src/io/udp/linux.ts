@@ -29,12 +29,19 @@
  */
 import {
   AF_INET,
+  AF_INET6,
   Errno,
   ErrnoError,
   errnoName,
   errnoView,
+  IP_PKTINFO,
   IP_RECVTOS,
   IP_TOS,
+  IPV6_PKTINFO,
+  IPV6_RECVPKTINFO,
+  IPV6_RECVTCLASS,
+  IPV6_TCLASS,
+  IPV6_V6ONLY,
   type Libc,
   libc,
   MSG_DONTWAIT,
@@ -49,25 +56,42 @@ import {
   SOCK_DGRAM,
   SOCK_NONBLOCK,
   SOL_IP,
+  SOL_IPV6,
   SOL_SOCKET,
   SOL_UDP,
   strerror,
   UDP_SEGMENT,
 } from "../_libc.ts";
 import { formatIPv4, parseIPv4 } from "../../lib/ip.ts";
+import { formatIPv6, parseIPv6 } from "../../lib/ip6.ts";
 import { GSO_MAX_SEGMENTS, planGso, type SendBatch } from "./gso.ts";
-import type { BatchUdp, SocketMemory } from "./batch.ts";
 import {
+  type BatchUdp,
+  type LocalAddress,
+  MAX_LOCALS,
+  NO_LOCAL,
+  type SocketMemory,
+} from "./batch.ts";
+import {
+  sockaddr6IsMapped,
+  sockaddr6MappedIp,
+  SOCKADDR_IN6_BYTES,
   SOCKADDR_IN_BYTES,
+  sockaddrFamily,
   sockaddrIp,
   sockaddrPort,
   writeSockaddrDest,
   writeSockaddrIn,
+  writeSockaddrIn6,
+  writeSockaddrMapped,
 } from "./sockaddr.ts";
 
 /** Options for {@link LinuxUdpSocket.open}. */
 export interface LinuxUdpOptions {
-  /** IPv4 address to bind (`"0.0.0.0"` for all). */
+  /**
+   * Address to bind: IPv4 (`"0.0.0.0"` for all), or IPv6 (`"::"` for all, IPv4 included as
+   * mapped addresses: dual stack).
+   */
   host: string;
   /** Port to bind; 0 lets the kernel pick one (see {@link LinuxUdpSocket.localPort}). */
   port: number;
@@ -93,6 +117,13 @@ export interface LinuxUdpOptions {
    */
   tos?: boolean;
   /**
+   * Learn the local address each datagram came to (IP_PKTINFO / IPV6_PKTINFO, `rxLocal`) and
+   * send each from the one its `txLocal` names: a server reached at a second address of its
+   * host (a floating or service address) answers from that address, as wireguard-go's sticky
+   * sockets do, instead of from the route's primary one, which the client would drop.
+   */
+  pktinfo?: boolean;
+  /**
    * Bind to this network device (SO_BINDTODEVICE): datagrams leave through it whatever the
    * routing table prefers, and only datagrams that arrived on it are received. Multipath uses
    * this to keep one socket per interface (Wi-Fi, mobile). Needs CAP_NET_RAW.
@@ -108,13 +139,22 @@ const IOVEC_BYTES = 16;
 const CMSG_GSO_SPACE = 24;
 /** CMSG_LEN(sizeof(uint16_t)): what cmsg_len holds for the GSO size. */
 const CMSG_GSO_LEN = 18;
-/** CMSG_SPACE(sizeof(int)) for IP_TOS on send, and CMSG_LEN(sizeof(int)). */
+/** CMSG_SPACE(sizeof(int)) for IP_TOS / IPV6_TCLASS on send, and CMSG_LEN(sizeof(int)). */
 const CMSG_TOS_SPACE = 24;
 const CMSG_TOS_LEN = 20;
-/** Per message on send: the GSO cmsg, then the TOS cmsg (either or both are used). */
-const TX_CTL_BYTES = CMSG_GSO_SPACE + CMSG_TOS_SPACE;
-/** Per entry on receive: room for the kernel's IP_TOS cmsg (CMSG_SPACE(1)). */
-const RX_CTL_BYTES = 24;
+/** struct in_pktinfo (ifindex, spec_dst, addr: 12 bytes): CMSG_SPACE and CMSG_LEN. */
+const CMSG_PKTINFO_SPACE = 32;
+const CMSG_PKTINFO_LEN = 28;
+/** struct in6_pktinfo (addr 16, ifindex 4): CMSG_SPACE and CMSG_LEN. */
+const CMSG_PKTINFO6_SPACE = 40;
+const CMSG_PKTINFO6_LEN = 36;
+/** Per message on send: GSO, TOS (or traffic class), source address; each when used. */
+const TX_CTL_BYTES = CMSG_GSO_SPACE + CMSG_TOS_SPACE + CMSG_PKTINFO6_SPACE;
+/** Per entry on receive: room for the TOS (or traffic class) and PKTINFO cmsgs, both families
+ * (a dual-stack socket gets IPv4 ones for mapped peers). */
+const RX_CTL_BYTES = 128;
+/** Every socket address slot is a sockaddr_in6 (an IPv4 one uses its first 16 bytes). */
+const NAME_BYTES = SOCKADDR_IN6_BYTES;
 /** SO_MEMINFO: SK_MEMINFO_VARS (9) u32 counters. */
 const MEMINFO_BYTES = 36;
 /** The u32-index stride of one mmsghdr in the struct memory. */
@@ -167,7 +207,7 @@ function bindHint(e: number): string {
 }
 
 /**
- * A non-blocking, batching IPv4 UDP socket over libc FFI. Open with {@link LinuxUdpSocket.open};
+ * A non-blocking, batching UDP socket (IPv4, or IPv6 with IPv4 as mapped addresses) over libc FFI. Open with {@link LinuxUdpSocket.open};
  * use from one thread (the Worker that opened it: errno and the FFI handles are per isolate).
  */
 export class LinuxUdpSocket implements BatchUdp {
@@ -177,8 +217,10 @@ export class LinuxUdpSocket implements BatchUdp {
   }
   /** The bound port (the kernel's choice when opened with port 0). */
   readonly localPort: number;
-  /** The bound IPv4 address, dotted quad. */
+  /** The bound address (dotted quad, or IPv6 text). */
   readonly localHost: string;
+  /** 4 for an AF_INET socket, 6 for AF_INET6 (bound to `::`, it also takes IPv4). */
+  readonly family: 4 | 6;
   /** The effective SO_SNDBUF in bytes, as the kernel reports it (it doubles what was asked). */
   readonly sndbuf: number;
   /** The effective SO_RCVBUF in bytes, as the kernel reports it (it doubles what was asked). */
@@ -202,6 +244,20 @@ export class LinuxUdpSocket implements BatchUdp {
   readonly rxTos: Uint8Array;
   /** Per-slot TOS byte for {@link send} (used when opened with `tos`); set by the caller. */
   readonly txTos: Uint8Array;
+  /** Per-slot: the source of the last {@link recv} is IPv6 (in {@link rxIp6}). */
+  readonly rxV6: Uint8Array;
+  /** Per-slot IPv6 source of the last {@link recv}, 16 bytes from 16 * slot. */
+  readonly rxIp6: Uint8Array;
+  /** Per-slot local address of the last {@link recv} (index into {@link locals}; 0 unknown). */
+  readonly rxLocal: Uint8Array;
+  /** Per-slot: the destination for {@link send} is IPv6 (in {@link txIp6}); set by the caller. */
+  readonly txV6: Uint8Array;
+  /** Per-slot IPv6 destination for {@link send}, 16 bytes from 16 * slot. */
+  readonly txIp6: Uint8Array;
+  /** Per-slot local address to send from (index into {@link locals}; 0: the kernel picks). */
+  readonly txLocal: Uint8Array;
+  /** Local addresses datagrams came to (with `pktinfo`), by index; [0] is "unknown". */
+  readonly locals: LocalAddress[] = [NO_LOCAL];
 
   readonly #c: Libc;
   /** This thread's errno, read inline right after a failed call (see errnoView()). */
@@ -228,6 +284,9 @@ export class LinuxUdpSocket implements BatchUdp {
   readonly #rxNameOff: number;
   readonly #rxCtlOff: number;
   readonly #tos: boolean;
+  readonly #pktinfo: boolean;
+  /** msg_namelen of this family's socket address. */
+  readonly #nameLen: number;
   /** How many rx entries the kernel overwrote last time (their msg_namelen needs a reset). */
   #rxDirty = 0;
   /** tx: mmsghdr[m] | iovec[m] | sockaddr_in[m] | cmsg[m]; iovec/sockaddr per slot, cmsg per message. */
@@ -250,11 +309,9 @@ export class LinuxUdpSocket implements BatchUdp {
   readonly #msgCount: Int32Array;
   /** The tx arrays as planGso() reads them. */
   readonly #batch: SendBatch;
-  /** Address halves of message k's control area, and of its TOS cmsg alone (+24). */
+  /** Address halves of message k's control area. */
   readonly #ctlLo: Uint32Array;
   readonly #ctlHi: Uint32Array;
-  readonly #tosCtlLo: Uint32Array;
-  readonly #tosCtlHi: Uint32Array;
 
   /**
    * Opens `socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC)`, sets the buffer sizes,
@@ -263,11 +320,13 @@ export class LinuxUdpSocket implements BatchUdp {
    * "another process uses that port" for EADDRINUSE); bad options throw a TypeError/RangeError.
    */
   static open(o: LinuxUdpOptions): LinuxUdpSocket {
-    const where = `UDP ${o.host}:${o.port}`;
+    const where = `UDP ${o.host.includes(":") ? `[${o.host}]` : o.host}:${o.port}`;
     const ip = parseIPv4(o.host);
-    if (ip === undefined) {
-      throw new TypeError(`cannot open ${where}: "${o.host}" is not an IPv4 address`);
+    const ip6 = ip === undefined ? parseIPv6(o.host) : undefined;
+    if (ip === undefined && ip6 === undefined) {
+      throw new TypeError(`cannot open ${where}: "${o.host}" is not an IPv4 or IPv6 address`);
     }
+    const v6 = ip6 !== undefined;
     if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) {
       throw new RangeError(`cannot open ${where}: port must be an integer 0..65535`);
     }
@@ -275,32 +334,49 @@ export class LinuxUdpSocket implements BatchUdp {
     checkSlots(where, "txSlots", o.txSlots, 0);
     const c = libc();
     const err = errnoView(); // read inline right after each call, see errnoView()
-    const fd = c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const fd = c.socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw sysError(`cannot open ${where}: socket() failed`, err[0]!);
     try {
       const sndbuf = setBuffer(c, fd, where, SO_SNDBUFFORCE, SO_SNDBUF, o.sndbuf);
       const rcvbuf = setBuffer(c, fd, where, SO_RCVBUFFORCE, SO_RCVBUF, o.rcvbuf);
       if (o.device !== undefined) bindToDevice(c, fd, where, o.device);
-      const addr = new Uint8Array(SOCKADDR_IN_BYTES);
-      writeSockaddrIn(addr, 0, ip, o.port);
-      if (c.bind(fd, addr, SOCKADDR_IN_BYTES) < 0) {
+      // `::` takes IPv4 too (as ::ffff:a.b.c.d), whatever net.ipv6.bindv6only says.
+      if (v6) {
+        const any = ip6!.every((x) => x === 0);
+        const e = setInt(c, fd, SOL_IPV6, IPV6_V6ONLY, any ? 0 : 1);
+        if (e !== 0) throw sysError(`cannot open ${where}: setsockopt(IPV6_V6ONLY) failed`, e);
+      }
+      const addr = new Uint8Array(NAME_BYTES);
+      const nameLen = v6 ? SOCKADDR_IN6_BYTES : SOCKADDR_IN_BYTES;
+      if (v6) writeSockaddrIn6(addr, 0, ip6!, 0, o.port);
+      else writeSockaddrIn(addr, 0, ip!, o.port);
+      if (c.bind(fd, addr, nameLen) < 0) {
         const e = err[0]!;
         throw sysError(`cannot open ${where}: bind() failed`, e, bindHint(e));
       }
-      const len = new Uint32Array([SOCKADDR_IN_BYTES]);
+      const len = new Uint32Array([NAME_BYTES]);
       if (c.getsockname(fd, addr, new Uint8Array(len.buffer)) < 0) {
         throw sysError(`cannot open ${where}: getsockname() failed`, err[0]!);
       }
       // Probe UDP_SEGMENT with size 0 (= no socket-wide GSO; we set it per message): kernels
       // before 4.18 answer ENOPROTOOPT. Devices that cannot do it show up later, as EIO on send.
       const gso = o.gso === true && setInt(c, fd, SOL_UDP, UDP_SEGMENT, 0) === 0;
-      if (o.tos) {
-        const e = setInt(c, fd, SOL_IP, IP_RECVTOS, 1);
-        if (e !== 0) throw sysError(`cannot open ${where}: setsockopt(IP_RECVTOS) failed`, e);
+      // The IPv4 options work on an AF_INET6 socket too, for its mapped (IPv4) peers.
+      const opts: [boolean | undefined, number, number, string][] = [
+        [o.tos, SOL_IP, IP_RECVTOS, "IP_RECVTOS"],
+        [o.tos && v6, SOL_IPV6, IPV6_RECVTCLASS, "IPV6_RECVTCLASS"],
+        [o.pktinfo, SOL_IP, IP_PKTINFO, "IP_PKTINFO"],
+        [o.pktinfo && v6, SOL_IPV6, IPV6_RECVPKTINFO, "IPV6_RECVPKTINFO"],
+      ];
+      for (const [on, level, name, text] of opts) {
+        if (!on) continue;
+        const e = setInt(c, fd, level, name, 1);
+        if (e !== 0) throw sysError(`cannot open ${where}: setsockopt(${text}) failed`, e);
       }
       return new LinuxUdpSocket(c, fd, o, {
-        host: formatIPv4(sockaddrIp(addr, 0)),
+        host: v6 ? formatIPv6(addr.subarray(8, 24)) : formatIPv4(sockaddrIp(addr, 0)),
         port: sockaddrPort(addr, 0),
+        family: v6 ? 6 : 4,
         gso,
         sndbuf,
         rcvbuf,
@@ -315,12 +391,21 @@ export class LinuxUdpSocket implements BatchUdp {
     c: Libc,
     fd: number,
     o: LinuxUdpOptions,
-    bound: { host: string; port: number; gso: boolean; sndbuf: number; rcvbuf: number },
+    bound: {
+      host: string;
+      port: number;
+      family: 4 | 6;
+      gso: boolean;
+      sndbuf: number;
+      rcvbuf: number;
+    },
   ) {
     this.#c = c;
     this.#fd = fd;
     this.localHost = bound.host;
     this.localPort = bound.port;
+    this.family = bound.family;
+    this.#nameLen = bound.family === 6 ? SOCKADDR_IN6_BYTES : SOCKADDR_IN_BYTES;
     this.#gso = bound.gso;
     this.sndbuf = bound.sndbuf;
     this.rcvbuf = bound.rcvbuf;
@@ -336,13 +421,21 @@ export class LinuxUdpSocket implements BatchUdp {
     this.txPort = new Uint16Array(m);
     this.rxTos = new Uint8Array(n);
     this.txTos = new Uint8Array(m);
+    this.rxV6 = new Uint8Array(n);
+    this.rxIp6 = new Uint8Array(16 * n);
+    this.rxLocal = new Uint8Array(n);
+    this.txV6 = new Uint8Array(m);
+    this.txIp6 = new Uint8Array(16 * m);
+    this.txLocal = new Uint8Array(m);
     this.#tos = o.tos === true;
+    this.#pktinfo = o.pktinfo === true;
+    const ctl = this.#tos || this.#pktinfo;
 
     // Receive side: entry i uses iovec i and sockaddr i, pointing at slot i, for good.
     const rxIovOff = n * MMSGHDR_BYTES;
     this.#rxNameOff = rxIovOff + n * IOVEC_BYTES;
-    this.#rxCtlOff = this.#rxNameOff + n * SOCKADDR_IN_BYTES;
-    this.#rxMem = new Uint8Array(this.#rxCtlOff + (this.#tos ? n * RX_CTL_BYTES : 0));
+    this.#rxCtlOff = this.#rxNameOff + n * NAME_BYTES;
+    this.#rxMem = new Uint8Array(this.#rxCtlOff + (ctl ? n * RX_CTL_BYTES : 0));
     this.#rxU32 = new Uint32Array(this.#rxMem.buffer);
     const rxBase = addressOf(this.#rxMem);
     for (let i = 0; i < n; i++) {
@@ -351,22 +444,22 @@ export class LinuxUdpSocket implements BatchUdp {
       const iov = (rxIovOff + i * IOVEC_BYTES) / 4;
       put64(this.#rxU32, iov, addressOf(slot));
       put64(this.#rxU32, iov + 2, BigInt(slot.byteLength));
-      put64(this.#rxU32, msg + NAME, rxBase + BigInt(this.#rxNameOff + i * SOCKADDR_IN_BYTES));
-      this.#rxU32[msg + NAMELEN] = SOCKADDR_IN_BYTES;
+      put64(this.#rxU32, msg + NAME, rxBase + BigInt(this.#rxNameOff + i * NAME_BYTES));
+      this.#rxU32[msg + NAMELEN] = NAME_BYTES;
       put64(this.#rxU32, msg + IOV, rxBase + BigInt(rxIovOff + i * IOVEC_BYTES));
       put64(this.#rxU32, msg + IOVLEN, 1n);
-      if (this.#tos) {
+      if (ctl) {
         put64(this.#rxU32, msg + CONTROL, rxBase + BigInt(this.#rxCtlOff + i * RX_CTL_BYTES));
         this.#rxU32[msg + CONTROLLEN] = RX_CTL_BYTES;
       }
-      // Without `tos`, msg_control stays NULL with msg_controllen 0: no ancillary data.
+      // Without `tos` or `pktinfo`, msg_control stays NULL (msg_controllen 0): no ancillary data.
     }
 
     // Send side: iovec j and sockaddr j belong to slot j; message k (k <= j) is pointed at a
     // run of slots per send(); cmsg k is message k's GSO size, wired in once here.
     this.#txIovOff = m * MMSGHDR_BYTES;
     this.#txNameOff = this.#txIovOff + m * IOVEC_BYTES;
-    this.#txCmsgOff = this.#txNameOff + m * SOCKADDR_IN_BYTES;
+    this.#txCmsgOff = this.#txNameOff + m * NAME_BYTES;
     this.#txMem = new Uint8Array(this.#txCmsgOff + m * TX_CTL_BYTES);
     this.#txU32 = new Uint32Array(this.#txMem.buffer);
     this.#txMsgAt = [];
@@ -377,13 +470,17 @@ export class LinuxUdpSocket implements BatchUdp {
     this.#txIovHi = new Uint32Array(m);
     this.#msgFirst = new Int32Array(m);
     this.#msgCount = new Int32Array(m);
-    this.#batch = this.#tos
-      ? { len: this.txLen, ip: this.txIp, port: this.txPort, tos: this.txTos }
-      : { len: this.txLen, ip: this.txIp, port: this.txPort };
+    this.#batch = {
+      len: this.txLen,
+      ip: this.txIp,
+      port: this.txPort,
+      tos: this.#tos ? this.txTos : undefined,
+      v6: this.txV6,
+      ip6: this.txIp6,
+      local: this.txLocal,
+    };
     this.#ctlLo = new Uint32Array(m);
     this.#ctlHi = new Uint32Array(m);
-    this.#tosCtlLo = new Uint32Array(m);
-    this.#tosCtlHi = new Uint32Array(m);
     const txBase = addressOf(this.#txMem);
     for (let j = 0; j < m; j++) {
       const slot = this.#txSlots[j]!;
@@ -394,28 +491,20 @@ export class LinuxUdpSocket implements BatchUdp {
       const iovAddr = txBase + BigInt(iovByte);
       this.#txIovLo[j] = Number(iovAddr & 0xffffffffn);
       this.#txIovHi[j] = Number(iovAddr >> 32n);
-      const nameByte = this.#txNameOff + j * SOCKADDR_IN_BYTES;
-      writeSockaddrIn(this.#txMem, nameByte, 0, 0);
+      const nameByte = this.#txNameOff + j * NAME_BYTES;
+      if (this.family === 4) writeSockaddrIn(this.#txMem, nameByte, 0, 0);
+      else writeSockaddrMapped(this.#txMem, nameByte, 0, 0);
       const nameAddr = txBase + BigInt(nameByte);
       this.#txNameLo[j] = Number(nameAddr & 0xffffffffn);
       this.#txNameHi[j] = Number(nameAddr >> 32n);
-      // Message j's control area: the GSO cmsg, then the TOS cmsg; headers written once.
+      // Message j's control area: its cmsgs are written per send (#build), as each needs.
       const cmsgByte = this.#txCmsgOff + j * TX_CTL_BYTES;
-      put64(this.#txU32, cmsgByte / 4, BigInt(CMSG_GSO_LEN));
-      this.#txU32[cmsgByte / 4 + 2] = SOL_UDP;
-      this.#txU32[cmsgByte / 4 + 3] = UDP_SEGMENT;
-      const tosByte = cmsgByte + CMSG_GSO_SPACE;
-      put64(this.#txU32, tosByte / 4, BigInt(CMSG_TOS_LEN));
-      this.#txU32[tosByte / 4 + 2] = SOL_IP;
-      this.#txU32[tosByte / 4 + 3] = IP_TOS;
-      const ctl = txBase + BigInt(cmsgByte), tosCtl = txBase + BigInt(tosByte);
-      this.#ctlLo[j] = Number(ctl & 0xffffffffn);
-      this.#ctlHi[j] = Number(ctl >> 32n);
-      this.#tosCtlLo[j] = Number(tosCtl & 0xffffffffn);
-      this.#tosCtlHi[j] = Number(tosCtl >> 32n);
+      const ctlAddr = txBase + BigInt(cmsgByte);
+      this.#ctlLo[j] = Number(ctlAddr & 0xffffffffn);
+      this.#ctlHi[j] = Number(ctlAddr >> 32n);
       const msg = j * MSG_U32;
-      this.#txU32[msg + NAMELEN] = SOCKADDR_IN_BYTES;
-      put64(this.#txU32, msg + CONTROL, ctl);
+      this.#txU32[msg + NAMELEN] = this.#nameLen;
+      put64(this.#txU32, msg + CONTROL, ctlAddr);
     }
   }
 
@@ -463,10 +552,11 @@ export class LinuxUdpSocket implements BatchUdp {
     const u32 = this.#rxU32;
     // The kernel overwrites msg_namelen with the source address length; restore the buffer
     // size on the entries it used, so every entry offers the full 16 bytes again.
+    const ctl = this.#tos || this.#pktinfo;
     for (let i = 0; i < this.#rxDirty; i++) {
-      u32[i * MSG_U32 + NAMELEN] = SOCKADDR_IN_BYTES;
+      u32[i * MSG_U32 + NAMELEN] = NAME_BYTES;
       // ...and msg_controllen with what it received: give back the whole control area.
-      if (this.#tos) u32[i * MSG_U32 + CONTROLLEN] = RX_CTL_BYTES;
+      if (ctl) u32[i * MSG_U32 + CONTROLLEN] = RX_CTL_BYTES;
     }
     this.#rxDirty = 0;
     const got = this.#c.recvmmsg(this.#fd, this.#rxMem, this.#rxSlots.length, MSG_DONTWAIT, 0n);
@@ -485,18 +575,68 @@ export class LinuxUdpSocket implements BatchUdp {
     for (let i = 0; i < got; i++) {
       const msg = i * MSG_U32;
       this.rxLen[i] = (u32[msg + FLAGS]! & MSG_TRUNC) !== 0 ? -1 : u32[msg + MSG_LEN]!;
-      const name = this.#rxNameOff + i * SOCKADDR_IN_BYTES;
-      this.rxIp[i] = sockaddrIp(mem, name);
+      const name = this.#rxNameOff + i * NAME_BYTES;
       this.rxPort[i] = sockaddrPort(mem, name);
-      if (this.#tos) {
-        // One IP_TOS cmsg of one byte, when the kernel gave it (cmsg_len 17).
-        const ctl = (this.#rxCtlOff + i * RX_CTL_BYTES) / 4;
-        const ok = u32[msg + CONTROLLEN]! >= 17 && u32[ctl + 2] === SOL_IP &&
-          u32[ctl + 3] === IP_TOS;
-        this.rxTos[i] = ok ? mem[this.#rxCtlOff + i * RX_CTL_BYTES + 16]! : 0;
+      if (sockaddrFamily(mem, name) !== AF_INET6) {
+        this.rxV6[i] = 0;
+        this.rxIp[i] = sockaddrIp(mem, name);
+      } else if (sockaddr6IsMapped(mem, name)) {
+        this.rxV6[i] = 0; // an IPv4 peer of a dual-stack socket: the same as on an IPv4 one
+        this.rxIp[i] = sockaddr6MappedIp(mem, name);
+      } else {
+        this.rxV6[i] = 1;
+        this.rxIp[i] = 0;
+        this.rxIp6.set(mem.subarray(name + 8, name + 24), 16 * i);
       }
+      this.rxTos[i] = 0;
+      this.rxLocal[i] = 0;
+      if (ctl) this.#readControl(i, u32[msg + CONTROLLEN]!);
     }
     return got;
+  }
+
+  /** Reads entry i's cmsgs: the TOS byte (or traffic class) and the local address. */
+  #readControl(i: number, len: number): void {
+    const mem = this.#rxMem, u32 = this.#rxU32;
+    const base = this.#rxCtlOff + i * RX_CTL_BYTES;
+    const end = base + Math.min(len, RX_CTL_BYTES);
+    for (let off = base; off + 16 <= end;) {
+      const cmsgLen = u32[off / 4]!; // a size_t; the high half is 0 for anything this small
+      if (cmsgLen < 16 || off + cmsgLen > end) break;
+      const level = u32[off / 4 + 2]!, type = u32[off / 4 + 3]!, data = off + 16;
+      if (level === SOL_IP && type === IP_TOS) this.rxTos[i] = mem[data]!;
+      else if (level === SOL_IPV6 && type === IPV6_TCLASS) this.rxTos[i] = mem[data]!;
+      else if (level === SOL_IP && type === IP_PKTINFO) {
+        // struct in_pktinfo { int ifindex; in_addr spec_dst; in_addr addr }: addr is the
+        // header's destination, the address the peer sent to.
+        const ip = ((mem[data + 8]! << 24) | (mem[data + 9]! << 16) | (mem[data + 10]! << 8) |
+          mem[data + 11]!) >>> 0;
+        this.rxLocal[i] = this.#localIndex(false, ip, mem, data);
+      } else if (level === SOL_IPV6 && type === IPV6_PKTINFO) {
+        this.rxLocal[i] = this.#localIndex(true, 0, mem, data); // in6_pktinfo: addr first
+      }
+      off += (cmsgLen + 7) & ~7; // CMSG_ALIGN
+    }
+  }
+
+  /** The index of a local address in {@link locals}, added when new (0 when the table is full). */
+  #localIndex(v6: boolean, ip: number, mem: Uint8Array, at: number): number {
+    const ls = this.locals;
+    for (let k = 1; k < ls.length; k++) {
+      const l = ls[k]!;
+      if (l.v6 !== v6) continue;
+      if (!v6) {
+        if (l.ip === ip) return k;
+        continue;
+      }
+      let same = true;
+      for (let b = 0; b < 16 && same; b++) same = l.ip6[b] === mem[at + b];
+      if (same) return k;
+    }
+    if (ls.length > MAX_LOCALS) return 0;
+    const ip6 = v6 ? mem.slice(at, at + 16) : new Uint8Array(16);
+    ls.push({ v6, ip, ip6, text: v6 ? formatIPv6(ip6) : formatIPv4(ip) });
+    return ls.length - 1;
   }
 
   /**
@@ -532,12 +672,15 @@ export class LinuxUdpSocket implements BatchUdp {
         throw new RangeError(`txLen[${j}] = ${len} outside its ${this.#txCap[j]}-byte slot`);
       }
       u32[(this.#txIovOff + j * IOVEC_BYTES) / 4 + 2] = len; // iov_len (high half stays 0)
-      writeSockaddrDest(
-        mem,
-        this.#txNameOff + j * SOCKADDR_IN_BYTES,
-        this.txIp[j]!,
-        this.txPort[j]!,
-      );
+      const name = this.#txNameOff + j * NAME_BYTES;
+      if (this.family === 4) {
+        // An IPv6 destination on an IPv4 socket: port 0 makes the kernel refuse it (counted).
+        writeSockaddrDest(mem, name, this.txIp[j]!, this.txV6[j] ? 0 : this.txPort[j]!);
+      } else if (this.txV6[j]) {
+        writeSockaddrIn6(mem, name, this.txIp6, 16 * j, this.txPort[j]!);
+      } else {
+        writeSockaddrMapped(mem, name, this.txIp[j]!, this.txPort[j]!);
+      }
     }
     let done = 0;
     let msgs = this.#build(first, end, first);
@@ -602,31 +745,61 @@ export class LinuxUdpSocket implements BatchUdp {
       u32[msg + IOV] = this.#txIovLo[j]!;
       u32[msg + IOV + 1] = this.#txIovHi[j]!;
       u32[msg + IOVLEN] = n;
-      const tos = this.#tos ? this.txTos[j]! : 0;
-      const ctl = this.#txCmsgOff + k * TX_CTL_BYTES;
-      if (tos !== 0) {
-        this.#txMem[ctl + CMSG_GSO_SPACE + 16] = tos; // the int's low byte (little endian)
-        this.#txMem[ctl + CMSG_GSO_SPACE + 17] = 0;
-        this.#txMem[ctl + CMSG_GSO_SPACE + 18] = 0;
-        this.#txMem[ctl + CMSG_GSO_SPACE + 19] = 0;
-      }
+      // The control area: GSO size, TOS (traffic class for IPv6), source address; as needed.
+      const base = this.#txCmsgOff + k * TX_CTL_BYTES;
+      let off = base;
+      const v6 = this.family === 6 && this.txV6[j] === 1;
       if (n > 1) {
-        // The GSO cmsg's data is a u16 gso_size right after the 16-byte cmsghdr.
-        const size = this.txLen[j]!;
-        this.#txMem[ctl + 16] = size;
-        this.#txMem[ctl + 17] = size >>> 8;
+        off = this.#cmsg(off, CMSG_GSO_LEN, SOL_UDP, UDP_SEGMENT);
+        const size = this.txLen[j]!; // the GSO cmsg's data is a u16 gso_size
+        this.#txMem[off - CMSG_GSO_SPACE + 16] = size;
+        this.#txMem[off - CMSG_GSO_SPACE + 17] = size >>> 8;
+      }
+      const tos = this.#tos ? this.txTos[j]! : 0;
+      if (tos !== 0) {
+        off = this.#cmsg(off, CMSG_TOS_LEN, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_TCLASS : IP_TOS);
+        u32[(off - CMSG_TOS_SPACE + 16) / 4] = tos; // an int: the byte, little-endian
+      }
+      const local = this.#pktinfo ? this.txLocal[j]! : 0;
+      const l = local !== 0 ? this.locals[local] : undefined;
+      if (l && l.v6 === v6) {
+        const mem = this.#txMem;
+        if (v6) {
+          off = this.#cmsg(off, CMSG_PKTINFO6_LEN, SOL_IPV6, IPV6_PKTINFO);
+          const d = off - CMSG_PKTINFO6_SPACE + 16;
+          mem.set(l.ip6, d); // in6_pktinfo: the source address, then ifindex 0 (any)
+          u32[(d + 16) / 4] = 0;
+        } else {
+          off = this.#cmsg(off, CMSG_PKTINFO_LEN, SOL_IP, IP_PKTINFO);
+          const d = off - CMSG_PKTINFO_SPACE + 16;
+          u32[d / 4] = 0; // in_pktinfo: ifindex 0, spec_dst = the source address, addr unused
+          mem[d + 4] = l.ip >>> 24;
+          mem[d + 5] = l.ip >>> 16;
+          mem[d + 6] = l.ip >>> 8;
+          mem[d + 7] = l.ip;
+          u32[(d + 8) / 4] = 0;
+        }
+      }
+      if (off > base) {
         u32[msg + CONTROL] = this.#ctlLo[k]!;
         u32[msg + CONTROL + 1] = this.#ctlHi[k]!;
-        u32[msg + CONTROLLEN] = tos !== 0 ? TX_CTL_BYTES : CMSG_GSO_SPACE;
-      } else if (tos !== 0) {
-        u32[msg + CONTROL] = this.#tosCtlLo[k]!;
-        u32[msg + CONTROL + 1] = this.#tosCtlHi[k]!;
-        u32[msg + CONTROLLEN] = CMSG_TOS_SPACE;
+        u32[msg + CONTROLLEN] = off - base;
       } else {
         u32[msg + CONTROLLEN] = 0;
       }
     }
     return msgs;
+  }
+
+  /** Writes a cmsghdr (len, level, type) at byte `off` of the tx memory; returns the offset
+   * after its CMSG_SPACE (data length rounded up to 8). */
+  #cmsg(off: number, len: number, level: number, type: number): number {
+    const u32 = this.#txU32;
+    u32[off / 4] = len;
+    u32[off / 4 + 1] = 0;
+    u32[off / 4 + 2] = level;
+    u32[off / 4 + 3] = type;
+    return off + ((len + 7) & ~7);
   }
 
   /**

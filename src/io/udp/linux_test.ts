@@ -350,7 +350,7 @@ Deno.test("LinuxUdpSocket.open() names host:port and the errno when the port is 
       `UDP 127.0.0.1:${a.localPort}: bind() failed: EADDRINUSE`,
     );
     assert(err.message.includes("another process uses that port"), err.message);
-    assertThrows(() => open({ host: "localhost" }), TypeError, "is not an IPv4 address");
+    assertThrows(() => open({ host: "localhost" }), TypeError, "is not an IPv4 or IPv6 address");
     assertThrows(() => open({ port: 70000 }), RangeError, "0..65535");
     assertThrows(() => open({ rxSlots: [] }), RangeError, "rxSlots must hold 1..1024");
   } finally {
@@ -399,3 +399,100 @@ rootTest(
     assert(err.message.includes("SO_BINDTODEVICE, nosuchdev0) failed: ENODEV"), err.message);
   },
 );
+
+const V6_LOOPBACK = new Uint8Array(16);
+V6_LOOPBACK[15] = 1;
+
+Deno.test("LinuxUdpSocket on [::] takes IPv6 and IPv4 peers (dual stack) and answers both", async () => {
+  const rx = slots(16, 2048), tx = slots(16, 2048);
+  const srv = open({ host: "::", rxSlots: rx, txSlots: tx, tos: true, gso: true });
+  const v4tx = slots(4, 2048), v4rx = slots(4, 2048);
+  const v4 = open({ txSlots: v4tx, rxSlots: v4rx });
+  const v6rx = slots(16, 2048), v6tx = slots(4, 2048);
+  const v6 = open({ host: "::1", rxSlots: v6rx, txSlots: v6tx });
+  try {
+    assertEquals([srv.family, srv.localHost], [6, "::"]);
+    assertEquals(v6.localHost, "::1");
+    // An IPv4 peer of the dual-stack socket comes out as IPv4, as on an IPv4 socket.
+    fill(v4tx[0]!, 100, 1);
+    v4.txLen[0] = 100;
+    v4.txIp[0] = LOCALHOST;
+    v4.txPort[0] = srv.localPort;
+    assertEquals(v4.send(1), 1);
+    // An IPv6 peer: rxV6 set, its address in rxIp6.
+    fill(v6tx[0]!, 200, 2);
+    v6.txLen[0] = 200;
+    v6.txV6[0] = 1;
+    v6.txIp6.set(V6_LOOPBACK, 0);
+    v6.txPort[0] = srv.localPort;
+    v6.txTos[0] = 0;
+    assertEquals(v6.send(1), 1);
+    const got = await receive(srv, rx, 2);
+    assertEquals(got.length, 2);
+    const fromV4 = [0, 1].find((i) => srv.rxV6[i] === 0)!;
+    const fromV6 = 1 - fromV4;
+    assertEquals([srv.rxIp[fromV4], srv.rxPort[fromV4]], [LOCALHOST, v4.localPort]);
+    assertEquals([srv.rxV6[fromV6], srv.rxPort[fromV6]], [1, v6.localPort]);
+    assertEquals(srv.rxIp6.slice(16 * fromV6, 16 * fromV6 + 16), V6_LOOPBACK);
+    // Answers: a GSO run to the IPv6 peer (with a traffic class), one datagram to the IPv4 one.
+    for (let j = 0; j < 5; j++) {
+      fill(tx[j]!, 1000, 10 + j);
+      srv.txLen[j] = 1000;
+      srv.txV6[j] = 1;
+      srv.txIp6.set(V6_LOOPBACK, 16 * j);
+      srv.txPort[j] = v6.localPort;
+      srv.txTos[j] = 0x88; // AF41 with ECT(0)
+    }
+    fill(tx[5]!, 300, 20);
+    srv.txLen[5] = 300;
+    srv.txV6[5] = 0;
+    srv.txIp[5] = LOCALHOST;
+    srv.txPort[5] = v4.localPort;
+    assertEquals(srv.send(6), 6);
+    const back6 = await receive(v6, v6rx, 5);
+    assertEquals(back6.map((g) => g.len), [1000, 1000, 1000, 1000, 1000]);
+    back6.forEach((g, j) => assert(holds(g.bytes, 1000, 10 + j)));
+    const back4 = await receive(v4, v4rx, 1);
+    assertEquals(back4.length, 1);
+    assert(holds(back4[0]!.bytes, 300, 20));
+    assertEquals(srv.txDropped, 0);
+  } finally {
+    srv.close();
+    v4.close();
+    v6.close();
+  }
+});
+
+Deno.test("LinuxUdpSocket with pktinfo learns the address each datagram came to and replies from it", async () => {
+  const rx = slots(16, 2048), tx = slots(16, 2048);
+  const srv = open({ host: "0.0.0.0", rxSlots: rx, txSlots: tx, pktinfo: true });
+  const peerRx = slots(16, 2048), peerTx = slots(4, 2048);
+  const peer = open({ host: "127.0.0.1", rxSlots: peerRx, txSlots: peerTx });
+  try {
+    // 127.0.0.2 is also this host's (all of 127/8 is loopback): a "second address".
+    for (const [k, dst] of [[0, 0x7f000002], [1, LOCALHOST]] as const) {
+      fill(peerTx[k]!, 64, k);
+      peer.txLen[k] = 64;
+      peer.txIp[k] = dst;
+      peer.txPort[k] = srv.localPort;
+    }
+    assertEquals(peer.send(2), 2);
+    const got = await receive(srv, rx, 2);
+    assertEquals(got.length, 2);
+    const locals = [srv.rxLocal[0]!, srv.rxLocal[1]!].map((i) => srv.locals[i]!.text);
+    assertEquals(locals, ["127.0.0.2", "127.0.0.1"]);
+    // Replies name the local index they came with: each leaves from that address.
+    for (let j = 0; j < 2; j++) {
+      srv.txLen[j] = 10;
+      srv.txIp[j] = LOCALHOST;
+      srv.txPort[j] = peer.localPort;
+      srv.txLocal[j] = srv.rxLocal[j]!;
+    }
+    assertEquals(srv.send(2), 2);
+    const back = await receive(peer, peerRx, 2);
+    assertEquals(back.map((g) => g.ip), [0x7f000002, LOCALHOST], "from the address asked");
+  } finally {
+    srv.close();
+    peer.close();
+  }
+});

@@ -18,6 +18,7 @@
  */
 import {
   AF_INET,
+  AF_INET6,
   Errno,
   ErrnoError,
   errnoName,
@@ -26,6 +27,8 @@ import {
   IP_MTU_DISCOVER,
   IP_PMTUDISC_DO,
   IP_PMTUDISC_PROBE,
+  IPV6_MTU,
+  IPV6_MTU_DISCOVER,
   type Libc,
   libc,
   MSG_DONTWAIT,
@@ -33,9 +36,17 @@ import {
   SOCK_DGRAM,
   SOCK_NONBLOCK,
   SOL_IP,
+  SOL_IPV6,
   strerror,
 } from "../_libc.ts";
 import { parseIPv4 } from "../../lib/ip.ts";
+import { parseIPv6 } from "../../lib/ip6.ts";
+import {
+  SOCKADDR_IN6_BYTES,
+  SOCKADDR_IN_BYTES,
+  writeSockaddrIn,
+  writeSockaddrIn6,
+} from "./sockaddr.ts";
 
 /** How the kernel treats the path MTU for this socket's sends; see the module docs. */
 export type PmtuMode = "do" | "probe";
@@ -49,20 +60,31 @@ export type ReceiveResult =
   /** Nothing arrived in time. */
   | { kind: "timeout" };
 
-/** sizeof(struct sockaddr_in). */
-const SOCKADDR_IN_BYTES = 16;
 /** How long {@link PmtuSocket.receive} sleeps between polls of the non-blocking socket. */
 const POLL_SLEEP_MS = 2;
 
-/** A connected, non-blocking IPv4 UDP socket with DF set on every datagram. */
+/** A connected, non-blocking UDP socket (IPv4 or IPv6) with DF set on every datagram. */
 export class PmtuSocket {
   readonly #c: Libc;
   readonly #fd: number;
+  readonly #v6: boolean;
   #closed = false;
 
-  private constructor(c: Libc, fd: number, readonly host: string, readonly port: number) {
+  private constructor(
+    c: Libc,
+    fd: number,
+    readonly host: string,
+    readonly port: number,
+    v6: boolean,
+  ) {
     this.#c = c;
     this.#fd = fd;
+    this.#v6 = v6;
+  }
+
+  /** 28 (IPv4 20 + UDP 8) or 48 (IPv6 40 + UDP 8): path MTU = largest payload + this. */
+  get headerBytes(): number {
+    return this.#v6 ? 48 : 28;
   }
 
   /**
@@ -71,24 +93,22 @@ export class PmtuSocket {
    */
   static open(host: string, port: number, mode: PmtuMode = "do"): PmtuSocket {
     const ip = parseIPv4(host);
-    if (ip === undefined) throw new Error(`not an IPv4 address: ${host}`);
+    const ip6 = ip === undefined ? parseIPv6(host) : undefined;
+    if (ip === undefined && !ip6) throw new Error(`not an IPv4 or IPv6 address: ${host}`);
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw new RangeError(`bad UDP port ${port}`);
     }
     const c = libc();
     const err = errnoView();
-    const fd = c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw sysError("socket(AF_INET, SOCK_DGRAM) failed", err[0]!);
-    const s = new PmtuSocket(c, fd, host, port);
+    const fd = c.socket(ip6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw sysError("socket(SOCK_DGRAM) failed", err[0]!);
+    const s = new PmtuSocket(c, fd, host, port, ip6 !== undefined);
     try {
       s.setMode(mode);
-      const sa = new Uint8Array(SOCKADDR_IN_BYTES);
-      // sockaddr_in: family in host order (little-endian here), port and address big-endian.
-      sa[0] = AF_INET;
-      sa[2] = port >>> 8;
-      sa[3] = port & 255;
-      new DataView(sa.buffer).setUint32(4, ip);
-      if (c.connect(fd, sa, SOCKADDR_IN_BYTES) < 0) {
+      const sa = new Uint8Array(SOCKADDR_IN6_BYTES);
+      if (ip6) writeSockaddrIn6(sa, 0, ip6, 0, port);
+      else writeSockaddrIn(sa, 0, ip!, port);
+      if (c.connect(fd, sa, ip6 ? SOCKADDR_IN6_BYTES : SOCKADDR_IN_BYTES) < 0) {
         throw sysError(`connect() to ${host}:${port} failed`, err[0]!);
       }
     } catch (e) {
@@ -100,10 +120,12 @@ export class PmtuSocket {
 
   /** Switches between DF-with-cached-PMTU ("do") and DF-ignoring-it ("probe"). */
   setMode(mode: PmtuMode): void {
+    // IPV6_PMTUDISC_* have the values of IP_PMTUDISC_*.
     const v = mode === "do" ? IP_PMTUDISC_DO : IP_PMTUDISC_PROBE;
     const opt = new Uint8Array(new Int32Array([v]).buffer);
     const err = errnoView();
-    if (this.#c.setsockopt(this.#fd, SOL_IP, IP_MTU_DISCOVER, opt, 4) < 0) {
+    const [level, name] = this.#v6 ? [SOL_IPV6, IPV6_MTU_DISCOVER] : [SOL_IP, IP_MTU_DISCOVER];
+    if (this.#c.setsockopt(this.#fd, level, name, opt, 4) < 0) {
       throw sysError("setsockopt(IP_MTU_DISCOVER) failed", err[0]!);
     }
   }
@@ -159,8 +181,8 @@ export class PmtuSocket {
     const err = errnoView();
     const r = this.#c.getsockopt(
       this.#fd,
-      SOL_IP,
-      IP_MTU,
+      this.#v6 ? SOL_IPV6 : SOL_IP,
+      this.#v6 ? IPV6_MTU : IP_MTU,
       new Uint8Array(v.buffer),
       new Uint8Array(len.buffer),
     );

@@ -33,6 +33,7 @@
  */
 import type { PacketBuf } from "../../core/packet.ts";
 import { formatIPv4, parseIPv4 } from "../../lib/ip.ts";
+import { formatIPv6, parseIPv6 } from "../../lib/ip6.ts";
 import { ecnOf, markCe } from "../../lib/ecn.ts";
 import { Verdict } from "../../core/result.ts";
 import type { Endpoint } from "../../lib/endpoint.ts";
@@ -66,7 +67,7 @@ const READS_PER_TURN = 8;
  */
 const MAX_SLEEP_MS = 3_600_000;
 /** Endpoints cached for the server's receive path (a flood of sources just recycles it). */
-const MAX_ENDPOINTS = 4096;
+const MAX_ENDPOINTS = 65536;
 /** Control datagrams held while the socket pushes back (beyond: the oldest are dropped). */
 const MAX_HELD_CONTROL = 256;
 /**
@@ -101,7 +102,10 @@ const ENTRY_SOCK = 2;
 
 /** An endpoint with its IPv4 address as a number, as the send path needs it. */
 interface NumEndpoint extends Endpoint {
+  /** IPv4 address (0 for IPv6). */
   ip: number;
+  /** IPv6 address bytes. */
+  ip6?: Uint8Array;
 }
 
 /** A UDP socket with its own receive and send slots. */
@@ -287,13 +291,38 @@ export class DataPlaneLoop {
     return this.#pendTo > this.#pendFrom || this.#heldControl.length > 0;
   }
 
-  /** The cached endpoint object for (ip, port): the same object every time, no allocation. */
-  endpoint(ip: number, port: number): NumEndpoint {
-    const key = ip * 65536 + port;
+  /** The cached endpoint object for (ip, port, local): the same object every time, no
+   * allocation. `local` is the socket's local address index (0..31). */
+  endpoint(ip: number, port: number, local = 0): NumEndpoint {
+    const key = (ip * 65536 + port) * 32 + local; // < 2^53
     let e = this.#endpoints.get(key);
     if (!e) {
       if (this.#endpoints.size >= MAX_ENDPOINTS) this.#endpoints.clear();
-      e = { hostname: formatIPv4(ip), port, ip };
+      e = local
+        ? { hostname: formatIPv4(ip), port, ip, local }
+        : { hostname: formatIPv4(ip), port, ip };
+      this.#endpoints.set(key, e);
+    }
+    return e;
+  }
+
+  /** The endpoint rx slot `i` of `udp` came from (IPv4 or IPv6, with its local address). */
+  #from(udp: BatchUdp, i: number): NumEndpoint {
+    const local = udp.rxLocal[i]!;
+    if (udp.rxV6[i] === 0) return this.endpoint(udp.rxIp[i]!, udp.rxPort[i]!, local);
+    // IPv6: keyed by a hash of the address, checked against the bytes (a collision replaces).
+    const a = udp.rxIp6, at = 16 * i, port = udp.rxPort[i]!;
+    let h = 0x811c9dc5;
+    for (let b = 0; b < 16; b++) h = Math.imul(h ^ a[at + b]!, 0x01000193);
+    const key = -(((h >>> 0) * 65536 + port) * 32 + local) - 1; // negative: apart from IPv4 keys
+    let e = this.#endpoints.get(key);
+    let same = e?.ip6 !== undefined;
+    for (let b = 0; b < 16 && same; b++) same = e!.ip6![b] === a[at + b];
+    if (!e || !same) {
+      if (this.#endpoints.size >= MAX_ENDPOINTS) this.#endpoints.clear();
+      const ip6 = a.slice(at, at + 16);
+      e = { hostname: formatIPv6(ip6), port, ip: 0, ip6 };
+      if (local) e.local = local;
       this.#endpoints.set(key, e);
     }
     return e;
@@ -434,7 +463,7 @@ export class DataPlaneLoop {
         }
         continue;
       }
-      const from = this.endpoint(udp.rxIp[i]!, udp.rxPort[i]!);
+      const from = this.#from(udp, i);
       const r = core.receive(now, d, from, packets[w]!, udp.rxTos[i]! & 3);
       if (r.verdict === Verdict.Tun) sizes[w++] = r.length;
     }
@@ -455,7 +484,7 @@ export class DataPlaneLoop {
     let w = 0;
     for (let k = 0; k < n; k++) {
       const i = this.#deferred[k]!;
-      const from = this.endpoint(udp.rxIp[i]!, udp.rxPort[i]!);
+      const from = this.#from(udp, i);
       const r = core.receive(now, rx[i]!, from, packets[w]!, udp.rxTos[i]! & 3);
       if (r.verdict === Verdict.Tun) sizes[w++] = r.length;
     }
@@ -773,13 +802,36 @@ export class DataPlaneLoop {
   }
 }
 
+/**
+ * The IPv4 address of an endpoint given as text (the client's server, set by the runtime);
+ * an IPv6 one is written into slot `j`'s `txIp6` (and flagged) instead, 0 returned.
+ */
+function endpointIp(to: Endpoint, udp: BatchUdp, j: number): number {
+  const v4 = parseIPv4(to.hostname);
+  if (v4 !== undefined) return v4;
+  const v6 = parseIPv6(to.hostname);
+  if (v6) {
+    udp.txV6[j] = 1;
+    udp.txIp6.set(v6, 16 * j);
+  }
+  return 0;
+}
+
 /** Sets the length, destination and TOS byte of send slot `j` of `s`. */
 function address(s: UdpSlots, j: number, len: number, to: Endpoint, tos: number): void {
   const udp = s.udp;
   udp.txLen[j] = len;
-  udp.txIp[j] = (to as NumEndpoint).ip ?? parseIPv4(to.hostname) ?? 0;
+  const n = to as NumEndpoint;
+  if (n.ip6 !== undefined) {
+    udp.txV6[j] = 1;
+    udp.txIp6.set(n.ip6, 16 * j);
+  } else {
+    udp.txV6[j] = 0;
+    udp.txIp[j] = n.ip ?? endpointIp(to, udp, j);
+  }
   udp.txPort[j] = to.port;
   udp.txTos[j] = tos;
+  udp.txLocal[j] = to.local ?? 0;
 }
 
 /**

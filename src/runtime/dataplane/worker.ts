@@ -7,6 +7,8 @@
 /// <reference lib="deno.worker" />
 import { PacketBuf } from "../../core/packet.ts";
 import { parseIPv4 } from "../../lib/ip.ts";
+import { formatIPv6, parseIPv6 } from "../../lib/ip6.ts";
+import type { Endpoint } from "../../lib/endpoint.ts";
 import { loadAead } from "../../crypto/aead.ts";
 import { bestX25519 } from "../../crypto/x25519.ts";
 import { libc } from "../../io/_libc.ts";
@@ -99,9 +101,7 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
   } else {
     const { ClientCore } = await import("../../core/client.ts");
     const client = new ClientCore({ ...init.params, aead, dh: bestX25519() });
-    const ip = parseIPv4(init.server.hostname);
-    if (ip === undefined) throw new Error(`Server address ${init.server.hostname} is not IPv4`);
-    core = new ClientAdapter(client, { ...init.server, ip } as typeof init.server);
+    core = new ClientAdapter(client, numericServer(init.server));
     client.start(performance.now(), Date.now());
     isClosed = () => client.closed;
   }
@@ -125,6 +125,9 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
       txSlots: slots[path]!.tx.map((s) => s.buf),
       gso: true,
       tos: true,
+      // The server answers from the address each datagram came to (a floating or second
+      // address of its host); the client sends from whatever its route says.
+      pktinfo: init.role === "server",
       sndbuf: SOCKET_BUFFER_BYTES,
       rcvbuf: RECEIVE_BUFFER_BYTES,
     });
@@ -205,11 +208,9 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
           loop.setUdp(udp);
           core.nudge?.(now);
           break;
-        case "server": {
-          const ip = parseIPv4(cmd.server.hostname);
-          if (ip !== undefined) core.setServer?.({ ...cmd.server, ip } as typeof cmd.server);
+        case "server":
+          core.setServer?.(numericServer(cmd.server));
           break;
-        }
         case "nudge":
           core.nudge?.(now);
           break;
@@ -235,4 +236,16 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
     for (const s of socks) s.udp.close();
     tun.close();
   }
+}
+
+/**
+ * The server's endpoint with its address in numbers (IPv4 `ip`, or IPv6 `ip6`), as the loop's
+ * send path reads it, so nothing is parsed per packet. Throws for text that is no address.
+ */
+function numericServer(e: Endpoint): Endpoint {
+  const ip = parseIPv4(e.hostname);
+  if (ip !== undefined) return { ...e, ip } as Endpoint;
+  const ip6 = parseIPv6(e.hostname);
+  if (!ip6) throw new Error(`Server address ${e.hostname} is not an IPv4 or IPv6 address`);
+  return { ...e, hostname: formatIPv6(ip6), ip: 0, ip6 } as Endpoint;
 }
