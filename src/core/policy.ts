@@ -6,8 +6,9 @@
  * client applied whatever came (a route over its own LAN or its gateway, MTU 65535, a 100 ms
  * keepalive, DNS) at any time. Now each push goes through {@link applyPolicy}, which keeps what
  * the policy accepts and says why it refused the rest (each refusal is logged). Defaults:
- * - a full tunnel (0.0.0.0/0) and DNS servers are accepted (the README and the game profiles
- *   rely on them; config `full_tunnel: false` and `dns: false` refuse them);
+ * - a full tunnel (0.0.0.0/0) is accepted (the README and the game profiles rely on it;
+ *   `full_tunnel: false` refuses it). DNS servers are the runtime's business (`dns: false`
+ *   leaves the system's DNS as it is, and says so);
  * - a route that equals or lies inside one of the client's connected subnets, or a host route
  *   to its gateway, is refused (`local_routes: true` accepts them): it would cut the client off
  *   its own LAN, or send the tunnel's own datagrams into the tunnel. The two /1 halves of a
@@ -46,8 +47,6 @@ export interface LocalNetwork {
 export interface ClientPolicy {
   /** Accept a pushed 0.0.0.0/0 (`full_tunnel`, default true). */
   fullTunnel: boolean;
-  /** Accept pushed DNS servers (`dns`, default true). */
-  dns: boolean;
   /** Accept routes over connected subnets or to the gateway (`local_routes`, default false). */
   localRoutes: boolean;
   /** When given, pushed routes must lie inside one of these (`accept_routes`). */
@@ -59,7 +58,6 @@ export interface ClientPolicy {
 /** The default policy. */
 export const DEFAULT_POLICY: ClientPolicy = {
   fullTunnel: true,
-  dns: true,
   localRoutes: false,
   overhead: 60,
 };
@@ -121,9 +119,7 @@ export function applyPolicy(c: SessionConfig, p: ClientPolicy, local: LocalNetwo
     refused.push(`keepalive ${keepaliveMs} ms: raised to ${MIN_KEEPALIVE_MS} ms`);
     keepaliveMs = MIN_KEEPALIVE_MS;
   }
-  let dns = c.dns;
-  if (!p.dns && dns.length) dns = [];
-  return { config: { ...c, routes, mtu, keepaliveMs, dns }, refused };
+  return { config: { ...c, routes, mtu, keepaliveMs }, refused };
 }
 
 /**

@@ -60,10 +60,9 @@ Deno.test("applyPolicy() by default: full tunnel and DNS kept, LAN and gateway r
   assert(refused.some((r) => r.startsWith("keepalive 100 ms")));
 });
 
-Deno.test("applyPolicy() config switches: no full tunnel, no DNS, local routes, accept_routes", () => {
-  const strict = applyPolicy(HOSTILE, { ...DEFAULT_POLICY, fullTunnel: false, dns: false }, LOCAL);
+Deno.test("applyPolicy() config switches: no full tunnel, local routes, accept_routes", () => {
+  const strict = applyPolicy(HOSTILE, { ...DEFAULT_POLICY, fullTunnel: false }, LOCAL);
   assert(!strict.config.routes.some((r) => r.prefix === 0));
-  assertEquals(strict.config.dns, []);
   const lax = applyPolicy(HOSTILE, { ...DEFAULT_POLICY, localRoutes: true }, LOCAL);
   assertEquals(lax.config.routes.length, HOSTILE.routes.length);
   const only = applyPolicy(

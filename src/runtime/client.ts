@@ -300,7 +300,6 @@ export function clientParams(
     local,
     policy: {
       fullTunnel: cfg.fullTunnel,
-      dns: cfg.dns,
       localRoutes: cfg.localRoutes,
       acceptRoutes: cfg.acceptRoutes,
       overhead: serverOverIPv6 ? TUNNEL_OVERHEAD6_BYTES : TUNNEL_OVERHEAD_BYTES,
