@@ -12,13 +12,14 @@ import {
   priorityField,
   shapingField,
 } from "./qos.ts";
-import { type Cidr, formatCidr } from "../lib/ip.ts";
+import type { Cidr } from "../lib/ip.ts";
 import { encodeKey, publicKeyOf } from "../core/keys.ts";
 import {
   bool,
-  cidr,
+  cidr46,
   duration,
   endpoint,
+  formatCidr46,
   ifName,
   key,
   list,
@@ -28,6 +29,7 @@ import {
   type ReadFile,
   readMap,
   req,
+  splitCidrs,
   struct,
 } from "./schema.ts";
 import {
@@ -42,6 +44,7 @@ import {
   privateKeySource,
 } from "./common.ts";
 import { DEFAULT_TUN_NAME } from "./server.ts";
+import type { Cidr6 } from "../lib/ip6.ts";
 import { multipathField, type MultipathMode, pathsField, type PathSpec } from "./paths.ts";
 
 /** A validated `xvpn connect` config. */
@@ -60,6 +63,8 @@ export interface ClientConfig {
   tun: { name: string };
   /** Extra local routes into the tunnel, on top of those the server pushes. */
   routes: Cidr[];
+  /** The IPv6 ones of the same `routes` list. */
+  routes6: Cidr6[];
   /** Keepalive override in milliseconds; absent means use the server's. */
   keepaliveMs?: number;
   /** Logging. */
@@ -91,6 +96,8 @@ export interface ClientConfig {
   localRoutes: boolean;
   /** When given, pushed routes must lie inside one of these (`accept_routes`). */
   acceptRoutes?: Cidr[];
+  /** The IPv6 ones of `accept_routes` (given together with `acceptRoutes`). */
+  acceptRoutes6?: Cidr6[];
 }
 
 // Both ends must agree on the MTU or large packets vanish silently, so only the server sets it.
@@ -109,7 +116,7 @@ const CLIENT = {
   server_public_key: req(key),
   ...privateKeyFields,
   tun: opt(struct({ name: opt(ifName), mtu: opt(noMtu) }, "a mapping with name")),
-  routes: opt(list("a list of IPv4 CIDRs such as [192.168.50.0/24]", cidr(), formatCidr)),
+  routes: opt(list("a list of CIDRs such as [192.168.50.0/24, ::/0]", cidr46, formatCidr46)),
   keepalive: opt(duration),
   log: opt(logSection),
   data_path: dataPathField,
@@ -118,7 +125,7 @@ const CLIENT = {
   dns_route: opt(bool),
   full_tunnel: opt(bool),
   local_routes: opt(bool),
-  accept_routes: opt(list("a list of IPv4 CIDRs such as [198.51.100.0/24]", cidr(), formatCidr)),
+  accept_routes: opt(list("a list of CIDRs such as [198.51.100.0/24]", cidr46, formatCidr46)),
   paths: pathsField,
   multipath: multipathField,
   shaping: shapingField,
@@ -164,7 +171,8 @@ export function parseClientConfig(
     privateKey: privateKey!,
     keySource: privateKeySource(m, root),
     tun: { name: v.tun?.name ?? DEFAULT_TUN_NAME },
-    routes: v.routes ?? [],
+    routes: splitCidrs(v.routes ?? []).v4,
+    routes6: splitCidrs(v.routes ?? []).v6,
     log: logConfig(v.log),
     dataPath: v.data_path ?? "auto",
     mssClamp: v.mss_clamp ?? true,
@@ -175,7 +183,10 @@ export function parseClientConfig(
     fullTunnel: v.full_tunnel ?? true,
     localRoutes: v.local_routes ?? false,
   };
-  if (v.accept_routes !== undefined) out.acceptRoutes = v.accept_routes;
+  if (v.accept_routes !== undefined) {
+    out.acceptRoutes = splitCidrs(v.accept_routes).v4;
+    out.acceptRoutes6 = splitCidrs(v.accept_routes).v6;
+  }
   if (v.shaping) {
     out.shaping = { overheadBytes: v.shaping.overhead ?? DEFAULT_LINK_OVERHEAD };
     if (v.shaping.up !== undefined) out.shaping.upBps = v.shaping.up;

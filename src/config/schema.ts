@@ -8,9 +8,16 @@
  */
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import type { Document } from "yaml";
-import { type Cidr, formatCidr, networkOf, parseCidr, parseIPv4 } from "../lib/ip.ts";
+import { type Cidr, formatCidr, formatIPv4, networkOf, parseCidr, parseIPv4 } from "../lib/ip.ts";
 import { decodeKey } from "../core/keys.ts";
-import { formatIPv6, parseIPv6 } from "../lib/ip6.ts";
+import {
+  type Cidr6,
+  formatCidr6,
+  formatIPv6,
+  network6,
+  parseCidr6,
+  parseIPv6,
+} from "../lib/ip6.ts";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
 import { parseDuration } from "./duration.ts";
 
@@ -206,6 +213,86 @@ export function cidr(maxPrefix = 32, why = ""): Parser<Cidr> {
     }
     return c;
   });
+}
+
+/** An IPv4 or IPv6 CIDR (host bits clear), tagged with its family. */
+export type AnyCidr = { v6: false; c: Cidr } | { v6: true; c: Cidr6 };
+
+/** An IPv4 CIDR as {@link cidr} reads it, or an IPv6 one such as `::/0` or `2001:db8::/32`. */
+export const cidr46: Parser<AnyCidr> = (() => {
+  const expected = "an IPv4 or IPv6 CIDR such as 10.7.0.0/24 or ::/0";
+  const v4 = cidr();
+  const v6 = text(expected, (s): Cidr6 | Refusal | undefined => {
+    const c = parseCidr6(s);
+    if (!c || !s.includes("/")) return undefined;
+    if (!network6(c).every((b, i) => b === c.addr[i])) {
+      return new Refusal(
+        `expected a network address, got ${JSON.stringify(s)} which has host bits set; ` +
+          `did you mean ${formatCidr6(c)}?`,
+      );
+    }
+    return c;
+  });
+  return parser(expected, (at): AnyCidr | undefined => {
+    const n = at.node;
+    const str = isScalar(n) && typeof n.value === "string" ? n.value : "";
+    if (!str.includes(":")) {
+      const c = v4(at);
+      return c && { v6: false, c };
+    }
+    const c = v6(at);
+    return c && { v6: true, c };
+  });
+})();
+
+/** An IPv6 pool such as `fd00:77::/64`: a prefix of /64 to /96 (the low 32 bits number the
+ * clients, after their IPv4 addresses), host bits clear. */
+export const pool6: Parser<Cidr6> = text(
+  "an IPv6 prefix of /64 to /96 such as fd00:77::/64",
+  (s) => {
+    const c = parseCidr6(s);
+    if (!c || !s.includes("/")) return undefined;
+    if (c.prefix < 64 || c.prefix > 96) {
+      return new Refusal(`expected a prefix of /64 to /96, got ${JSON.stringify(s)}`);
+    }
+    if (!network6(c).every((b, i) => b === c.addr[i])) {
+      return new Refusal(
+        `expected a network address, got ${JSON.stringify(s)}; did you mean ${formatCidr6(c)}?`,
+      );
+    }
+    return c;
+  },
+);
+
+/** Text of an {@link AnyCidr}, for duplicate checks and messages. */
+export function formatCidr46(a: AnyCidr): string {
+  return a.v6 ? formatCidr6(a.c) : formatCidr(a.c);
+}
+
+/** An IPv4 address (u32) or an IPv6 one (16 bytes). */
+export type AnyIp = { v6: false; ip: number } | { v6: true; ip: Uint8Array };
+
+/** An IPv4 or IPv6 address. */
+export const ip46: Parser<AnyIp> = text(
+  "an IPv4 or IPv6 address such as 1.1.1.1 or 2606:4700::1111",
+  (s) => {
+    const v4 = parseIPv4(s);
+    if (v4 !== undefined) return { v6: false, ip: v4 };
+    const v6 = s.includes(":") ? parseIPv6(s) : undefined;
+    return v6 && !s.includes("%") ? { v6: true, ip: v6 } : undefined;
+  },
+);
+
+/** Text of an {@link AnyIp}. */
+export function formatIp46(a: AnyIp): string {
+  return a.v6 ? formatIPv6(a.ip) : formatIPv4(a.ip);
+}
+
+/** Splits a mixed list of prefixes by family. */
+export function splitCidrs(list: readonly AnyCidr[]): { v4: Cidr[]; v6: Cidr6[] } {
+  const v4: Cidr[] = [], v6: Cidr6[] = [];
+  for (const a of list) a.v6 ? v6.push(a.c) : v4.push(a.c);
+  return { v4, v6 };
 }
 
 const KEY_EXPECTED = "a base64 key of 32 bytes (44 characters, as printed by xvpn genkey)";

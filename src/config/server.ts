@@ -7,16 +7,21 @@
 import type { PriorityRule } from "../core/sched/classify.ts";
 import { DEFAULT_GAME_DSCP, gameDscp, priorityField } from "./qos.ts";
 import { type Cidr, cidrContains, formatCidr, formatIPv4, networkOf } from "../lib/ip.ts";
+import type { Cidr6 } from "../lib/ip6.ts";
 import { encodeKey, publicKeyOf } from "../core/keys.ts";
 import { formatDuration } from "./duration.ts";
 import {
   type At,
   bool,
   cidr,
+  cidr46,
   duration,
   endpoint,
+  formatCidr46,
+  formatIp46,
   ifName,
   int,
+  ip46,
   ipv4,
   items,
   key,
@@ -24,9 +29,11 @@ import {
   openDocument,
   opt,
   parser,
+  pool6,
   type ReadFile,
   readMap,
   req,
+  splitCidrs,
   struct,
   text,
 } from "./schema.ts";
@@ -73,6 +80,16 @@ export interface ServerConfig {
   routes: Cidr[];
   /** DNS servers pushed to clients, as u32. */
   dns: number[];
+  /** IPv6 routes to push (from the same `routes` list). */
+  routes6: Cidr6[];
+  /** IPv6 DNS servers to push (from the same `dns` list). */
+  dns6: Uint8Array[];
+  /**
+   * The IPv6 pool beside the IPv4 one (`pool6`): the server takes `::1`, each client the host
+   * number of its IPv4 address. Absent: the tunnel carries IPv4 only (and a full-tunnel client
+   * blocks IPv6 instead of leaking it).
+   */
+  pool6?: Cidr6;
   /** Keepalive interval in milliseconds. */
   keepaliveMs: number;
   /** Silence after which a client session is dropped, in milliseconds (> 2x keepalive). */
@@ -136,8 +153,9 @@ const SERVER = {
   )),
   // /31 and /32 leave no address for any client once the server has taken the first host.
   pool: req(cidr(30, " so the pool has room for clients")),
-  routes: opt(list("a list of IPv4 CIDRs such as [0.0.0.0/0]", cidr(), formatCidr)),
-  dns: opt(list("a list of IPv4 addresses such as [1.1.1.1]", ipv4, formatIPv4)),
+  pool6: opt(pool6),
+  routes: opt(list("a list of CIDRs such as [0.0.0.0/0, ::/0]", cidr46, formatCidr46)),
+  dns: opt(list("a list of addresses such as [1.1.1.1, 2606:4700::1111]", ip46, formatIp46)),
   keepalive: opt(duration),
   session_timeout: opt(duration),
   nat: opt(bool),
@@ -214,8 +232,10 @@ export function parseServerConfig(
     keySource: privateKeySource(m, root),
     tun: { name: v.tun?.name ?? DEFAULT_TUN_NAME },
     pool: v.pool!,
-    routes: v.routes ?? [],
-    dns: v.dns ?? [],
+    routes: splitCidrs(v.routes ?? []).v4,
+    routes6: splitCidrs(v.routes ?? []).v6,
+    dns: (v.dns ?? []).flatMap((a) => a.v6 ? [] : [a.ip]),
+    dns6: (v.dns ?? []).flatMap((a) => a.v6 ? [a.ip] : []),
     keepaliveMs,
     sessionTimeoutMs,
     nat: v.nat ?? false,
@@ -229,6 +249,7 @@ export function parseServerConfig(
   };
   if (v.tun?.mtu !== undefined) out.tun.mtu = v.tun.mtu;
   if (v.nat_interface !== undefined) out.natInterface = v.nat_interface;
+  if (v.pool6 !== undefined) out.pool6 = v.pool6;
   return out;
 }
 

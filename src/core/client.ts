@@ -58,12 +58,15 @@ import { PacketBuf } from "./packet.ts";
 import type { DhImpl } from "./noise.ts";
 import {
   acceptedSources,
+  acceptedSources6,
   applyPolicy,
   type ClientPolicy,
   DEFAULT_POLICY,
   type LocalNetwork,
   SourceFilter,
+  SourceFilter6,
 } from "./policy.ts";
+import type { Cidr6 } from "../lib/ip6.ts";
 import { type Cidr, ipv4Src } from "../lib/ip.ts";
 
 /** Nothing known of the local network (the policy then refuses no route as local). */
@@ -91,7 +94,7 @@ import {
   newDropCounters,
   readU32,
 } from "./wire.ts";
-import { decapsulate, validInnerPacket } from "./inner.ts";
+import { decapsulate, innerLength, validInnerPacket } from "./inner.ts";
 import { TimerTable } from "./timer_table.ts";
 import { clampMss, mssForMtu } from "./mss.ts";
 
@@ -122,6 +125,8 @@ export interface ClientParams {
   local?: LocalNetwork;
   /** Routes from the client's own config: trusted, so their sources are accepted too. */
   routes?: Cidr[];
+  /** The IPv6 ones. */
+  routes6?: Cidr6[];
 }
 
 /** Everything the client core needs: its settings and what is injected; no I/O handles. */
@@ -249,6 +254,7 @@ export class ClientCore {
   readonly #paths: PathSet | undefined;
   /** Inner sources accepted from the server (set with each config push). */
   readonly #sources = new SourceFilter();
+  readonly #sources6 = new SourceFilter6();
 
   constructor(opts: ClientOptions) {
     this.#o = opts;
@@ -387,12 +393,16 @@ export class ClientCore {
     if (!validInnerPacket(out, n)) return this.#drop("bad_inner_packet");
     // Only sources we route into the tunnel (WireGuard's AllowedIPs): a host beside the server
     // must not pass a packet off as one from our own LAN.
-    if (!this.#sources.accepts(ipv4Src(out))) return this.#drop("bad_inner_src");
+    if (
+      out[0]! >> 4 === 6 ? !this.#sources6.accepts(out, 8) : !this.#sources.accepts(ipv4Src(out))
+    ) {
+      return this.#drop("bad_inner_src");
+    }
     if (outerEcn !== 0 && !decapsulate(out, outerEcn)) return this.#drop("ce_not_ect");
     if (this.#maxMss) clampMss(out, n, this.#maxMss);
     const r = this.#result;
     r.verdict = Verdict.Tun;
-    r.length = (out[2]! << 8) | out[3]!; // IPv4 total length: trims any padding
+    r.length = innerLength(out); // from the IP header: trims any padding
     return r;
   }
 
@@ -464,6 +474,7 @@ export class ClientCore {
         );
         this.config = c;
         this.#sources.set(acceptedSources(c, this.#o.routes ?? []));
+        this.#sources6.set(acceptedSources6(c, this.#o.routes6 ?? []));
         this.#maxMss = this.#o.mssClamp === false ? 0 : mssForMtu(c.mtu);
         this.timers.stop(ClientTimer.Config);
         this.#deadAfterMs = DEAD_AFTER_KEEPALIVES * this.keepaliveMs;

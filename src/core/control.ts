@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { type Cidr6, formatCidr6, formatIPv6, parseCidr6, parseIPv6 } from "../lib/ip6.ts";
 import { type Cidr, formatCidr, formatIPv4, parseCidr, parseIPv4 } from "../lib/ip.ts";
 import { readU32, writeU32 } from "./wire.ts";
 import type { PriorityRule } from "./sched/classify.ts";
@@ -50,6 +51,14 @@ export interface SessionConfig {
   dns: number[];
   /** Keepalive interval the client should use. */
   keepaliveMs: number;
+  /** The client's IPv6 tunnel address and the pool6 prefix, when the server has an IPv6 pool. */
+  address6?: Cidr6;
+  /** The server's IPv6 tunnel address (with `address6`). */
+  serverAddress6?: Uint8Array;
+  /** IPv6 prefixes to route into the tunnel (`::/0`: all IPv6). */
+  routes6: Cidr6[];
+  /** IPv6 DNS servers. */
+  dns6: Uint8Array[];
 }
 
 const enc = new TextEncoder();
@@ -57,15 +66,21 @@ const dec = new TextDecoder("utf-8", { fatal: true });
 
 /** Encodes a config push (kind byte + JSON). */
 export function encodeConfigPush(c: SessionConfig): Uint8Array {
-  const json = JSON.stringify({
-    v: 1,
+  const o: Record<string, unknown> = {
+    v: 2,
     address: `${formatIPv4(c.address.addr)}/${c.address.prefix}`,
     server: formatIPv4(c.serverAddress),
     mtu: c.mtu,
-    routes: c.routes.map(formatCidr),
-    dns: c.dns.map(formatIPv4),
+    // One list per kind, both families: IPv6 entries are told apart by their colons.
+    routes: [...c.routes.map(formatCidr), ...c.routes6.map(formatCidr6)],
+    dns: [...c.dns.map(formatIPv4), ...c.dns6.map(formatIPv6)],
     keepalive_ms: c.keepaliveMs,
-  });
+  };
+  if (c.address6 && c.serverAddress6) {
+    o.address6 = `${formatIPv6(c.address6.addr)}/${c.address6.prefix}`;
+    o.server6 = formatIPv6(c.serverAddress6);
+  }
+  const json = JSON.stringify(o);
   const body = enc.encode(json);
   const out = new Uint8Array(1 + body.length);
   out[0] = ControlKind.ConfigPush;
@@ -87,32 +102,56 @@ export function decodeConfigPush(body: Uint8Array): SessionConfig | undefined {
   } catch {
     return undefined;
   }
-  if (o.v !== 1 || typeof o.address !== "string" || typeof o.server !== "string") return undefined;
+  if (o.v !== 2 || typeof o.address !== "string" || typeof o.server !== "string") return undefined;
   if (!isInt(o.mtu, 576, 65535) || !isInt(o.keepalive_ms, 100, 3_600_000)) return undefined;
   if (!Array.isArray(o.routes) || !Array.isArray(o.dns)) return undefined;
   const address = parseCidr(o.address);
   const serverAddress = parseIPv4(o.server);
   if (!address || serverAddress === undefined) return undefined;
-  const routes: Cidr[] = [];
+  const routes: Cidr[] = [], routes6: Cidr6[] = [];
   for (const r of o.routes) {
-    const c = typeof r === "string" ? parseCidr(r) : undefined;
+    if (typeof r !== "string") return undefined;
+    if (r.includes(":")) {
+      const c = parseCidr6(r);
+      if (!c) return undefined;
+      routes6.push(c);
+      continue;
+    }
+    const c = parseCidr(r);
     if (!c) return undefined;
     routes.push(c);
   }
-  const dns: number[] = [];
+  const dns: number[] = [], dns6: Uint8Array[] = [];
   for (const d of o.dns) {
-    const a = typeof d === "string" ? parseIPv4(d) : undefined;
+    if (typeof d !== "string") return undefined;
+    if (d.includes(":")) {
+      const a = parseIPv6(d);
+      if (!a) return undefined;
+      dns6.push(a);
+      continue;
+    }
+    const a = parseIPv4(d);
     if (a === undefined) return undefined;
     dns.push(a);
   }
-  return {
+  const out: SessionConfig = {
     address,
     serverAddress,
     mtu: o.mtu,
     routes,
     dns,
     keepaliveMs: o.keepalive_ms,
+    routes6,
+    dns6,
   };
+  if (o.address6 !== undefined || o.server6 !== undefined) {
+    const a6 = typeof o.address6 === "string" ? parseCidr6(o.address6) : undefined;
+    const s6 = typeof o.server6 === "string" ? parseIPv6(o.server6) : undefined;
+    if (!a6 || !s6) return undefined;
+    out.address6 = a6;
+    out.serverAddress6 = s6;
+  }
+  return out;
 }
 
 /**

@@ -15,6 +15,8 @@ const config: SessionConfig = {
   routes: [parseCidr("0.0.0.0/0")!, parseCidr("198.51.100.0/24")!],
   dns: [parseIPv4("10.7.0.1")!],
   keepaliveMs: 10_000,
+  routes6: [],
+  dns6: [],
 };
 
 Deno.test("encodeConfigPush() round trips through decodeConfigPush()", () => {

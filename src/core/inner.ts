@@ -6,11 +6,17 @@
  */
 import { decapsulateEcn, ecnOf, setEcn } from "../lib/ecn.ts";
 
-/** True when buf[0..n) looks like a whole IPv4 packet: version 4, a sane header length, and a
- * total-length field that fits in what we received. */
+/** Bytes of the fixed IPv6 header. */
+export const IPV6_HEADER_BYTES = 40;
+
+/** True when buf[0..n) looks like a whole IP packet: IPv4 with a sane header length and a
+ * total length that fits in what we received, or IPv6 whose payload length fits. */
 export function validInnerPacket(buf: Uint8Array, n: number): boolean {
   if (n < 20) return false;
   const b0 = buf[0]!;
+  if (b0 >> 4 === 6) {
+    return n >= IPV6_HEADER_BYTES && IPV6_HEADER_BYTES + ((buf[4]! << 8) | buf[5]!) <= n;
+  }
   if (b0 >> 4 !== 4) return false;
   const ihl = (b0 & 15) * 4;
   if (ihl < 20) return false;
@@ -18,8 +24,16 @@ export function validInnerPacket(buf: Uint8Array, n: number): boolean {
   return total >= ihl && total <= n;
 }
 
+/** The length of the (valid) IP packet at the start of `buf`, from its header: what trims any
+ * padding after it. */
+export function innerLength(buf: Uint8Array): number {
+  return buf[0]! >> 4 === 6
+    ? IPV6_HEADER_BYTES + ((buf[4]! << 8) | buf[5]!)
+    : (buf[2]! << 8) | buf[3]!;
+}
+
 /**
- * Applies the outer header's ECN field to the inner IPv4 packet at the start of `buf` (RFC 6040
+ * Applies the outer header's ECN field to the inner IP packet at the start of `buf` (RFC 6040
  * decapsulation): CE on the outside becomes CE inside. Returns false when the packet must be
  * dropped (outer CE over a Not-ECT inner packet).
  */

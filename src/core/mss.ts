@@ -26,16 +26,25 @@ export function mssForMtu(mtu: number): number {
 }
 
 /**
- * Lowers the MSS option of an IPv4 TCP SYN in `pkt[0..len)` to `maxMss` when it is larger.
- * Returns true when the packet was changed. Anything that is not a well-formed first-fragment
- * IPv4 TCP SYN with an MSS option is left alone.
+ * Lowers the MSS option of a TCP SYN in `pkt[0..len)` to `maxMss` (the IPv4 figure, MTU - 40;
+ * an IPv6 SYN gets 20 less, MTU - 60) when it is larger. Returns true when the packet was
+ * changed. Anything that is not a well-formed first-fragment IPv4 TCP SYN, or an IPv6 one with
+ * TCP as its first header, with an MSS option, is left alone.
  */
 export function clampMss(pkt: Uint8Array, len: number, maxMss: number): boolean {
-  if (len < 40 || pkt[0]! >> 4 !== 4 || pkt[9] !== PROTO_TCP) return false;
-  const ihl = (pkt[0]! & 15) * 4;
-  // Fragment offset must be 0 (only the first fragment carries the TCP header).
-  if ((((pkt[6]! & 0x1f) << 8) | pkt[7]!) !== 0) return false;
-  const tcp = ihl;
+  let tcp: number;
+  if (pkt[0]! >> 4 === 6) {
+    // IPv6: TCP right after the fixed header (a SYN with extension headers is left alone), and
+    // 20 more header bytes than IPv4 to take off the MSS.
+    if (len < 60 || pkt[6] !== PROTO_TCP) return false;
+    tcp = 40;
+    maxMss -= 20;
+  } else {
+    if (len < 40 || pkt[0]! >> 4 !== 4 || pkt[9] !== PROTO_TCP) return false;
+    // Fragment offset must be 0 (only the first fragment carries the TCP header).
+    if ((((pkt[6]! & 0x1f) << 8) | pkt[7]!) !== 0) return false;
+    tcp = (pkt[0]! & 15) * 4;
+  }
   if (tcp + 20 > len || (pkt[tcp + 13]! & TCP_FLAG_SYN) === 0) return false;
   const dataOff = (pkt[tcp + 12]! >> 4) * 4;
   const end = tcp + dataOff;

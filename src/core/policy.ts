@@ -27,6 +27,7 @@
  */
 import { type Cidr, cidrContains, formatCidr, maskOf, networkOf } from "../lib/ip.ts";
 import type { SessionConfig } from "./control.ts";
+import { type Cidr6, cidr6Contains, formatCidr6 } from "../lib/ip6.ts";
 
 /** The keepalive floor: a pushed interval below it is raised to it. */
 export const MIN_KEEPALIVE_MS = 1000;
@@ -41,6 +42,8 @@ export interface LocalNetwork {
   gateways: number[];
   /** MTU of the device that reaches the server, if known. */
   underlayMtu?: number;
+  /** Connected IPv6 subnets (link-local ones left out). */
+  subnets6?: Cidr6[];
 }
 
 /** The client's policy (config keys in brackets). */
@@ -51,6 +54,8 @@ export interface ClientPolicy {
   localRoutes: boolean;
   /** When given, pushed routes must lie inside one of these (`accept_routes`). */
   acceptRoutes?: Cidr[];
+  /** The IPv6 part of `accept_routes` (used whenever `acceptRoutes` is given). */
+  acceptRoutes6?: Cidr6[];
   /** The tunnel's overhead on the underlay (60 for IPv4, 80 for IPv6): caps the MTU. */
   overhead: number;
 }
@@ -119,7 +124,36 @@ export function applyPolicy(c: SessionConfig, p: ClientPolicy, local: LocalNetwo
     refused.push(`keepalive ${keepaliveMs} ms: raised to ${MIN_KEEPALIVE_MS} ms`);
     keepaliveMs = MIN_KEEPALIVE_MS;
   }
-  return { config: { ...c, routes, mtu, keepaliveMs }, refused };
+  const routes6: Cidr6[] = [];
+  for (const r of c.routes6) {
+    const text = formatCidr6(r);
+    if (r.prefix === 0 && !p.fullTunnel) {
+      refused.push(`route ${text}: a full tunnel is not accepted (full_tunnel: false)`);
+      continue;
+    }
+    if (p.acceptRoutes && !(p.acceptRoutes6 ?? []).some((a) => cidr6Inside(r, a))) {
+      refused.push(`route ${text}: outside accept_routes`);
+      continue;
+    }
+    const lan = p.localRoutes || r.prefix <= 1
+      ? undefined
+      : (local.subnets6 ?? []).find((l) => cidr6Inside(r, l));
+    if (lan) {
+      refused.push(
+        `route ${text}: inside the connected subnet ${
+          formatCidr6(lan)
+        } (local_routes: true to accept)`,
+      );
+      continue;
+    }
+    routes6.push(r);
+  }
+  return { config: { ...c, routes, routes6, mtu, keepaliveMs }, refused };
+}
+
+/** True when `inner` equals or lies inside `outer` (IPv6). */
+export function cidr6Inside(inner: Cidr6, outer: Cidr6): boolean {
+  return inner.prefix >= outer.prefix && cidr6Contains(outer, inner.addr);
 }
 
 /**
@@ -162,4 +196,35 @@ export function acceptedSources(c: SessionConfig, ownRoutes: readonly Cidr[]): C
     ...ownRoutes,
     ...c.dns.map((addr) => ({ addr, prefix: 32 })),
   ];
+}
+
+/** The IPv6 sources a client accepts (none when the server has no IPv6 pool). */
+export function acceptedSources6(c: SessionConfig, ownRoutes6: readonly Cidr6[]): Cidr6[] {
+  if (!c.address6) return [];
+  return [
+    c.address6,
+    ...c.routes6,
+    ...ownRoutes6,
+    ...c.dns6.map((addr) => ({ addr, prefix: 128 })),
+  ];
+}
+
+/** The IPv6 side of the inner-source rule (a linear scan: a handful of prefixes). */
+export class SourceFilter6 {
+  #any = false;
+  #prefixes: readonly Cidr6[] = [];
+
+  /** Replaces the set (none: no IPv6 source is accepted). */
+  set(prefixes: readonly Cidr6[]): void {
+    this.#prefixes = prefixes;
+    this.#any = prefixes.some((c) => c.prefix === 0);
+  }
+
+  /** True when the IPv6 address at `pkt[off..off+16)` lies inside the set. */
+  accepts(pkt: Uint8Array, off: number): boolean {
+    if (this.#any) return true;
+    const ps = this.#prefixes;
+    for (let i = 0; i < ps.length; i++) if (cidr6Contains(ps[i]!, pkt, off)) return true;
+    return false;
+  }
 }

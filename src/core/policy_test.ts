@@ -38,6 +38,8 @@ const HOSTILE: SessionConfig = {
   ],
   dns: [ip("10.7.0.1")],
   keepaliveMs: 100,
+  routes6: [],
+  dns6: [],
 };
 
 Deno.test("applyPolicy() by default: full tunnel and DNS kept, LAN and gateway routes refused", () => {

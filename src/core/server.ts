@@ -49,7 +49,8 @@ import {
 } from "./handshake.ts";
 import { DEFAULT_HANDSHAKE_LOAD_THRESHOLD, HandshakeGate } from "./cookie.ts";
 import type { DhImpl } from "./noise.ts";
-import { type Cidr, ipv4Dst, ipv4Src } from "../lib/ip.ts";
+import { type Cidr, ipv4Dst, ipv4Src, networkOf } from "../lib/ip.ts";
+import { type Cidr6, cidr6Contains, network6 } from "../lib/ip6.ts";
 import { type Peer, type ServerSession, SessionTable } from "./sessions.ts";
 import { fillExtra, noteEndpoint, setRedundant } from "./endpoints.ts";
 
@@ -77,8 +78,9 @@ import {
   newDropCounters,
   readCounter,
   readU32,
+  writeU32,
 } from "./wire.ts";
-import { decapsulate, validInnerPacket } from "./inner.ts";
+import { decapsulate, innerLength, validInnerPacket } from "./inner.ts";
 import { clampMss, mssForMtu } from "./mss.ts";
 
 /** A client allowed to connect. */
@@ -109,6 +111,16 @@ export interface ServerParams {
   routes: Cidr[];
   /** DNS servers pushed to clients. */
   dns: number[];
+  /** IPv6 routes pushed to clients (`::/0`: all of IPv6 through the tunnel). */
+  routes6?: Cidr6[];
+  /** IPv6 DNS servers pushed to clients. */
+  dns6?: Uint8Array[];
+  /**
+   * The IPv6 pool (/64 to /96): the server owns `::1`, each client the address whose low 32
+   * bits are its IPv4 address's host number, so one lease gives both and routing an IPv6
+   * packet is one prefix check and a lookup by IPv4 address.
+   */
+  pool6?: Cidr6;
   /** Keepalive interval pushed to clients. */
   keepaliveMs: number;
   /** Sessions silent for this long are expired. */
@@ -181,10 +193,15 @@ export class ServerCore {
   readonly #plain = new Uint8Array(65536);
   /** MSS limit for SYNs, or 0 when clamping is off. */
   readonly #maxMss: number;
+  /** The IPv6 pool, and the IPv4 pool's network (host numbers are counted from it). */
+  readonly #pool6: Cidr6 | undefined;
+  readonly #net4: number;
 
   constructor(opts: ServerOptions) {
     this.#o = opts;
     this.#maxMss = opts.mssClamp === false ? 0 : mssForMtu(opts.mtu);
+    this.#pool6 = opts.pool6;
+    this.#net4 = networkOf(opts.pool);
     this.#random = opts.random ?? ((b) => crypto.getRandomValues(b));
     this.pool = new IpPool(opts.pool);
     this.#publicKey = publicKeyOf(opts.privateKey);
@@ -451,13 +468,31 @@ export class ServerCore {
     if (n === 0) return this.#none(); // an empty data message is a bare keepalive
     if (session.diag) return this.#drop("no_route"); // diagnostic sessions carry no traffic
     if (!validInnerPacket(out, n)) return this.#drop("bad_inner_packet");
-    if (ipv4Src(out) !== session.lease.address) return this.#drop("bad_inner_src");
+    if (
+      out[0]! >> 4 === 6 ? !this.#own6(out, 8, session) : ipv4Src(out) !== session.lease.address
+    ) {
+      return this.#drop("bad_inner_src");
+    }
     if (outerEcn !== 0 && !decapsulate(out, outerEcn)) return this.#drop("ce_not_ect");
     if (this.#maxMss) clampMss(out, n, this.#maxMss);
     const r = this.#result;
     r.verdict = Verdict.Tun;
-    r.length = (out[2]! << 8) | out[3]!; // IPv4 total length: trims any padding
+    r.length = innerLength(out); // from the IP header: trims any padding
     return r;
+  }
+
+  /** True when the IPv6 address at `pkt[off..off+16)` is session `s`'s (pool6 + host number). */
+  #own6(pkt: Uint8Array, off: number, s: ServerSession): boolean {
+    const p = this.#pool6;
+    if (!p || !cidr6Contains(p, pkt, off)) return false;
+    return readU32(pkt, off + 12) === ((s.lease.address - this.#net4) >>> 0);
+  }
+
+  /** The IPv6 address of the client holding IPv4 address `addr` (pool6 + its host number). */
+  #addr6Of(addr: number): Uint8Array {
+    const a = network6(this.#pool6!);
+    writeU32(a, 12, (readU32(a, 12) | ((addr - this.#net4) >>> 0)) >>> 0);
+    return a;
   }
 
   #onControl(
@@ -517,6 +552,14 @@ export class ServerCore {
       routes: this.#o.routes,
       dns: this.#o.dns,
       keepaliveMs: this.#o.keepaliveMs,
+      routes6: this.#o.routes6 ?? [],
+      dns6: this.#o.dns6 ?? [],
+      ...(this.#pool6
+        ? {
+          address6: { addr: this.#addr6Of(s.lease.address), prefix: this.#pool6.prefix },
+          serverAddress6: this.#addr6Of(this.pool.serverAddress),
+        }
+        : {}),
     };
   }
 
@@ -536,8 +579,17 @@ export class ServerCore {
    * client has that address, or its session has no keys yet).
    */
   route(pkt: Uint8Array, len: number): number {
-    if (len < 20 || pkt[0]! >> 4 !== 4) return this.#dropKey("bad_inner_packet");
-    const s = this.#sessions.byAddress(ipv4Dst(pkt));
+    let dst: number;
+    if (len >= 40 && pkt[0]! >> 4 === 6) {
+      // IPv6: inside pool6, the low 32 bits are the host number of the client's IPv4 address.
+      const p = this.#pool6;
+      if (!p || !cidr6Contains(p, pkt, 24)) return this.#dropKey("no_route");
+      dst = (this.#net4 + readU32(pkt, 36)) >>> 0;
+    } else {
+      if (len < 20 || pkt[0]! >> 4 !== 4) return this.#dropKey("bad_inner_packet");
+      dst = ipv4Dst(pkt);
+    }
+    const s = this.#sessions.byAddress(dst);
     if (!s) return this.#dropKey("no_route");
     if (!s.current) return this.#dropKey("no_session");
     return s.slot;

@@ -61,6 +61,8 @@ export interface LabOptions {
   clientServer?: string;
   /** The server's `listen` (default: its underlay address and the lab port), e.g. `[::]:51820`. */
   listen?: string;
+  /** Keep IPv6 on in the namespaces (default off: captures then see only the test). */
+  ipv6?: boolean;
   /** `data_path` of both xvpn processes (default: auto). */
   dataPath?: "auto" | "fast" | "portable";
   /** DNS servers the server pushes (default: its own tunnel address, {@link LAB}.serverTunnel). */
@@ -117,6 +119,7 @@ export class Lab {
       .concat(opts.withConsole ? ["console"] : []);
     const topo = await Topology.create({
       hosts,
+      ipv6: opts.ipv6,
       links: [
         ...(r
           ? [

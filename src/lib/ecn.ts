@@ -1,7 +1,9 @@
 /**
  * The ECN field of IP headers (RFC 3168) and its handling at tunnel endpoints (RFC 6040), for
- * IPv4 packets at any offset of a buffer. Changing the field keeps the header checksum valid by
- * the incremental update of RFC 1624.
+ * IPv4 and IPv6 packets at any offset of a buffer. Changing an IPv4 field keeps the header
+ * checksum valid by the incremental update of RFC 1624 (IPv6 has no header checksum). In IPv6
+ * the traffic class straddles bytes 0 and 1: its low two bits, the ECN field, are bits 4-5 of
+ * byte 1.
  *
  * @module
  */
@@ -18,9 +20,17 @@ export const Ecn = {
   Ce: 3,
 } as const;
 
-/** The ECN field of the IPv4 packet at `off` (0 for anything that is not IPv4). */
+/** The ECN field of the IPv4 or IPv6 packet at `off` (0 for anything else). */
 export function ecnOf(b: Uint8Array, off = 0): number {
-  return (b[off]! >> 4) === 4 ? b[off + 1]! & 3 : 0;
+  const v = b[off]! >> 4;
+  return v === 4 ? b[off + 1]! & 3 : v === 6 ? (b[off + 1]! >> 4) & 3 : 0;
+}
+
+/** The DSCP (upper six bits of the TOS or traffic class) of the IP packet at `off`. */
+export function dscpOf(b: Uint8Array, off = 0): number {
+  const v = b[off]! >> 4;
+  if (v === 4) return b[off + 1]! >> 2;
+  return v === 6 ? ((b[off]! & 15) << 2) | (b[off + 1]! >> 6) : 0;
 }
 
 /**
@@ -28,6 +38,10 @@ export function ecnOf(b: Uint8Array, off = 0): number {
  * incrementally (RFC 1624: HC' = ~(~HC + ~m + m') over the 16-bit word holding the TOS byte).
  */
 export function setEcn(b: Uint8Array, off: number, ecn: number): void {
+  if ((b[off]! >> 4) === 6) {
+    b[off + 1] = (b[off + 1]! & 0xcf) | ((ecn & 3) << 4);
+    return;
+  }
   const oldTos = b[off + 1]!;
   const newTos = (oldTos & 0xfc) | (ecn & 3);
   if (newTos === oldTos) return;
@@ -42,13 +56,14 @@ export function setEcn(b: Uint8Array, off: number, ecn: number): void {
 }
 
 /**
- * Marks the IPv4 packet at `off` "congestion experienced" instead of dropping it, when its
+ * Marks the IP packet at `off` "congestion experienced" instead of dropping it, when its
  * transport is ECN-capable (RFC 3168): returns true when it is (now) CE, false for a Not-ECT
  * packet, which the caller must drop instead.
  */
 export function markCe(b: Uint8Array, off = 0): boolean {
-  if ((b[off]! >> 4) !== 4) return false;
-  const ecn = b[off + 1]! & 3;
+  const v = b[off]! >> 4;
+  if (v !== 4 && v !== 6) return false;
+  const ecn = ecnOf(b, off);
   if (ecn === Ecn.NotEct) return false;
   if (ecn !== Ecn.Ce) setEcn(b, off, Ecn.Ce);
   return true;

@@ -9,6 +9,7 @@ import type { ClientConfig } from "../config/mod.ts";
 import type { ClientEvent, ClientParams } from "../core/client.ts";
 import type { SessionConfig } from "../core/control.ts";
 import { type Cidr, formatCidr, formatIPv4, parseIPv4 } from "../lib/ip.ts";
+import { type Cidr6, formatCidr6, formatIPv6, parseIPv6 } from "../lib/ip6.ts";
 import { type Endpoint, formatEndpoint } from "../lib/endpoint.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { openTun } from "../io/tun/open.ts";
@@ -74,6 +75,9 @@ export async function runClient(
       hostname: await resolveHost(cfg.server.host),
       port: cfg.server.port,
     };
+    // What this host's own network looks like, before the tunnel exists (for the push policy,
+    // and for whether IPv6 must be blocked around a full tunnel).
+    const local = await localNetwork(deps.runner, server.hostname, cfg.tun.name);
     let reconnect: () => Promise<void> = () => Promise.resolve();
     // The fast path writes coalesced TCP segments (GSO) to the TUN: that needs IFF_VNET_HDR.
     const fast = useFastPath(cfg.dataPath);
@@ -115,6 +119,13 @@ export async function runClient(
           for (const s of r.skipped) log.info("DNS: no host route: {why}", { why: s.why });
           routes.push(...r.routes);
         }
+        // IPv6: carried when the server has an IPv6 pool; blocked (never leaked) around a full
+        // IPv4 tunnel when it has none and this host has IPv6 of its own.
+        const routes6 = c.address6 ? dedupe6([...c.routes6, ...cfg.routes6]) : [];
+        const full4 = routes.some((r) => r.prefix === 0);
+        const full6 = routes6.some((r) => r.prefix === 0);
+        const blockIPv6 = full4 && !full6 && local.hasIPv6 === true;
+        const ip6 = endpointIp === undefined ? parseIPv6(server.hostname) : undefined;
         const want: LinkState = {
           ifname: tun.name,
           address: c.address,
@@ -123,6 +134,9 @@ export async function runClient(
           ...(endpointIp !== undefined
             ? { endpoint: { ip: endpointIp } }
             : { serverOverIPv6: true }),
+          ...(c.address6 ? { address6: c.address6, routes6 } : {}),
+          ...(blockIPv6 ? { blockIPv6 } : {}),
+          ...(ip6 ? { endpoint6: { ip6 } } : {}),
         };
         if (!applied || JSON.stringify(applied) !== JSON.stringify(want)) {
           if (applied) await link.down();
@@ -130,11 +144,14 @@ export async function runClient(
           dnsApplied = undefined; // the link is rebuilt: its DNS settings are applied again
           await link.up(want);
           applied = want;
-          log.info("Tunnel up: {address} mtu {mtu}, routes {routes}, DNS offered {dns}", {
-            address: `${formatIPv4(c.address.addr)}/${c.address.prefix}`,
+          log.info("Tunnel up: {address} mtu {mtu}, routes {routes}, DNS offered {dns}{six}", {
+            address: `${formatIPv4(c.address.addr)}/${c.address.prefix}` +
+              (c.address6 ? ` ${formatIPv6(c.address6.addr)}/${c.address6.prefix}` : ""),
             mtu: c.mtu,
-            routes: want.routes.map(formatCidr).join(", ") || "none",
-            dns: c.dns.map(formatIPv4).join(", ") || "none",
+            routes: [...want.routes.map(formatCidr), ...routes6.map(formatCidr6)].join(", ") ||
+              "none",
+            dns: [...c.dns.map(formatIPv4), ...c.dns6.map(formatIPv6)].join(", ") || "none",
+            six: blockIPv6 ? "; IPv6 blocked (the server carries none), so none leaks" : "",
           });
         }
         // DNS only once the link is up, so that the servers are reachable when first asked.
@@ -213,11 +230,7 @@ export async function runClient(
       fast,
       tun,
       server,
-      params: clientParams(
-        cfg,
-        await localNetwork(deps.runner, server.hostname, cfg.tun.name),
-        server.hostname.includes(":"),
-      ),
+      params: clientParams(cfg, local, server.hostname.includes(":")),
       sched: {
         ...CLIENT_SCHED,
         priority: cfg.priority,
@@ -297,11 +310,13 @@ export function clientParams(
     paths: cfg.paths?.length,
     multipath: cfg.multipath,
     routes: cfg.routes,
+    routes6: cfg.routes6,
     local,
     policy: {
       fullTunnel: cfg.fullTunnel,
       localRoutes: cfg.localRoutes,
       acceptRoutes: cfg.acceptRoutes,
+      acceptRoutes6: cfg.acceptRoutes6,
       overhead: serverOverIPv6 ? TUNNEL_OVERHEAD6_BYTES : TUNNEL_OVERHEAD_BYTES,
     },
   };
@@ -351,6 +366,11 @@ async function applyDns(dns: DnsApplier, servers: number[], ifname: string): Pro
       log.error("DNS: cannot point DNS at the tunnel: {err}", { err: (err as Error).message });
     }
   }
+}
+
+function dedupe6(routes: Cidr6[]): Cidr6[] {
+  const seen = new Set<string>();
+  return routes.filter((r) => !seen.has(formatCidr6(r)) && (seen.add(formatCidr6(r)), true));
 }
 
 function dedupe(routes: Cidr[]): Cidr[] {

@@ -8,6 +8,7 @@
 import type { ServerConfig } from "../config/mod.ts";
 import type { ServerEvent, ServerParams } from "../core/server.ts";
 import { formatCidr, formatIPv4 } from "../lib/ip.ts";
+import { type Cidr6, formatCidr6, formatIPv6, network6 } from "../lib/ip6.ts";
 import { formatEndpoint } from "../lib/endpoint.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { openTun } from "../io/tun/open.ts";
@@ -44,16 +45,21 @@ export async function runServer(
     cleanup.add(`close TUN ${tun.name}`, () => tun.close());
     const link = new RouteApplier(deps.runner);
     const address = serverAddress(cfg.pool);
+    const address6 = cfg.pool6 && serverAddress6(cfg.pool6);
     await link.up({
       ifname: tun.name,
       address: { addr: address, prefix: cfg.pool.prefix },
       mtu,
       routes: [],
+      ...(address6 ? { address6: { addr: address6, prefix: cfg.pool6!.prefix } } : {}),
     });
     cleanup.add(`remove address of ${tun.name}`, () => link.down());
     if (cfg.nat) {
       const nat = new Nat(deps.runner, tun.name, claim.journal);
       await nat.enable(cfg.pool, cfg.natInterface, { tun: tun.name, inbound: cfg.inbound });
+      if (cfg.pool6) {
+        await nat.enable6(cfg.pool6, cfg.natInterface, { tun: tun.name, inbound: cfg.inbound });
+      }
       cleanup.add("remove NAT rules", () => nat.disable());
     }
     const onEvents = (events: CoreEvent[]) =>
@@ -77,9 +83,10 @@ export async function runServer(
       {
         listen: `${cfg.listen.host}:${cfg.listen.port}`,
         tun: tun.name,
-        address: `${formatIPv4(address)}/${cfg.pool.prefix}`,
+        address: `${formatIPv4(address)}/${cfg.pool.prefix}` +
+          (address6 ? ` ${formatIPv6(address6)}/${cfg.pool6!.prefix}` : ""),
         mtu,
-        pool: formatCidr(cfg.pool),
+        pool: formatCidr(cfg.pool) + (cfg.pool6 ? ` ${formatCidr6(cfg.pool6)}` : ""),
         clients: cfg.clients.length,
         nat: cfg.nat ? ", NAT on" : "",
         path: engine.description,
@@ -115,6 +122,9 @@ export function serverParams(cfg: ServerConfig, mtu: number): ServerParams {
     mtu,
     routes: cfg.routes,
     dns: cfg.dns,
+    routes6: cfg.routes6,
+    dns6: cfg.dns6,
+    ...(cfg.pool6 ? { pool6: cfg.pool6 } : {}),
     keepaliveMs: cfg.keepaliveMs,
     sessionTimeoutMs: cfg.sessionTimeoutMs,
     mssClamp: cfg.mssClamp,
@@ -200,4 +210,11 @@ function logServerEvent(e: ServerEvent): void {
       log.warning("Refused {name}: {message}", { name: e.name, message: e.message });
       break;
   }
+}
+
+/** The server's IPv6 tunnel address: the pool6 network with host number 1, as the core says. */
+function serverAddress6(pool6: Cidr6): Uint8Array {
+  const a = network6(pool6);
+  a[15] = (a[15]! | 1) & 255;
+  return a;
 }

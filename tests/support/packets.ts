@@ -43,3 +43,31 @@ export function udpPacket(
   p.set(payload, 28);
   return p;
 }
+
+/** An IPv6 UDP packet from `src` to `dst` (16 bytes each) carrying `payload` (checksum 0: the
+ * cores do not look at it). */
+export function udp6Packet(
+  src: Uint8Array,
+  dst: Uint8Array,
+  payload: Uint8Array,
+  ports = [1000, 2000],
+  trafficClass = 0,
+): Uint8Array {
+  const p = new Uint8Array(40 + 8 + payload.length);
+  p[0] = 0x60 | (trafficClass >> 4);
+  p[1] = (trafficClass & 15) << 4;
+  p[4] = (8 + payload.length) >> 8;
+  p[5] = (8 + payload.length) & 255;
+  p[6] = 17;
+  p[7] = 64;
+  p.set(src, 8);
+  p.set(dst, 24);
+  p[40] = ports[0]! >> 8;
+  p[41] = ports[0]! & 255;
+  p[42] = ports[1]! >> 8;
+  p[43] = ports[1]! & 255;
+  p[44] = (8 + payload.length) >> 8;
+  p[45] = (8 + payload.length) & 255;
+  p.set(payload, 48);
+  return p;
+}

@@ -2,11 +2,13 @@
  * What the flow scheduler needs to know about an inner packet: its flow (a hash of the 5-tuple,
  * keyed per scheduler so that flows cannot be steered into one queue from outside), its ECN
  * field, and whether it matches an explicit priority rule (`priority` in the config: ports,
- * CIDRs, DSCP). IPv4 is parsed fully; any other packet is one flow per address pair.
+ * CIDRs, DSCP). IPv4 and IPv6 (with TCP/UDP right after the fixed header) are parsed; any
+ * other packet is one flow per address pair.
  *
  * @module
  */
 import { type Cidr, cidrContains } from "../../lib/ip.ts";
+import { dscpOf } from "../../lib/ecn.ts";
 
 /** One explicit priority rule; every field given must match (any rule is enough). */
 export interface PriorityRule {
@@ -40,6 +42,15 @@ function u32(b: Uint8Array, o: number): number {
  * an unfragmented TCP/UDP packet, the ports. Symmetric in nothing: each direction is its own flow.
  */
 export function flowHash(b: Uint8Array, len: number, seed: number): number {
+  if (len >= 40 && b[0]! >> 4 === 6) {
+    // IPv6: both addresses, the next header, and the ports when TCP/UDP comes first.
+    let h = seed;
+    for (let i = 8; i < 40; i += 4) h = mix(h ^ u32(b, i));
+    const next = b[6]!;
+    h = mix(h ^ next);
+    if ((next === 6 || next === 17) && len >= 44) h = mix(h ^ u32(b, 40));
+    return h;
+  }
   if (len < 20 || b[0]! >> 4 !== 4) {
     let h = seed;
     for (let i = 0; i < Math.min(len, 40); i += 4) h = mix(h ^ (len > i + 3 ? u32(b, i) : i));
@@ -63,20 +74,24 @@ export function matchesPriority(
   rules: readonly PriorityRule[],
   upstream: boolean,
 ): boolean {
-  if (rules.length === 0 || len < 20 || b[0]! >> 4 !== 4) return false;
-  const ihl = (b[0]! & 15) * 4;
-  const proto = b[9]!;
-  const remote = u32(b, upstream ? 16 : 12);
+  if (rules.length === 0 || len < 20) return false;
+  const v6 = b[0]! >> 4 === 6;
+  if (!v6 && b[0]! >> 4 !== 4) return false;
+  if (v6 && len < 40) return false;
+  const ihl = v6 ? 40 : (b[0]! & 15) * 4;
+  const proto = v6 ? b[6]! : b[9]!;
+  // IPv6 rules match by port, protocol and DSCP (the CIDRs are IPv4 ones).
+  const remote = v6 ? -1 : u32(b, upstream ? 16 : 12);
   const hasPorts = (proto === 6 || proto === 17) && ihl + 4 <= len;
   const sport = hasPorts ? (b[ihl]! << 8) | b[ihl + 1]! : -1;
   const dport = hasPorts ? (b[ihl + 2]! << 8) | b[ihl + 3]! : -1;
-  const dscp = b[1]! >> 2;
+  const dscp = dscpOf(b);
   // Plain loops: this runs per packet, and closures would be allocated per call.
   for (let i = 0; i < rules.length; i++) {
     const r = rules[i]!;
     if (r.protocols && !r.protocols.includes(proto)) continue;
     if (r.dscp && !r.dscp.includes(dscp)) continue;
-    if (r.cidrs && !anyCidr(r.cidrs, remote)) continue;
+    if (r.cidrs && (remote < 0 || !anyCidr(r.cidrs, remote))) continue;
     if (r.ports && !anyPort(r.ports, sport, dport)) continue;
     return true;
   }

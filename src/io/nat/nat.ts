@@ -6,7 +6,15 @@
  */
 import type { Cidr } from "../../lib/ip.ts";
 import type { CommandRunner } from "../command.ts";
-import { planNatDisable, planNatEnable, planReadForwarding } from "./plan.ts";
+import {
+  IP6_FORWARD,
+  planNat6Disable,
+  planNat6Enable,
+  planNatDisable,
+  planNatEnable,
+  planReadForwarding,
+} from "./plan.ts";
+import type { Cidr6 } from "../../lib/ip6.ts";
 import type { Journal } from "../state/journal.ts";
 
 /** Masquerading for a VPN server, through `nft` and `sysctl` run by a {@link CommandRunner}. */
@@ -73,16 +81,60 @@ export class Nat {
     this.#oldForward = old;
   }
 
+  /** IPv6 forwarding before {@link enable6}, or undefined while it is off. */
+  #oldForward6: string | undefined;
+
+  /**
+   * The same for the IPv6 pool: an ip6 table (masquerade, forward filter) and IPv6 forwarding,
+   * the original value journaled first. Undone by {@link disable}.
+   */
+  async enable6(
+    pool6: Cidr6,
+    outIface?: string,
+    filter: { tun?: string; inbound?: boolean } = {},
+  ): Promise<void> {
+    if (this.#oldForward6 !== undefined) return;
+    const old = (await this.runner.run(["sysctl", "-n", IP6_FORWARD])).stdout.trim();
+    if (!/^[01]$/.test(old)) throw new Error(`unexpected ${IP6_FORWARD} value "${old}"`);
+    await this.journal?.set("nat6", {
+      what: `IPv6 NAT table and ${IP6_FORWARD} of ${this.tag}`,
+      undo: planNat6Disable(this.tag, old),
+    });
+    try {
+      for (
+        const argv of planNat6Enable({
+          tag: this.tag,
+          pool: { addr: 0, prefix: 0 },
+          pool6,
+          outIface,
+          ...filter,
+        })
+      ) {
+        await this.runner.run(argv);
+      }
+    } catch (err) {
+      for (const argv of planNat6Disable(this.tag, old)) {
+        await this.runner.run(argv, { allowFailure: true });
+      }
+      await this.journal?.forget("nat6");
+      throw err;
+    }
+    this.#oldForward6 = old;
+  }
+
   /**
    * Deletes our table and restores ip_forward. Best effort: runs every step, then throws an
    * AggregateError listing failures. Idempotent; a table that is already gone counts as done.
    */
   async disable(): Promise<void> {
-    const old = this.#oldForward;
-    if (old === undefined) return;
-    this.#oldForward = undefined;
+    const old = this.#oldForward, old6 = this.#oldForward6;
+    this.#oldForward = this.#oldForward6 = undefined;
     const errors: unknown[] = [];
-    for (const argv of planNatDisable(this.tag, old)) {
+    const plan = [
+      ...(old !== undefined ? planNatDisable(this.tag, old) : []),
+      ...(old6 !== undefined ? planNat6Disable(this.tag, old6) : []),
+    ];
+    for (const argv of plan) {
       try {
         await this.runner.run(argv);
       } catch (err) {
@@ -90,7 +142,10 @@ export class Nat {
         if (!gone) errors.push(err);
       }
     }
-    if (errors.length === 0) await this.journal?.forget("nat");
+    if (errors.length === 0) {
+      await this.journal?.forget("nat");
+      await this.journal?.forget("nat6");
+    }
     if (errors.length > 0) {
       throw new AggregateError(
         errors,

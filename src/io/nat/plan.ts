@@ -6,6 +6,7 @@
  * @module
  */
 import { type Cidr, formatCidr } from "../../lib/ip.ts";
+import { type Cidr6, formatCidr6 } from "../../lib/ip6.ts";
 
 /** The sysctl that turns IPv4 forwarding on (per network namespace). */
 export const IP_FORWARD = "net.ipv4.ip_forward";
@@ -85,5 +86,44 @@ export function planNatEnable(spec: NatSpec): string[][] {
 export function planNatDisable(tag: string, oldForward: string): string[][] {
   const plan = [["nft", "delete", "table", "ip", natTableName(tag)]];
   if (oldForward !== "1") plan.push(["sysctl", "-w", `${IP_FORWARD}=${oldForward}`]);
+  return plan;
+}
+
+/** The sysctl that turns IPv6 forwarding on (per network namespace). */
+export const IP6_FORWARD = "net.ipv6.conf.all.forwarding";
+
+/** The nft script for the IPv6 pool: as {@link natScript}, in an `ip6` table of its own. */
+export function nat6Script(spec: NatSpec & { pool6: Cidr6 }): string {
+  const t = natTableName(spec.tag);
+  const pool = formatCidr6(spec.pool6);
+  const match = [`ip6 saddr ${pool}`];
+  if (spec.outIface !== undefined) {
+    checkIface(spec.outIface);
+    match.push(`oifname "${spec.outIface}"`);
+  }
+  let forward = "";
+  if (spec.tun !== undefined && !spec.inbound) {
+    checkIface(spec.tun);
+    const into = `oifname "${spec.tun}" ip6 daddr ${pool}`;
+    // ICMPv6 errors towards the clients (packet too big above all) are "related".
+    forward = `chain forward { type filter hook forward priority 0; policy accept; ` +
+      `${into} ct state established,related accept; ` +
+      `${into} iifname "${spec.tun}" accept; ` +
+      `${into} counter drop; }; `;
+  }
+  return `add table ip6 ${t}; delete table ip6 ${t}; add table ip6 ${t} { ` +
+    `chain postrouting { type nat hook postrouting priority 100; policy accept; ` +
+    `${match.join(" ")} masquerade; }; ${forward}}`;
+}
+
+/** Commands that NAT the IPv6 pool: our ip6 table, then IPv6 forwarding. */
+export function planNat6Enable(spec: NatSpec & { pool6: Cidr6 }): string[][] {
+  return [["nft", nat6Script(spec)], ["sysctl", "-w", `${IP6_FORWARD}=1`]];
+}
+
+/** Undoes {@link planNat6Enable}: the table, and forwarding back to `old` unless it was 1. */
+export function planNat6Disable(tag: string, old: string): string[][] {
+  const plan = [["nft", "delete", "table", "ip6", natTableName(tag)]];
+  if (old !== "1") plan.push(["sysctl", "-w", `${IP6_FORWARD}=${old}`]);
   return plan;
 }

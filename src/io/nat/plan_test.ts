@@ -1,6 +1,12 @@
 import { assertEquals, assertThrows } from "../../../tests/support/assert.ts";
 import { parseCidr } from "../../lib/ip.ts";
-import { natTableName, planNatDisable, planNatEnable } from "./plan.ts";
+import {
+  natTableName,
+  planNat6Disable,
+  planNat6Enable,
+  planNatDisable,
+  planNatEnable,
+} from "./plan.ts";
 
 const pool = parseCidr("10.7.0.1/24")!; // host bits are cleared in the rule
 
@@ -54,4 +60,24 @@ Deno.test("natTableName() keeps names nft accepts and rejects unsafe interfaces"
     Error,
     "bad output interface",
   );
+});
+
+Deno.test("planNat6Enable() NATs the IPv6 pool in an ip6 table with the same forward filter", () => {
+  const pool6 = { addr: new Uint8Array([0xfd, 0, 0, 0x77, ...new Array(12).fill(0)]), prefix: 64 };
+  const [nft, fwd] = planNat6Enable({ tag: "xvpn0", pool, pool6, tun: "xvpn0" });
+  const script = nft![1]!;
+  assertEquals(
+    script.startsWith("add table ip6 xvpn_nat_xvpn0; delete table ip6 xvpn_nat_xvpn0;"),
+    true,
+  );
+  assertEquals(script.includes("ip6 saddr fd00:77::/64 masquerade;"), true, script);
+  assertEquals(
+    script.includes('oifname "xvpn0" ip6 daddr fd00:77::/64 ct state established,related accept;'),
+    true,
+  );
+  assertEquals(fwd, ["sysctl", "-w", "net.ipv6.conf.all.forwarding=1"]);
+  assertEquals(planNat6Disable("xvpn0", "0"), [
+    ["nft", "delete", "table", "ip6", "xvpn_nat_xvpn0"],
+    ["sysctl", "-w", "net.ipv6.conf.all.forwarding=0"],
+  ]);
 });

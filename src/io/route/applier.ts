@@ -5,6 +5,7 @@
  * @module
  */
 import { formatIPv4, parseIPv4 } from "../../lib/ip.ts";
+import { formatIPv6, parseIPv6 } from "../../lib/ip6.ts";
 import type { CommandRunner } from "../command.ts";
 import { planLinuxSteps } from "./linux.ts";
 import { planMacosSteps } from "./macos.ts";
@@ -168,6 +169,7 @@ export class RouteApplier {
 
   /** Fills in the endpoint's original route when the plan needs it and it was not given. */
   async #withOriginalRoute(s: LinkState): Promise<LinkState> {
+    s = await this.#withOriginalRoute6(s);
     const ep = s.endpoint;
     if (!ep || ep.gateway !== undefined || ep.dev !== undefined) return s;
     if (!needsEndpointRoute(s)) return s;
@@ -184,5 +186,23 @@ export class RouteApplier {
     }
     const endpoint: Endpoint = { ...ep, ...found };
     return { ...s, endpoint };
+  }
+
+  /** The same for an IPv6 server (Linux): its way before IPv6 routes or the block take over. */
+  async #withOriginalRoute6(s: LinkState): Promise<LinkState> {
+    const ep = s.endpoint6;
+    if (!ep || ep.gateway !== undefined || ep.dev !== undefined || this.os !== "linux") return s;
+    if (!s.blockIPv6 && !(s.routes6?.length)) return s;
+    const r = await this.runner.run(["ip", "-j", "-6", "route", "get", formatIPv6(ep.ip6)]);
+    const first = (JSON.parse(r.stdout) as { gateway?: string; dev?: string }[])[0] ?? {};
+    const gateway = first.gateway ? parseIPv6(first.gateway) : undefined;
+    return {
+      ...s,
+      endpoint6: {
+        ...ep,
+        ...(gateway ? { gateway } : {}),
+        ...(first.dev ? { dev: first.dev } : {}),
+      },
+    };
   }
 }

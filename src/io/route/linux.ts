@@ -7,13 +7,16 @@ import { type Cidr, formatCidr, formatIPv4 } from "../../lib/ip.ts";
 import { invalidIfnameReason } from "../tun/device.ts";
 import {
   checkLinkState,
+  DEFAULT_HALVES6,
   type Endpoint,
   formatIfaceAddress,
   type LinkState,
   type RouteStep,
   tunnelRoutes,
+  tunnelRoutes6,
   undoAll,
 } from "./state.ts";
+import { formatCidr6, formatIPv6 } from "../../lib/ip6.ts";
 
 function endpointSpec(ep: Endpoint): string[] {
   const spec = [`${formatIPv4(ep.ip)}/32`];
@@ -64,6 +67,54 @@ export function planLinuxSteps(s: LinkState): RouteStep[] {
       up: ["ip", "route", "add", ...routeSpec(r, s.ifname)],
       down: ["ip", "route", "del", ...routeSpec(r, s.ifname)],
     });
+  }
+  steps.push(...ipv6Steps(s));
+  return steps;
+}
+
+/**
+ * IPv6: the address (IPv6 switched on for our own device, which may inherit "off"), the
+ * server's /128 via its old way when IPv6 routes or the block would swallow it, then the IPv6
+ * tunnel routes, or the `unreachable` halves that block IPv6 (no leak around a full tunnel).
+ */
+function ipv6Steps(s: LinkState): RouteStep[] {
+  const steps: RouteStep[] = [];
+  const dev = ["dev", s.ifname];
+  if (s.address6) {
+    // The device vanishes with the TUN: nothing to put back.
+    steps.push({ up: ["sysctl", "-qw", `net.ipv6.conf.${s.ifname}.disable_ipv6=0`] });
+    const a = `${formatIPv6(s.address6.addr)}/${s.address6.prefix}`;
+    steps.push({
+      up: ["ip", "-6", "address", "add", a, ...dev, "nodad"],
+      down: ["ip", "-6", "address", "del", a, ...dev],
+    });
+  }
+  const routes6 = tunnelRoutes6(s);
+  const ep = s.endpoint6;
+  if (ep && (routes6.length > 0 || s.blockIPv6)) {
+    const spec = [`${formatIPv6(ep.ip6)}/128`];
+    if (ep.gateway) spec.push("via", formatIPv6(ep.gateway));
+    if (ep.dev) spec.push("dev", ep.dev);
+    steps.push({
+      up: ["ip", "-6", "route", "add", ...spec],
+      down: ["ip", "-6", "route", "del", ...spec],
+    });
+  }
+  for (const r of routes6) {
+    const spec = [formatCidr6(r), ...dev];
+    steps.push({
+      up: ["ip", "-6", "route", "add", ...spec],
+      down: ["ip", "-6", "route", "del", ...spec],
+    });
+  }
+  if (s.blockIPv6 && routes6.length === 0) {
+    for (const h of DEFAULT_HALVES6) {
+      const spec = ["unreachable", formatCidr6(h)];
+      steps.push({
+        up: ["ip", "-6", "route", "add", ...spec],
+        down: ["ip", "-6", "route", "del", ...spec],
+      });
+    }
   }
   return steps;
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import { type Cidr, parseCidr, parseIPv4 } from "../../lib/ip.ts";
+import { type Cidr6, parseCidr6 } from "../../lib/ip6.ts";
 import type { CommandRunner } from "../command.ts";
 import { parseLinuxRouteGet } from "./applier.ts";
 
@@ -18,6 +19,11 @@ export interface LocalNetwork {
   gateways: number[];
   /** MTU of the device that reaches the server, if known. */
   underlayMtu?: number;
+  /** Connected IPv6 subnets (link-local left out), the TUN's excluded. */
+  subnets6?: Cidr6[];
+  /** The host has a global IPv6 route (a default, or any prefix beyond link-local): IPv6 could
+   * leave outside an IPv4-only full tunnel. */
+  hasIPv6?: boolean;
 }
 
 /** Parses `ip -j route show` into connected subnets (except on `skipDev`) and gateways. */
@@ -57,6 +63,10 @@ export async function localNetwork(
   if (Deno.build.os !== "linux") return { subnets: [], gateways: [] };
   const routes = await runner.run(["ip", "-j", "route", "show"], { allowFailure: true });
   const out: LocalNetwork = parseLocalRoutes(routes.code === 0 ? routes.stdout : "[]", ifname);
+  const r6 = await runner.run(["ip", "-j", "-6", "route", "show"], { allowFailure: true });
+  const six = parseLocalRoutes6(r6.code === 0 ? r6.stdout : "[]", ifname);
+  out.subnets6 = six.subnets6;
+  out.hasIPv6 = six.hasIPv6;
   try {
     const via = await runner.run(["ip", "-j", "route", "get", serverIp]);
     const dev = parseLinuxRouteGet(via.stdout).dev!;
@@ -67,4 +77,36 @@ export async function localNetwork(
     // No route to the server yet (it may come up later): no MTU cap from the underlay.
   }
   return out;
+}
+
+/** Parses `ip -j -6 route show`: connected subnets (not link-local, not `skipDev`) and whether
+ * any route beyond link-local exists. */
+export function parseLocalRoutes6(
+  json: string,
+  skipDev?: string,
+): { subnets6: Cidr6[]; hasIPv6: boolean } {
+  const subnets6: Cidr6[] = [];
+  let hasIPv6 = false;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    return { subnets6, hasIPv6 };
+  }
+  if (!Array.isArray(parsed)) return { subnets6, hasIPv6 };
+  for (const r of parsed as Record<string, unknown>[]) {
+    if (typeof r !== "object" || r === null || r.dev === skipDev || typeof r.dst !== "string") {
+      continue;
+    }
+    if (r.type === "unreachable" || r.dst.startsWith("fe80:") || r.dst.startsWith("ff")) continue;
+    if (r.dst === "default") {
+      hasIPv6 = true;
+      continue;
+    }
+    const c = parseCidr6(r.dst);
+    if (!c) continue;
+    hasIPv6 = true;
+    if (r.protocol === "kernel") subnets6.push(c);
+  }
+  return { subnets6, hasIPv6 };
 }

@@ -8,6 +8,7 @@
  * @module
  */
 import { type Cidr, cidrContains, formatIPv4, maskOf, networkOf } from "../../lib/ip.ts";
+import { type Cidr6, formatCidr6, network6 } from "../../lib/ip6.ts";
 
 /** Where the VPN server is and how it was reached before the tunnel came up. */
 export interface Endpoint {
@@ -33,6 +34,38 @@ export interface LinkState {
   endpoint?: Endpoint;
   /** The server is reached over IPv6: IPv4 routes cannot swallow its traffic. */
   serverOverIPv6?: boolean;
+  /** The interface's IPv6 address with its prefix (the server's pool6), when it has one. */
+  address6?: Cidr6;
+  /** IPv6 destinations routed into the tunnel; `::/0` becomes its two /1 halves. */
+  routes6?: Cidr6[];
+  /**
+   * Block IPv6 instead of carrying it (a full IPv4 tunnel from a server without IPv6): the two
+   * /1 halves become `unreachable` routes, so no IPv6 packet leaves outside the tunnel and
+   * applications fall back to IPv4 at once (ENETUNREACH) instead of timing out.
+   */
+  blockIPv6?: boolean;
+  /** An IPv6 server, when IPv6 routes or the block would swallow its datagrams: its address and
+   * the original way to it (a /128 host route keeps the tunnel's own traffic outside). */
+  endpoint6?: { ip6: Uint8Array; gateway?: Uint8Array; dev?: string };
+}
+
+/** The two halves that together cover ::/0 but win over any IPv6 default route. */
+export const DEFAULT_HALVES6: readonly Cidr6[] = [
+  { addr: new Uint8Array(16), prefix: 1 },
+  { addr: Uint8Array.from({ length: 16 }, (_, i) => (i === 0 ? 0x80 : 0)), prefix: 1 },
+];
+
+/** The IPv6 routes to point at the tunnel: `::/0` as its halves, duplicates dropped. */
+export function tunnelRoutes6(s: LinkState): Cidr6[] {
+  const out: Cidr6[] = [];
+  for (const r of s.routes6 ?? []) {
+    for (const e of r.prefix === 0 ? DEFAULT_HALVES6 : [r]) {
+      const c = { addr: network6(e), prefix: e.prefix };
+      if (out.some((o) => formatCidr6(o) === formatCidr6(c))) continue;
+      out.push(c);
+    }
+  }
+  return out;
 }
 
 /** One change to the system: the argv that makes it and, when it has one, the argv undoing it. */

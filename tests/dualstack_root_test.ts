@@ -1,0 +1,228 @@
+/**
+ * IPv6 inside the tunnel, with the real CLI in namespaces: a server with an IPv6 pool carries
+ * IPv6 both ways (bytes checked by ping payloads, full-size packets too), and a full tunnel from
+ * a server without one blocks IPv6 rather than leaking it (the leak test: a capture on the
+ * client's underlay sees no IPv6 packet to the outside host while the tunnel is up).
+ */
+import { assert, assertEquals, assertStringIncludes } from "./support/assert.ts";
+import { rootTest } from "./support/root.ts";
+import { LAB, type Lab, withLab } from "./support/net.ts";
+
+/** An "outside" IPv6 host: an address on the server's loopback, which the client reaches
+ * over its own underlay (its IPv6 default route) when no tunnel is in the way. */
+const OUTSIDE6 = "2001:db8:1::9";
+const SERVER_LINK6 = "fd00:201:1::2", CLIENT_LINK6 = "fd00:201:1::1";
+const GAME6 = "fd00:202::2";
+
+async function ipv6Underlay(lab: Lab): Promise<void> {
+  const add = (host: string, peer: string, addr: string) =>
+    lab.topo.exec(host, [
+      "ip",
+      "-6",
+      "address",
+      "add",
+      addr,
+      "dev",
+      lab.topo.iface(host, peer),
+      "nodad",
+    ]);
+  await add("server", "client", `${SERVER_LINK6}/64`);
+  await add("client", "server", `${CLIENT_LINK6}/64`);
+  await lab.topo.exec("client", ["ip", "-6", "route", "add", "default", "via", SERVER_LINK6]);
+  await lab.topo.exec("server", ["ip", "-6", "address", "add", `${OUTSIDE6}/128`, "dev", "lo"]);
+}
+
+async function ping6(lab: Lab, host: string, dst: string, extra: string[] = []) {
+  const r = await lab.topo.exec(host, [
+    "ping",
+    "-6",
+    "-n",
+    "-c",
+    "3",
+    "-i",
+    "0.2",
+    "-W",
+    "2",
+    ...extra,
+    dst,
+  ], { allowFailure: true });
+  const m = /(\d+) received/.exec(r.stdout);
+  return { received: Number(m?.[1] ?? 0), out: r.stdout + r.stderr };
+}
+
+rootTest("dual stack: a server with pool6 carries IPv6 both ways through the tunnel", async () => {
+  await withLab({
+    ipv6: true,
+    serverExtra: "pool6: fd00:77::/64",
+    clientExtra: 'routes: ["fd00:202::/64"]',
+  }, async (lab) => {
+    // The game host's IPv6 network, routed back to the pool6 via the server.
+    await lab.topo.exec("server", [
+      "ip",
+      "-6",
+      "address",
+      "add",
+      "fd00:202::1/64",
+      "dev",
+      lab.topo.iface("server", "game"),
+      "nodad",
+    ]);
+    await lab.topo.exec("game", [
+      "ip",
+      "-6",
+      "address",
+      "add",
+      `${GAME6}/64`,
+      "dev",
+      lab.topo.iface("game", "server"),
+      "nodad",
+    ]);
+    await lab.topo.exec("game", ["ip", "-6", "route", "add", "fd00:77::/64", "via", "fd00:202::1"]);
+    await lab.topo.exec("server", ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    await lab.up();
+    const addr = await lab.topo.exec("client", ["ip", "-6", "addr", "show", "dev", "xvpn0"]);
+    assertStringIncludes(addr.stdout, "fd00:77::2/64");
+    const up = await ping6(lab, "client", GAME6, ["-p", "c0ffee"]);
+    assertEquals(up.received, 3, `client -> game over IPv6: ${up.out}`);
+    const big = await ping6(lab, "client", GAME6, ["-s", "1300"]);
+    assertEquals(big.received, 3, `full-size IPv6 packets: ${big.out}`);
+    const down = await ping6(lab, "game", "fd00:77::2");
+    assertEquals(down.received, 3, `game -> client over IPv6: ${down.out}`);
+    const route = await lab.topo.exec("client", ["ip", "-6", "route", "get", GAME6]);
+    assertStringIncludes(route.stdout, "dev xvpn0");
+  });
+});
+
+rootTest(
+  "leak test: a full tunnel without IPv6 at the server blocks IPv6, never leaks it",
+  async () => {
+    await withLab({ ipv6: true, clientExtra: "routes: [0.0.0.0/0]" }, async (lab) => {
+      await ipv6Underlay(lab);
+      const before = await ping6(lab, "client", OUTSIDE6);
+      assertEquals(
+        before.received,
+        3,
+        `without the tunnel the outside host answers: ${before.out}`,
+      );
+      await lab.up();
+      const iface = lab.topo.iface("client", "server");
+      const cap = lab.topo.spawn("client", [
+        "tcpdump",
+        "-i",
+        iface,
+        "-n",
+        "-l",
+        "-q",
+        "ip6 and host " + OUTSIDE6,
+      ], { stdout: "piped", stderr: "null" });
+      const text = new Response(cap.stdout).text();
+      await new Promise((r) => setTimeout(r, 1000));
+      const during = await ping6(lab, "client", OUTSIDE6);
+      const tcp = await lab.topo.exec("client", [
+        "sh",
+        "-c",
+        `exec 3<>/dev/tcp/${OUTSIDE6}/80 2>&1; echo rc=$?`,
+      ], { allowFailure: true });
+      await new Promise((r) => setTimeout(r, 500));
+      cap.kill("SIGINT");
+      await cap.status;
+      const leaked = (await text).split("\n").filter((l) => l.trim());
+      assertEquals(
+        during.received,
+        0,
+        "the outside IPv6 host is out of reach while the tunnel is up",
+      );
+      assert(/unreachable|no route to host/i.test(during.out), `refused at once: ${during.out}`);
+      assertEquals(leaked, [], "not one IPv6 packet to it on the underlay");
+      assert(!tcp.stdout.includes("rc=0"), `no TCP either: ${tcp.stdout}`);
+      const log = await Deno.readTextFile(lab.path("client.log"));
+      assertStringIncludes(log, "IPv6 blocked");
+      await lab.stopAll();
+      const after = await ping6(lab, "client", OUTSIDE6);
+      assertEquals(after.received, 3, `the block goes with the tunnel: ${after.out}`);
+    });
+  },
+);
+
+rootTest(
+  "leak test: with pool6 and ::/0 the same IPv6 traffic goes through the tunnel",
+  async () => {
+    await withLab({
+      ipv6: true,
+      serverExtra: "pool6: fd00:77::/64",
+      clientExtra: 'routes: [0.0.0.0/0, "::/0"]',
+    }, async (lab) => {
+      await ipv6Underlay(lab);
+      await lab.up();
+      const iface = lab.topo.iface("client", "server");
+      const cap = lab.topo.spawn("client", [
+        "tcpdump",
+        "-i",
+        iface,
+        "-n",
+        "-l",
+        "-q",
+        "ip6 and host " + OUTSIDE6,
+      ], { stdout: "piped", stderr: "null" });
+      const text = new Response(cap.stdout).text();
+      await new Promise((r) => setTimeout(r, 1000));
+      const through = await ping6(lab, "client", OUTSIDE6);
+      await new Promise((r) => setTimeout(r, 500));
+      cap.kill("SIGINT");
+      await cap.status;
+      assertEquals(through.received, 3, `IPv6 reaches it through the tunnel: ${through.out}`);
+      assertEquals((await text).split("\n").filter((l) => l.trim()), [], "none outside it");
+      const route = await lab.topo.exec("client", ["ip", "-6", "route", "get", OUTSIDE6]);
+      assertStringIncludes(route.stdout, "dev xvpn0");
+      void LAB;
+    });
+  },
+);
+
+rootTest(
+  "dual stack: with nat, IPv6 from the clients leaves masqueraded and comes back",
+  async () => {
+    await withLab({
+      ipv6: true,
+      nat: true,
+      serverExtra: "pool6: fd00:77::/64",
+      clientExtra: 'routes: ["fd00:202::/64"]',
+    }, async (lab) => {
+      await lab.topo.exec("server", [
+        "ip",
+        "-6",
+        "address",
+        "add",
+        "fd00:202::1/64",
+        "dev",
+        lab.topo.iface("server", "game"),
+        "nodad",
+      ]);
+      await lab.topo.exec("game", [
+        "ip",
+        "-6",
+        "address",
+        "add",
+        `${GAME6}/64`,
+        "dev",
+        lab.topo.iface("game", "server"),
+        "nodad",
+      ]);
+      // No route back to fd00:77::/64 on the game host: only NAT66 can bring the replies home.
+      const fwdBefore =
+        (await lab.topo.exec("server", ["sysctl", "-n", "net.ipv6.conf.all.forwarding"]))
+          .stdout.trim();
+      await lab.up();
+      const up = await ping6(lab, "client", GAME6);
+      assertEquals(up.received, 3, `through NAT66: ${up.out}`);
+      const st = await lab.stopAll();
+      assertEquals(st.server?.code, 0);
+      const fwdAfter =
+        (await lab.topo.exec("server", ["sysctl", "-n", "net.ipv6.conf.all.forwarding"]))
+          .stdout.trim();
+      assertEquals(fwdAfter, fwdBefore, "IPv6 forwarding put back");
+      const tables = await lab.topo.exec("server", ["nft", "list", "tables"]);
+      assert(!tables.stdout.includes("xvpn_nat"), `no NAT table left: ${tables.stdout}`);
+    });
+  },
+);
