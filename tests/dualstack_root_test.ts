@@ -32,6 +32,28 @@ async function ipv6Underlay(lab: Lab): Promise<void> {
   await lab.topo.exec("server", ["ip", "-6", "address", "add", `${OUTSIDE6}/128`, "dev", "lo"]);
 }
 
+/** Waits until `host` routes `dst` (IPv6) through xvpn0: the IPv6 routes follow the IPv4 ones. */
+async function waitRoute6(lab: Lab, dst: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const r = await lab.topo.exec("client", ["ip", "-6", "route", "get", dst], {
+      allowFailure: true,
+    });
+    if (r.stdout.includes("dev xvpn0")) return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error(`no IPv6 route to ${dst} through xvpn0`);
+}
+
+/** Waits until the client's IPv6 block (unreachable halves) is in place. */
+async function waitBlock(lab: Lab): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const r = await lab.topo.exec("client", ["ip", "-6", "route", "show"]);
+    if (r.stdout.includes("unreachable 8000::/1")) return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error("the IPv6 block never came");
+}
+
 async function ping6(lab: Lab, host: string, dst: string, extra: string[] = []) {
   const r = await lab.topo.exec(host, [
     "ping",
@@ -80,6 +102,7 @@ rootTest("dual stack: a server with pool6 carries IPv6 both ways through the tun
     await lab.topo.exec("game", ["ip", "-6", "route", "add", "fd00:77::/64", "via", "fd00:202::1"]);
     await lab.topo.exec("server", ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
     await lab.up();
+    await waitRoute6(lab, GAME6);
     const addr = await lab.topo.exec("client", ["ip", "-6", "addr", "show", "dev", "xvpn0"]);
     assertStringIncludes(addr.stdout, "fd00:77::2/64");
     const up = await ping6(lab, "client", GAME6, ["-p", "c0ffee"]);
@@ -105,6 +128,7 @@ rootTest(
         `without the tunnel the outside host answers: ${before.out}`,
       );
       await lab.up();
+      await waitBlock(lab);
       const iface = lab.topo.iface("client", "server");
       const cap = lab.topo.spawn("client", [
         "tcpdump",
@@ -154,6 +178,7 @@ rootTest(
     }, async (lab) => {
       await ipv6Underlay(lab);
       await lab.up();
+      await waitRoute6(lab, OUTSIDE6);
       const iface = lab.topo.iface("client", "server");
       const cap = lab.topo.spawn("client", [
         "tcpdump",
@@ -213,6 +238,7 @@ rootTest(
         (await lab.topo.exec("server", ["sysctl", "-n", "net.ipv6.conf.all.forwarding"]))
           .stdout.trim();
       await lab.up();
+      await waitRoute6(lab, GAME6);
       const up = await ping6(lab, "client", GAME6);
       assertEquals(up.received, 3, `through NAT66: ${up.out}`);
       const st = await lab.stopAll();

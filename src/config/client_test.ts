@@ -50,6 +50,7 @@ dns_route: true
     localRoutes: false,
     tun: { name: "vpn0" },
     routes: [{ addr: parseIPv4("192.168.50.0")!, prefix: 24 }],
+    routes6: [],
     keepaliveMs: 1500,
     log: { level: "trace", file: "/var/log/xvpn.log" },
     dataPath: "portable",

@@ -1,3 +1,4 @@
+import { formatCidr6, formatIPv6 } from "../lib/ip6.ts";
 import { deepStrictEqual as eq, ok } from "node:assert/strict";
 import { parseIPv4 } from "../lib/ip.ts";
 import { decodeKey } from "../core/keys.ts";
@@ -63,6 +64,8 @@ log:
     pool: { addr: ip("10.7.0.0"), prefix: 24 },
     routes: [{ addr: 0, prefix: 0 }, { addr: ip("192.168.1.0"), prefix: 24 }],
     dns: [ip("1.1.1.1"), ip("9.9.9.9")],
+    routes6: [],
+    dns6: [],
     keepaliveMs: 5000,
     sessionTimeoutMs: 120_000,
     nat: true,
@@ -140,7 +143,7 @@ clients:
     [
       'server.yaml:4:8: tun.mtu: expected an integer from 576 to 9000, got "1420"',
       'server.yaml:6:6: nat: expected true or false, got "yes"',
-      'server.yaml:7:6: dns: expected a list of IPv4 addresses such as [1.1.1.1], got "1.1.1.1"',
+      'server.yaml:7:6: dns: expected a list of addresses such as [1.1.1.1, 2606:4700::1111], got "1.1.1.1"',
       "server.yaml:9:3: clients: expected a list of clients, each with name and public_key, " +
       "got a mapping",
     ],
@@ -503,4 +506,27 @@ clients: [{ name: a, public_key: ${A_PUB} }]
   ]);
   eq(parseServerConfig(base + "data_path: fast\n", "server.yaml").dataPath, "fast");
   eq(parseServerConfig(base, "server.yaml").dataPath, "auto");
+});
+
+Deno.test("server: pool6 and IPv6 routes and DNS beside the IPv4 ones", () => {
+  const base = `listen: "[::]:51820"\nprivate_key: ${S_PRIV}\npool: 10.7.0.0/24\n` +
+    `clients: [{ name: a, public_key: ${A_PUB} }]\n`;
+  const c = parseServerConfig(
+    base + `pool6: fd00:77::/64\nroutes: [0.0.0.0/0, "::/0", "2001:db8::/32"]\n` +
+      `dns: [10.7.0.1, "fd00:77::1"]\n`,
+    "server.yaml",
+    noFiles,
+  );
+  eq(c.listen, { host: "::", port: 51820 });
+  eq(c.routes.length, 1);
+  eq(c.routes6.map(formatCidr6), ["::/0", "2001:db8::/32"]);
+  eq(c.dns6.map(formatIPv6), ["fd00:77::1"]);
+  eq(formatCidr6(c.pool6!), "fd00:77::/64");
+  eq(errors(base + `pool6: fd00::/48\n`), [
+    'server.yaml:5:8: pool6: expected a prefix of /64 to /96, got "fd00::/48"',
+  ]);
+  eq(errors(base + `routes: ["2001:db8::1/32"]\n`), [
+    'server.yaml:5:10: routes[0]: expected a network address, got "2001:db8::1/32" which has host ' +
+    "bits set; did you mean 2001:db8::/32?",
+  ]);
 });

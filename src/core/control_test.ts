@@ -32,7 +32,7 @@ Deno.test("decodeConfigPush() rejects malformed bodies without throwing", () => 
     "null",
     "[]",
     "{",
-    JSON.stringify({ ...good, v: 2 }),
+    JSON.stringify({ ...good, v: 1 }),
     JSON.stringify({ ...good, mtu: 100 }),
     JSON.stringify({ ...good, mtu: "1420" }),
     JSON.stringify({ ...good, address: "10.7.0.300/24" }),
