@@ -13,6 +13,7 @@ import { formatEndpoint } from "../lib/endpoint.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { openTun } from "../io/tun/open.ts";
 import { RouteApplier } from "../io/route/applier.ts";
+import { SERVER_TUN_TXQUEUELEN } from "../io/route/linux.ts";
 import { Nat } from "../io/nat/nat.ts";
 import { logger } from "../log.ts";
 import { aborted, Cleanup } from "./signals.ts";
@@ -50,6 +51,7 @@ export async function runServer(
       ifname: tun.name,
       address: { addr: address, prefix: cfg.pool.prefix },
       mtu,
+      txqueuelen: SERVER_TUN_TXQUEUELEN,
       routes: [],
       ...(address6 ? { address6: { addr: address6, prefix: cfg.pool6!.prefix } } : {}),
     });
@@ -107,9 +109,14 @@ export async function runServer(
   }
 }
 
-/** Flow queues per client on the server (a client rarely has more flows that matter at once;
- * the table is set-associative, so collisions are rare anyway). */
-const SERVER_FLOWS_PER_CLIENT = 256;
+/**
+ * Flow queues per client on the server: a player's home rarely has more than a few dozen flows
+ * at once, and the table is set-associative (8 ways), so two flows share a queue only when nine
+ * land in one set. 64 keeps a client's queue state at ~9 KiB, made when its first packet comes
+ * down: with 256, 1000 clients starting to play at once held the data thread ~90 ms
+ * (bench/clients.ts), and 5000 active clients would need 180 MB of it.
+ */
+const SERVER_FLOWS_PER_CLIENT = 64;
 /** Most packets one client's queue down may hold (the pool holds 4096 over all clients). */
 const SERVER_QUEUE_PER_CLIENT = 1024;
 

@@ -65,6 +65,42 @@ export const INTERACTIVE_BURST_BYTES = 16 * 1024;
  * queue among 8 before it shares one with another flow. */
 const WAYS = 8;
 
+/** Bytes of state per flow: 4 Float64, 9 Int32/Uint32 and 2 Uint8 arrays. */
+const FLOW_STATE_BYTES = 4 * 8 + 9 * 4 + 2;
+
+/**
+ * Flow-state memory for many {@link FlowQueues} of one size, carved out of buffers of
+ * `perBuffer` regions: one allocation per `perBuffer` queues instead of one each. A region given
+ * back is reused by the next queue (the buffers themselves stay, bounded by the most queues
+ * that ever existed at once).
+ */
+export class FlowMemory {
+  readonly #bytes: number;
+  readonly #free: [ArrayBuffer, number][] = [];
+  /** Buffers allocated so far. */
+  buffers = 0;
+
+  constructor(readonly flows: number, readonly perBuffer = 64) {
+    this.#bytes = flows * FLOW_STATE_BYTES;
+  }
+
+  /** A zeroed region: its buffer and byte offset. */
+  take(): [ArrayBuffer, number] {
+    if (this.#free.length === 0) {
+      const buf = new ArrayBuffer(this.#bytes * this.perBuffer);
+      this.buffers++;
+      for (let i = this.perBuffer - 1; i >= 0; i--) this.#free.push([buf, i * this.#bytes]);
+    }
+    return this.#free.pop()!;
+  }
+
+  /** Takes a region back (zeroed here, so {@link take} always hands out zeroes). */
+  give(buf: ArrayBuffer, offset: number): void {
+    new Uint8Array(buf, offset, this.#bytes).fill(0);
+    this.#free.push([buf, offset]);
+  }
+}
+
 /**
  * One set of flow queues served by DRR with a new-flows list (one fq_codel instance; a "tin").
  * `flows` must be a power of two; callers pick the flow index (hash & (flows - 1)).
@@ -99,6 +135,9 @@ export class FlowQueues {
   readonly #tag: Uint32Array;
   readonly #credit: Float64Array;
   readonly #creditAt: Float64Array;
+  readonly #memory: FlowMemory | undefined;
+  readonly #mem: ArrayBuffer;
+  readonly #base: number;
   #newH = -1;
   #newT = -1;
   #oldH = -1;
@@ -112,6 +151,7 @@ export class FlowQueues {
     quantum: number,
     params: CodelParams,
     counters: SchedCounters,
+    memory?: FlowMemory,
   ) {
     if (!(flows > 0 && (flows & (flows - 1)) === 0)) {
       throw new RangeError(`flow count must be a power of two, not ${flows}`);
@@ -120,21 +160,51 @@ export class FlowQueues {
     this.#p = params;
     this.#counters = counters;
     this.#quantum = quantum;
-    this.#head = new Int32Array(flows).fill(-1);
-    this.#tail = new Int32Array(flows).fill(-1);
-    this.#count = new Int32Array(flows);
-    this.#bytes = new Int32Array(flows);
-    this.#deficit = new Int32Array(flows);
-    this.#lnext = new Int32Array(flows).fill(-1);
-    this.#where = new Uint8Array(flows);
-    this.#cCount = new Int32Array(flows);
-    this.#cLast = new Int32Array(flows);
-    this.#cDropping = new Uint8Array(flows);
-    this.#cFirstAbove = new Float64Array(flows);
-    this.#cDropNext = new Float64Array(flows);
-    this.#tag = new Uint32Array(flows);
-    this.#credit = new Float64Array(flows).fill(INTERACTIVE_BURST_BYTES);
-    this.#creditAt = new Float64Array(flows);
+    // Every per-flow array is a view of one region, carved out of a large buffer shared with
+    // other queues: a session's queue is made on its first packet, on the data thread, and 15
+    // allocations of its own cost ~90 us (1000 clients starting to play at once stalled the
+    // server for ~90 ms in bench/clients.ts). Widest elements first, so every view is aligned.
+    if (memory && memory.flows !== flows) throw new RangeError("flow memory of another size");
+    const [mem, base] = memory ? memory.take() : [new ArrayBuffer(flows * FLOW_STATE_BYTES), 0];
+    this.#memory = memory;
+    this.#mem = mem;
+    this.#base = base;
+    let at = base;
+    const f64 = () => {
+      const a = new Float64Array(mem, at, flows);
+      at += 8 * flows;
+      return a;
+    };
+    const i32 = () => {
+      const a = new Int32Array(mem, at, flows);
+      at += 4 * flows;
+      return a;
+    };
+    const u32 = () => {
+      const a = new Uint32Array(mem, at, flows);
+      at += 4 * flows;
+      return a;
+    };
+    const u8 = () => {
+      const a = new Uint8Array(mem, at, flows);
+      at += flows;
+      return a;
+    };
+    this.#cFirstAbove = f64();
+    this.#cDropNext = f64();
+    this.#credit = f64().fill(INTERACTIVE_BURST_BYTES);
+    this.#creditAt = f64();
+    this.#head = i32().fill(-1);
+    this.#tail = i32().fill(-1);
+    this.#count = i32();
+    this.#bytes = i32();
+    this.#deficit = i32();
+    this.#lnext = i32().fill(-1);
+    this.#cCount = i32();
+    this.#cLast = i32();
+    this.#tag = u32();
+    this.#where = u8();
+    this.#cDropping = u8();
   }
 
   /**
@@ -262,6 +332,13 @@ export class FlowQueues {
   }
 
   /** Releases every queued packet (the queue's owner went away); returns how many. */
+  /** Flushes and gives the flow state back to its {@link FlowMemory}: unusable afterwards. */
+  release(): number {
+    const n = this.flush();
+    this.#memory?.give(this.#mem, this.#base);
+    return n;
+  }
+
   flush(): number {
     let n = 0;
     for (let f = 0; f < this.flows; f++) {

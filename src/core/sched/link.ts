@@ -13,7 +13,13 @@
  *
  * @module
  */
-import { type CodelParams, DEFAULT_CODEL, FlowQueues, type SchedCounters } from "./flows.ts";
+import {
+  type CodelParams,
+  DEFAULT_CODEL,
+  FlowMemory,
+  FlowQueues,
+  type SchedCounters,
+} from "./flows.ts";
 import { Meta, PacketPool } from "./pool.ts";
 
 /** Bytes per packet on the wire around the inner packet: xvpn header 16 + tag 16, UDP 8,
@@ -68,8 +74,9 @@ export class SessionQueue {
     readonly opts: QueueOptions,
     codel: CodelParams,
     counters: SchedCounters,
+    memory?: FlowMemory,
   ) {
-    const tin = () => new FlowQueues(pool, opts.flows, QUANTUM_BYTES, codel, counters);
+    const tin = () => new FlowQueues(pool, opts.flows, QUANTUM_BYTES, codel, counters, memory);
     this.tins = opts.priorityTin ? [tin(), tin()] : [tin()];
     this.#tinDeficit = new Int32Array(this.tins.length);
   }
@@ -153,6 +160,14 @@ export class SessionQueue {
     return n;
   }
 
+  /** Releases everything queued and the flow state (the queue is unusable afterwards). */
+  release(): number {
+    let n = 0;
+    for (const t of this.tins) n += t.release();
+    this.packets = 0;
+    return n;
+  }
+
   /** Bytes queued over all tins. */
   get backlog(): number {
     let b = 0;
@@ -183,12 +198,15 @@ export class LinkScheduler {
   readonly #queues = new Map<number, SessionQueue>();
   readonly #codel: CodelParams;
   readonly #opts: LinkOptions;
+  /** Where the session queues' flow state lives (one allocation per 64 queues). */
+  readonly #memory: FlowMemory;
   /** The active ring (sessions with packets queued) and the DRR cursor. */
   #cursor: SessionQueue | undefined;
   #activeCount = 0;
 
   constructor(opts: LinkOptions) {
     this.#opts = opts;
+    this.#memory = new FlowMemory(opts.queue.flows);
     this.pool = new PacketPool(opts.poolSize);
     this.#codel = opts.codel ?? DEFAULT_CODEL;
   }
@@ -204,7 +222,14 @@ export class LinkScheduler {
   queue(key: number): SessionQueue {
     let q = this.#queues.get(key);
     if (!q) {
-      q = new SessionQueue(key, this.pool, this.#opts.queue, this.#codel, this.counters);
+      q = new SessionQueue(
+        key,
+        this.pool,
+        this.#opts.queue,
+        this.#codel,
+        this.counters,
+        this.#memory,
+      );
       this.#queues.set(key, q);
     }
     return q;
@@ -226,7 +251,7 @@ export class LinkScheduler {
     if (!q) return 0;
     if (q.active) this.#deactivate(q);
     this.#queues.delete(key);
-    return q.flush();
+    return q.release();
   }
 
   /** Queues pool slot `slot` (length in the pool) for session `key`. */

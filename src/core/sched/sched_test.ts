@@ -7,6 +7,7 @@
 import { assert, assertEquals } from "../../../tests/support/assert.ts";
 import { LinkScheduler, OUTER_OVERHEAD_BYTES, type QueueOptions } from "./link.ts";
 import { Meta } from "./pool.ts";
+import { FlowMemory } from "./flows.ts";
 import { Ecn } from "../../lib/ecn.ts";
 
 const QUEUE: QueueOptions = { flows: 1024, limitPackets: 1024, priorityTin: false };
@@ -225,5 +226,28 @@ Deno.test("LinkScheduler() remove() releases a session's queued packets", () => 
   const used = sim.s.pool.used;
   assertEquals(sim.s.remove(7), used);
   assertEquals(sim.s.pool.used, 0);
+  assertEquals(sim.s.dequeue(sim.now), -1);
+});
+
+Deno.test("session queues share flow memory: regions are reused zeroed, one buffer per 64", () => {
+  const mem = new FlowMemory(64);
+  const [a, offA] = mem.take();
+  new Uint8Array(a, offA, 16).fill(7);
+  for (let i = 1; i < 64; i++) mem.take();
+  assertEquals(mem.buffers, 1);
+  mem.give(a, offA);
+  const [b, offB] = mem.take();
+  assert(b === a && offB === offA, "the region given back is the next one taken");
+  assertEquals([...new Uint8Array(b, offB, 16)], new Array(16).fill(0));
+  mem.take();
+  assertEquals(mem.buffers, 2);
+  // Through the scheduler: a removed session's queue goes back, and a new one starts empty.
+  const sim = new Sim(100, { flows: 64 });
+  assert(sim.offer(1, 5, 1000));
+  assertEquals(sim.s.remove(1), 1);
+  assert(sim.offer(2, 5, 1000));
+  assertEquals(sim.s.queue(2).packets, 1);
+  assert(sim.s.dequeue(sim.now) >= 0);
+  assertEquals(sim.s.lastKey, 2);
   assertEquals(sim.s.dequeue(sim.now), -1);
 });

@@ -36,6 +36,11 @@ Deno.test("planLinuxUp() installs split routes and skips the connected subnet", 
   ]);
 });
 
+Deno.test("planLinuxUp() gives a server's TUN the longer queue it asks for", () => {
+  const server = { ...split, routes: [], txqueuelen: 1000 };
+  assertEquals(lines(planLinuxUp(server))[0], "ip link set dev xvpn0 mtu 1420 txqueuelen 1000");
+});
+
 Deno.test("planLinuxDown() undoes the split plan in reverse order", () => {
   assertEquals(lines(planLinuxDown(split)), [
     "ip route del 192.168.50.0/24 dev xvpn0",

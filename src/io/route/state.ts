@@ -28,6 +28,8 @@ export interface LinkState {
   address: Cidr;
   /** Link MTU in bytes. */
   mtu: number;
+  /** The TUN's transmit queue, packets (Linux; default the client's short 64). */
+  txqueuelen?: number;
   /** Destinations routed into the tunnel; 0.0.0.0/0 makes it a full tunnel. */
   routes: Cidr[];
   /** The server, needed when a route (such as 0.0.0.0/0) would swallow traffic to it. */

@@ -77,6 +77,13 @@ const MAX_HELD_CONTROL = 256;
 const SHED_ABOVE = 0.5;
 const SHED_BELOW = 0.25;
 /**
+ * The shares apply to at most this much of the limit (a client's 256 KiB buffer, doubled by the
+ * kernel): a server's larger buffer sheds bulk at the same queue depth, and the room above is
+ * only there to absorb a stall of the loop (1000 clients' game packets overflowed 512 KiB when
+ * the server was held up for ~40 ms on a shared vCPU, in bench/clients.ts).
+ */
+const SHED_BASE_BYTES = 512 << 10;
+/**
  * Behind a slow link (the socket pushed back lately), the send buffer follows the link's rate:
  * the kernel's queue below us is held to about this much time, so that the queue lives in the
  * scheduler, where a game packet goes first, instead of in a qdisc where it waits in line. (The
@@ -435,7 +442,7 @@ export class DataPlaneLoop {
     const full = n === rx.length;
     // A full batch: is the kernel's queue backing up? (One getsockopt, only then.)
     if (full && udp.memory(this.#mem)) {
-      const share = this.#mem.rxQueued / this.#mem.rxLimit;
+      const share = this.#mem.rxQueued / Math.min(this.#mem.rxLimit, SHED_BASE_BYTES);
       if (share > SHED_ABOVE) this.#shedding = true;
       else if (share < SHED_BELOW) this.#shedding = false;
     } else if (!full) {

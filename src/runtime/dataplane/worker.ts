@@ -49,6 +49,12 @@ const SOCKET_BUFFER_BYTES = DEFAULT_SNDBUF_BYTES;
  * game packet at random; the room above that absorbs bursts. (The kernel doubles it as well.)
  */
 const RECEIVE_BUFFER_BYTES = 256 << 10;
+/**
+ * A server's receive buffer is shared by every client: 4x, so that a stall of the loop (a
+ * scheduling hiccup on a shared vCPU, a major GC) with 1000 clients' game packets arriving does
+ * not overflow it; bulk is still shed at a client's depth (`SHED_BASE_BYTES` in loop.ts).
+ */
+const SERVER_RECEIVE_BUFFER_BYTES = 1 << 20;
 /** The flow scheduler's pool (packets queued over every session): the memory bound. A server
  * holds at most 4096 MTU-sized packets (about 6 MB at MTU 1420); a client 1024 of up to 9 KiB,
  * since its MTU arrives after the Worker starts (pages are only touched when used). */
@@ -129,7 +135,7 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
       // address of its host); the client sends from whatever its route says.
       pktinfo: init.role === "server",
       sndbuf: SOCKET_BUFFER_BYTES,
-      rcvbuf: RECEIVE_BUFFER_BYTES,
+      rcvbuf: init.role === "server" ? SERVER_RECEIVE_BUFFER_BYTES : RECEIVE_BUFFER_BYTES,
     });
   let udp = openUdp(init.bind.port);
   const more: UdpSlots[] = [];
