@@ -111,6 +111,15 @@ rootTest("dual stack: a server with pool6 carries IPv6 both ways through the tun
     assertEquals(big.received, 3, `full-size IPv6 packets: ${big.out}`);
     const down = await ping6(lab, "game", "fd00:77::2");
     assertEquals(down.received, 3, `game -> client over IPv6: ${down.out}`);
+    // Too big for the tunnel: IPv6 routers never fragment, so the server's kernel must answer
+    // ICMPv6 "packet too big" with the TUN's MTU; the game host then fragments at the source
+    // and the rest of the echoes arrive.
+    const link = await lab.topo.exec("server", ["ip", "link", "show", "dev", "xvpn0"]);
+    const mtu = /mtu (\d+)/.exec(link.stdout)![1];
+    const ptb = await ping6(lab, "game", "fd00:77::2", ["-s", "1450"]);
+    const said = /too big: mtu=(\d+)/i.exec(ptb.out);
+    assertEquals(said?.[1], mtu, `ICMPv6 packet too big with the TUN MTU: ${ptb.out}`);
+    assert(ptb.received >= 2, `fragmented at the source, the echoes arrive: ${ptb.out}`);
     const route = await lab.topo.exec("client", ["ip", "-6", "route", "get", GAME6]);
     assertStringIncludes(route.stdout, "dev xvpn0");
   });
