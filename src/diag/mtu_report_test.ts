@@ -46,6 +46,19 @@ Deno.test("report: a server TUN MTU of path MTU - 60 is healthy", () => {
   assertStringIncludes(text, "Verdict: healthy");
 });
 
+Deno.test("report: over an IPv6 underlay the headers are 48 bytes and the overhead 80", () => {
+  const f = findings(1320, { largestPayload: 1352, pathMtu: 1400 });
+  f.ipv6 = true;
+  const r = buildReport(f);
+  assertEquals(r.status, "healthy");
+  assertEquals(r.recommendation.innerMtu, 1320);
+  assertEquals(r.recommendation.arithmetic, "1400 - 80 = 1320");
+  assertStringIncludes(formatReport(r), "1352 + 48 (IPv6 40 + UDP 8) = 1400");
+  // The IPv4 rule would allow 1340: over IPv6 that is 20 bytes too many.
+  const over = buildReport({ ...f, search: { ...f.search, serverMtu: 1340 } });
+  assertEquals(over.status, "problems");
+});
+
 Deno.test("report: a server TUN MTU above path MTU - 60 is a problem that names the cost", () => {
   const r = buildReport(findings(1420));
   assertEquals(r.status, "problems");
