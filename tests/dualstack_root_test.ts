@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "./support/assert.ts";
 import { rootTest } from "./support/root.ts";
-import { LAB, type Lab, withLab } from "./support/net.ts";
+import { addAddress6, capture, type Lab, withLab } from "./support/net.ts";
 
 /** An "outside" IPv6 host: an address on the server's loopback, which the client reaches
  * over its own underlay (its IPv6 default route) when no tunnel is in the way. */
@@ -15,21 +15,16 @@ const SERVER_LINK6 = "fd00:201:1::2", CLIENT_LINK6 = "fd00:201:1::1";
 const GAME6 = "fd00:202::2";
 
 async function ipv6Underlay(lab: Lab): Promise<void> {
-  const add = (host: string, peer: string, addr: string) =>
-    lab.topo.exec(host, [
-      "ip",
-      "-6",
-      "address",
-      "add",
-      addr,
-      "dev",
-      lab.topo.iface(host, peer),
-      "nodad",
-    ]);
-  await add("server", "client", `${SERVER_LINK6}/64`);
-  await add("client", "server", `${CLIENT_LINK6}/64`);
+  await addAddress6(lab, "server", "client", `${SERVER_LINK6}/64`);
+  await addAddress6(lab, "client", "server", `${CLIENT_LINK6}/64`);
   await lab.topo.exec("client", ["ip", "-6", "route", "add", "default", "via", SERVER_LINK6]);
   await lab.topo.exec("server", ["ip", "-6", "address", "add", `${OUTSIDE6}/128`, "dev", "lo"]);
+}
+
+/** The game host's IPv6 network behind the server (fd00:202::/64). */
+async function gameNet6(lab: Lab): Promise<void> {
+  await addAddress6(lab, "server", "game", "fd00:202::1/64");
+  await addAddress6(lab, "game", "server", `${GAME6}/64`);
 }
 
 /** Waits until `host` routes `dst` (IPv6) through xvpn0: the IPv6 routes follow the IPv4 ones. */
@@ -79,26 +74,7 @@ rootTest("dual stack: a server with pool6 carries IPv6 both ways through the tun
     clientExtra: 'routes: ["fd00:202::/64"]',
   }, async (lab) => {
     // The game host's IPv6 network, routed back to the pool6 via the server.
-    await lab.topo.exec("server", [
-      "ip",
-      "-6",
-      "address",
-      "add",
-      "fd00:202::1/64",
-      "dev",
-      lab.topo.iface("server", "game"),
-      "nodad",
-    ]);
-    await lab.topo.exec("game", [
-      "ip",
-      "-6",
-      "address",
-      "add",
-      `${GAME6}/64`,
-      "dev",
-      lab.topo.iface("game", "server"),
-      "nodad",
-    ]);
+    await gameNet6(lab);
     await lab.topo.exec("game", ["ip", "-6", "route", "add", "fd00:77::/64", "via", "fd00:202::1"]);
     await lab.topo.exec("server", ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
     await lab.up();
@@ -138,28 +114,16 @@ rootTest(
       );
       await lab.up();
       await waitBlock(lab);
-      const iface = lab.topo.iface("client", "server");
-      const cap = lab.topo.spawn("client", [
-        "tcpdump",
-        "-i",
-        iface,
-        "-n",
-        "-l",
-        "-q",
-        "ip6 and host " + OUTSIDE6,
-      ], { stdout: "piped", stderr: "null" });
-      const text = new Response(cap.stdout).text();
-      await new Promise((r) => setTimeout(r, 1000));
-      const during = await ping6(lab, "client", OUTSIDE6);
-      const tcp = await lab.topo.exec("client", [
-        "sh",
-        "-c",
-        `exec 3<>/dev/tcp/${OUTSIDE6}/80 2>&1; echo rc=$?`,
-      ], { allowFailure: true });
-      await new Promise((r) => setTimeout(r, 500));
-      cap.kill("SIGINT");
-      await cap.status;
-      const leaked = (await text).split("\n").filter((l) => l.trim());
+      let during = { received: 0, out: "" };
+      let tcp = { stdout: "" };
+      const leaked = await capture(lab, "client", "ip6 and host " + OUTSIDE6, async () => {
+        during = await ping6(lab, "client", OUTSIDE6);
+        tcp = await lab.topo.exec("client", [
+          "sh",
+          "-c",
+          `exec 3<>/dev/tcp/${OUTSIDE6}/80 2>&1; echo rc=$?`,
+        ], { allowFailure: true });
+      });
       assertEquals(
         during.received,
         0,
@@ -188,27 +152,14 @@ rootTest(
       await ipv6Underlay(lab);
       await lab.up();
       await waitRoute6(lab, OUTSIDE6);
-      const iface = lab.topo.iface("client", "server");
-      const cap = lab.topo.spawn("client", [
-        "tcpdump",
-        "-i",
-        iface,
-        "-n",
-        "-l",
-        "-q",
-        "ip6 and host " + OUTSIDE6,
-      ], { stdout: "piped", stderr: "null" });
-      const text = new Response(cap.stdout).text();
-      await new Promise((r) => setTimeout(r, 1000));
-      const through = await ping6(lab, "client", OUTSIDE6);
-      await new Promise((r) => setTimeout(r, 500));
-      cap.kill("SIGINT");
-      await cap.status;
+      let through = { received: 0, out: "" };
+      const outside = await capture(lab, "client", "ip6 and host " + OUTSIDE6, async () => {
+        through = await ping6(lab, "client", OUTSIDE6);
+      });
       assertEquals(through.received, 3, `IPv6 reaches it through the tunnel: ${through.out}`);
-      assertEquals((await text).split("\n").filter((l) => l.trim()), [], "none outside it");
+      assertEquals(outside, [], "none outside it");
       const route = await lab.topo.exec("client", ["ip", "-6", "route", "get", OUTSIDE6]);
       assertStringIncludes(route.stdout, "dev xvpn0");
-      void LAB;
     });
   },
 );
@@ -222,26 +173,7 @@ rootTest(
       serverExtra: "pool6: fd00:77::/64",
       clientExtra: 'routes: ["fd00:202::/64"]',
     }, async (lab) => {
-      await lab.topo.exec("server", [
-        "ip",
-        "-6",
-        "address",
-        "add",
-        "fd00:202::1/64",
-        "dev",
-        lab.topo.iface("server", "game"),
-        "nodad",
-      ]);
-      await lab.topo.exec("game", [
-        "ip",
-        "-6",
-        "address",
-        "add",
-        `${GAME6}/64`,
-        "dev",
-        lab.topo.iface("game", "server"),
-        "nodad",
-      ]);
+      await gameNet6(lab);
       // No route back to fd00:77::/64 on the game host: only NAT66 can bring the replies home.
       const fwdBefore =
         (await lab.topo.exec("server", ["sysctl", "-n", "net.ipv6.conf.all.forwarding"]))

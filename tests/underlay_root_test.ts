@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "./support/assert.ts";
 import { rootTest } from "./support/root.ts";
-import { LAB, type Lab, ping, withLab } from "./support/net.ts";
+import { addAddress6, LAB, type Lab, ping, withLab } from "./support/net.ts";
 
 const V6_SERVER = "fd00:201:1::2", V6_CLIENT = "fd00:201:1::1";
 
@@ -15,26 +15,8 @@ async function addV6(lab: Lab): Promise<void> {
     const dev = lab.topo.iface(host!, peer!);
     await lab.topo.exec(host!, ["sysctl", "-qw", `net.ipv6.conf.${dev}.disable_ipv6=0`]);
   }
-  await lab.topo.exec("server", [
-    "ip",
-    "-6",
-    "address",
-    "add",
-    `${V6_SERVER}/64`,
-    "dev",
-    lab.topo.iface("server", "client"),
-    "nodad",
-  ]);
-  await lab.topo.exec("client", [
-    "ip",
-    "-6",
-    "address",
-    "add",
-    `${V6_CLIENT}/64`,
-    "dev",
-    lab.topo.iface("client", "server"),
-    "nodad",
-  ]);
+  await addAddress6(lab, "server", "client", `${V6_SERVER}/64`);
+  await addAddress6(lab, "client", "server", `${V6_CLIENT}/64`);
 }
 
 for (const dataPath of ["fast", "portable"] as const) {

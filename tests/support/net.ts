@@ -69,6 +69,20 @@ export async function tcpTransfer(
   return { sent: last(src.stdout), got: last(await out) };
 }
 
+/** Adds IPv6 address `cidr` to `host`'s interface towards `peer`, without DAD (usable at once). */
+export async function addAddress6(lab: Lab, host: string, peer: string, cidr: string) {
+  await lab.topo.exec(host, [
+    "ip",
+    "-6",
+    "address",
+    "add",
+    cidr,
+    "dev",
+    lab.topo.iface(host, peer),
+    "nodad",
+  ]);
+}
+
 /** The tcpdump lines (one per packet) captured on `host`'s underlay interface during `fn`. */
 export async function capture(
   lab: Lab,
