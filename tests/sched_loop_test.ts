@@ -134,16 +134,22 @@ Deno.test("loop: CE on the outer header reaches the inner packet; over Not-ECT i
   assertEquals(p.serverCore.drops.ce_not_ect, 1, "and the drop is counted");
 });
 
-Deno.test("loop: a receiver serves the interactive datagrams of a batch before its bulk ones", () => {
-  const p = connected(new LoopPair());
-  const me = p.clientCore.config!.address.addr;
-  // Hold what the server sends, then hand it to the client at once, bulk first.
+/** Holds every datagram the server sends to the client (to hand them over later at once). */
+function holdToClient(p: LoopPair): Uint8Array[] {
   const held: Uint8Array[] = [];
   p.channel.fault = (d, _from, to) => {
     if (to.startsWith("192.0.2.10:")) held.push(d);
     else return [d];
     return [];
   };
+  return held;
+}
+
+Deno.test("loop: a receiver serves the interactive datagrams of a batch before its bulk ones", () => {
+  const p = connected(new LoopPair());
+  const me = p.clientCore.config!.address.addr;
+  // Hold what the server sends, then hand it to the client at once, bulk first.
+  const held = holdToClient(p);
   for (let i = 0; i < 40; i++) p.server.tun.inject(pkt(CDN, me, i, 1300, 5000));
   p.run(2);
   p.server.tun.inject(pkt(GAME, me, 1000, 100, 27015));
@@ -165,12 +171,7 @@ Deno.test("loop: a receiver serves the interactive datagrams of a batch before i
 Deno.test("loop: a receiver that falls behind sheds bulk unread, never an interactive datagram", () => {
   const p = connected(new LoopPair());
   const me = p.clientCore.config!.address.addr;
-  const held: Uint8Array[] = [];
-  p.channel.fault = (d, _from, to) => {
-    if (to.startsWith("192.0.2.10:")) held.push(d);
-    else return [d];
-    return [];
-  };
+  const held = holdToClient(p);
   for (let i = 0; i < 400; i++) {
     p.server.tun.inject(pkt(CDN, me, i, 1300, 5000));
     if (i % 20 === 0) p.server.tun.inject(pkt(GAME, me, 10_000 + i, 100, 27015));
