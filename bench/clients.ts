@@ -247,6 +247,8 @@ try {
     stderr: "inherit",
   }).output();
   const sessionTable = mem.success ? JSON.parse(new TextDecoder().decode(mem.stdout)) : null;
+  server.kill("SIGTERM");
+  await server.status;
   const serverLog = await Deno.readTextFile(`${dir}/server.log`);
   const out = {
     at: new Date().toISOString(),
@@ -258,6 +260,8 @@ try {
     phases: results,
     serverWarnings: serverLog.split("\n").filter((l) => l.includes("[WRN]") || l.includes("[ERR]"))
       .slice(0, 10),
+    // The server's own counters, logged as it stops: datagrams it dropped, by reason.
+    serverExit: serverLog.split("\n").filter((l) => /Dropped|sent \d+ interactive/.test(l)),
   };
   const stamp = out.at.replace(/[:.]/g, "-").slice(0, 19) + "Z";
   const file = values.json ?? new URL(`./results/clients-${stamp}.json`, import.meta.url).pathname;
@@ -295,18 +299,7 @@ try {
     `\nserver RSS: ${rssEmpty.toFixed(1)} MiB with no session, ${rssIdle?.toFixed(1)} MiB with ` +
       `5000 idle (${out.bytesPerIdleSession?.toFixed(0)} bytes each)`,
   );
-  server.kill("SIGTERM");
-  await server.status;
-  // The server's own counters, logged as it stops: datagrams it dropped, by reason.
-  const exitLog = (await Deno.readTextFile(`${dir}/server.log`)).split("\n")
-    .filter((l) => /Dropped|scheduler|sent \d+ interactive/.test(l));
-  const final = { ...out, serverExit: exitLog };
-  await Deno.writeTextFile(file, JSON.stringify(final, null, 2) + "\n");
-  await Deno.writeTextFile(
-    new URL("./results/clients-latest.json", import.meta.url).pathname,
-    JSON.stringify(final, null, 2) + "\n",
-  );
-  for (const l of exitLog) console.log(l);
+  for (const l of out.serverExit) console.log(l);
   log(`wrote ${file}`);
 } finally {
   await topo.destroy();
