@@ -58,11 +58,13 @@ export async function runServer(
     cleanup.add(`remove address of ${tun.name}`, () => link.down());
     if (cfg.nat) {
       const nat = new Nat(deps.runner, tun.name, claim.journal);
+      // Registered first: disable() undoes only the families that were enabled, so an IPv6
+      // NAT that fails still takes the IPv4 one down with it.
+      cleanup.add("remove NAT rules", () => nat.disable());
       await nat.enable(cfg.pool, cfg.natInterface, { tun: tun.name, inbound: cfg.inbound });
       if (cfg.pool6) {
         await nat.enable6(cfg.pool6, cfg.natInterface, { tun: tun.name, inbound: cfg.inbound });
       }
-      cleanup.add("remove NAT rules", () => nat.disable());
     }
     const onEvents = (events: CoreEvent[]) =>
       events.forEach((e) => logServerEvent(e as ServerEvent));

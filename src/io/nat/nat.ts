@@ -8,6 +8,7 @@ import type { Cidr } from "../../lib/ip.ts";
 import type { CommandRunner } from "../command.ts";
 import {
   IP6_FORWARD,
+  IP_FORWARD,
   planNat6Disable,
   planNat6Enable,
   planNatDisable,
@@ -54,13 +55,13 @@ export class Nat {
     const old = first
       ? (await this.runner.run(planReadForwarding())).stdout.trim()
       : this.#oldForward!;
-    if (!/^[01]$/.test(old)) throw new Error(`unexpected net.ipv4.ip_forward value "${old}"`);
+    if (!/^[01]$/.test(old)) throw new Error(`unexpected ${IP_FORWARD} value "${old}"`);
     const [table, forward] = planNatEnable({ tag: this.tag, pool, outIface, ...filter });
     // Write-ahead, with the value from before our first change: a killed server's successor
     // puts back this value, not the 1 it would otherwise read and take for the original.
     if (first) {
       await this.journal?.set("nat", {
-        what: `NAT table and ${"net.ipv4.ip_forward"} of ${this.tag}`,
+        what: `NAT table and ${IP_FORWARD} of ${this.tag}`,
         undo: planNatDisable(this.tag, old),
       });
     }
@@ -94,7 +95,7 @@ export class Nat {
     filter: { tun?: string; inbound?: boolean } = {},
   ): Promise<void> {
     if (this.#oldForward6 !== undefined) return;
-    const old = (await this.runner.run(["sysctl", "-n", IP6_FORWARD])).stdout.trim();
+    const old = (await this.runner.run(planReadForwarding(IP6_FORWARD))).stdout.trim();
     if (!/^[01]$/.test(old)) throw new Error(`unexpected ${IP6_FORWARD} value "${old}"`);
     await this.journal?.set("nat6", {
       what: `IPv6 NAT table and ${IP6_FORWARD} of ${this.tag}`,
@@ -104,7 +105,6 @@ export class Nat {
       for (
         const argv of planNat6Enable({
           tag: this.tag,
-          pool: { addr: 0, prefix: 0 },
           pool6,
           outIface,
           ...filter,

@@ -32,8 +32,8 @@ Deno.test("Nat.enable() remembers ip_forward and disable() restores it", async (
     "sysctl -n net.ipv4.ip_forward",
     `nft ${SCRIPT}`,
     "sysctl -w net.ipv4.ip_forward=1",
-    "nft delete table ip xvpn_nat_xvpn0",
     "sysctl -w net.ipv4.ip_forward=0",
+    "nft delete table ip xvpn_nat_xvpn0",
   ]);
 });
 
@@ -63,8 +63,8 @@ Deno.test("Nat.enable() undoes the table when forwarding cannot be enabled", asy
   assertEquals(err.argv, ["sysctl", "-w", "net.ipv4.ip_forward=1"]);
   assert(!nat.enabled);
   assertEquals(runner.transcript().slice(3), [
-    "nft delete table ip xvpn_nat_xvpn0",
     "sysctl -w net.ipv4.ip_forward=0",
+    "nft delete table ip xvpn_nat_xvpn0",
   ]);
 });
 

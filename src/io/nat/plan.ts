@@ -29,6 +29,9 @@ export interface NatSpec {
   inbound?: boolean;
 }
 
+/** What to masquerade for the IPv6 pool (the same settings, `pool6` instead of `pool`). */
+export type NatSpec6 = Omit<NatSpec, "pool"> & { pool6: Cidr6 };
+
 /** Our nftables table name for `tag`: `xvpn_nat_<tag>`, with characters nft rejects as `_`. */
 export function natTableName(tag: string): string {
   if (!tag) throw new Error("NAT tag is empty");
@@ -46,31 +49,37 @@ function checkIface(name: string): void {
  * replaced rather than duplicated. Priority 100 is `srcnat` (spelled as a number for older nft).
  */
 export function natScript(spec: NatSpec): string {
+  return familyScript(spec, "ip", formatCidr(spec.pool));
+}
+
+/** The script of {@link natScript} for one family: `ip` or `ip6` table, the pool as text. */
+function familyScript(spec: Omit<NatSpec, "pool">, family: "ip" | "ip6", pool: string): string {
   const t = natTableName(spec.tag);
-  const match = [`ip saddr ${formatCidr(spec.pool)}`];
+  const match = [`${family} saddr ${pool}`];
   if (spec.outIface !== undefined) {
     checkIface(spec.outIface);
     match.push(`oifname "${spec.outIface}"`);
   }
   // Forwarding on with no filter let any host beside the server reach the clients (audit
-  // finding 1): only replies, and clients among themselves, unless inbound is allowed.
+  // finding 1): only replies, and clients among themselves, unless inbound is allowed. ICMP
+  // errors towards the clients (IPv6's packet too big above all) are "related".
   let forward = "";
   if (spec.tun !== undefined && !spec.inbound) {
     checkIface(spec.tun);
-    const into = `oifname "${spec.tun}" ip daddr ${formatCidr(spec.pool)}`;
+    const into = `oifname "${spec.tun}" ${family} daddr ${pool}`;
     forward = `chain forward { type filter hook forward priority 0; policy accept; ` +
       `${into} ct state established,related accept; ` +
       `${into} iifname "${spec.tun}" accept; ` +
       `${into} counter drop; }; `;
   }
-  return `add table ip ${t}; delete table ip ${t}; add table ip ${t} { ` +
+  return `add table ${family} ${t}; delete table ${family} ${t}; add table ${family} ${t} { ` +
     `chain postrouting { type nat hook postrouting priority 100; policy accept; ` +
     `${match.join(" ")} masquerade; }; ${forward}}`;
 }
 
-/** The command that reads the current IPv4 forwarding setting (`0` or `1`). */
-export function planReadForwarding(): string[] {
-  return ["sysctl", "-n", IP_FORWARD];
+/** The command that reads a forwarding setting (`0` or `1`; IPv4's by default). */
+export function planReadForwarding(key = IP_FORWARD): string[] {
+  return ["sysctl", "-n", key];
 }
 
 /** Commands that enable NAT: our table first, then forwarding (so nothing leaks un-NATed). */
@@ -79,51 +88,30 @@ export function planNatEnable(spec: NatSpec): string[][] {
 }
 
 /**
- * Commands that undo {@link planNatEnable}: delete our table, then put forwarding back to
- * `oldForward` — skipped when it was already `1`, so we never switch off forwarding that
- * someone else had turned on.
+ * Commands that undo {@link planNatEnable}, in reverse: forwarding back to `oldForward` first
+ * (skipped when it was already `1`, so we never switch off forwarding that someone else had
+ * turned on), then our table, so forwarding is never on without the forward filter.
  */
 export function planNatDisable(tag: string, oldForward: string): string[][] {
-  const plan = [["nft", "delete", "table", "ip", natTableName(tag)]];
-  if (oldForward !== "1") plan.push(["sysctl", "-w", `${IP_FORWARD}=${oldForward}`]);
-  return plan;
+  const plan = oldForward !== "1" ? [["sysctl", "-w", `${IP_FORWARD}=${oldForward}`]] : [];
+  return [...plan, ["nft", "delete", "table", "ip", natTableName(tag)]];
 }
 
 /** The sysctl that turns IPv6 forwarding on (per network namespace). */
 export const IP6_FORWARD = "net.ipv6.conf.all.forwarding";
 
 /** The nft script for the IPv6 pool: as {@link natScript}, in an `ip6` table of its own. */
-export function nat6Script(spec: NatSpec & { pool6: Cidr6 }): string {
-  const t = natTableName(spec.tag);
-  const pool = formatCidr6(spec.pool6);
-  const match = [`ip6 saddr ${pool}`];
-  if (spec.outIface !== undefined) {
-    checkIface(spec.outIface);
-    match.push(`oifname "${spec.outIface}"`);
-  }
-  let forward = "";
-  if (spec.tun !== undefined && !spec.inbound) {
-    checkIface(spec.tun);
-    const into = `oifname "${spec.tun}" ip6 daddr ${pool}`;
-    // ICMPv6 errors towards the clients (packet too big above all) are "related".
-    forward = `chain forward { type filter hook forward priority 0; policy accept; ` +
-      `${into} ct state established,related accept; ` +
-      `${into} iifname "${spec.tun}" accept; ` +
-      `${into} counter drop; }; `;
-  }
-  return `add table ip6 ${t}; delete table ip6 ${t}; add table ip6 ${t} { ` +
-    `chain postrouting { type nat hook postrouting priority 100; policy accept; ` +
-    `${match.join(" ")} masquerade; }; ${forward}}`;
+export function nat6Script(spec: NatSpec6): string {
+  return familyScript(spec, "ip6", formatCidr6(spec.pool6));
 }
 
 /** Commands that NAT the IPv6 pool: our ip6 table, then IPv6 forwarding. */
-export function planNat6Enable(spec: NatSpec & { pool6: Cidr6 }): string[][] {
+export function planNat6Enable(spec: NatSpec6): string[][] {
   return [["nft", nat6Script(spec)], ["sysctl", "-w", `${IP6_FORWARD}=1`]];
 }
 
-/** Undoes {@link planNat6Enable}: the table, and forwarding back to `old` unless it was 1. */
+/** Undoes {@link planNat6Enable} as {@link planNatDisable} does: forwarding, then the table. */
 export function planNat6Disable(tag: string, old: string): string[][] {
-  const plan = [["nft", "delete", "table", "ip6", natTableName(tag)]];
-  if (old !== "1") plan.push(["sysctl", "-w", `${IP6_FORWARD}=${old}`]);
-  return plan;
+  const plan = old !== "1" ? [["sysctl", "-w", `${IP6_FORWARD}=${old}`]] : [];
+  return [...plan, ["nft", "delete", "table", "ip6", natTableName(tag)]];
 }

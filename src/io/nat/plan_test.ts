@@ -44,10 +44,10 @@ Deno.test("planNatEnable() without an output interface masquerades on every inte
   assertEquals(nft![1]!.includes("oifname"), false);
 });
 
-Deno.test("planNatDisable() deletes the table and restores forwarding only if it was off", () => {
+Deno.test("planNatDisable() restores forwarding only if it was off, then deletes the table", () => {
   assertEquals(planNatDisable("xvpn0", "0"), [
-    ["nft", "delete", "table", "ip", "xvpn_nat_xvpn0"],
     ["sysctl", "-w", "net.ipv4.ip_forward=0"],
+    ["nft", "delete", "table", "ip", "xvpn_nat_xvpn0"],
   ]);
   assertEquals(planNatDisable("xvpn0", "1"), [["nft", "delete", "table", "ip", "xvpn_nat_xvpn0"]]);
 });
@@ -64,7 +64,7 @@ Deno.test("natTableName() keeps names nft accepts and rejects unsafe interfaces"
 
 Deno.test("planNat6Enable() NATs the IPv6 pool in an ip6 table with the same forward filter", () => {
   const pool6 = { addr: new Uint8Array([0xfd, 0, 0, 0x77, ...new Array(12).fill(0)]), prefix: 64 };
-  const [nft, fwd] = planNat6Enable({ tag: "xvpn0", pool, pool6, tun: "xvpn0" });
+  const [nft, fwd] = planNat6Enable({ tag: "xvpn0", pool6, tun: "xvpn0" });
   const script = nft![1]!;
   assertEquals(
     script.startsWith("add table ip6 xvpn_nat_xvpn0; delete table ip6 xvpn_nat_xvpn0;"),
@@ -77,7 +77,7 @@ Deno.test("planNat6Enable() NATs the IPv6 pool in an ip6 table with the same for
   );
   assertEquals(fwd, ["sysctl", "-w", "net.ipv6.conf.all.forwarding=1"]);
   assertEquals(planNat6Disable("xvpn0", "0"), [
-    ["nft", "delete", "table", "ip6", "xvpn_nat_xvpn0"],
     ["sysctl", "-w", "net.ipv6.conf.all.forwarding=0"],
+    ["nft", "delete", "table", "ip6", "xvpn_nat_xvpn0"],
   ]);
 });

@@ -129,8 +129,8 @@ Deno.test("Nat journals the original ip_forward before turning it on", async () 
     await nat.enable(parseCidr("10.7.0.0/24")!, undefined, { tun: "xvpn0" });
     const file = JSON.parse(await Deno.readTextFile(path));
     assertEquals(file.entries.nat.undo, [
-      ["nft", "delete", "table", "ip", "xvpn_nat_xvpn0"],
       ["sysctl", "-w", "net.ipv4.ip_forward=0"],
+      ["nft", "delete", "table", "ip", "xvpn_nat_xvpn0"],
     ]);
     // The journal came first: written before the sysctl that turned forwarding on.
     assertEquals(runner.transcript().at(-1), "sysctl -w net.ipv4.ip_forward=1");
