@@ -64,15 +64,26 @@ Deno.test("dual stack: spoofed IPv6 sources are dropped on both sides", () => {
   assertEquals(p.client.drops.bad_inner_src, 1);
   // And an IPv6 destination outside pool6 goes nowhere.
   assertEquals(p.server.route(udp6Packet(REMOTE6, ip6("fd00:78::2"), new Uint8Array(4)), 52), -1);
+  // An alias with the client's host number but other bits above it (pool6 is a /64; the
+  // addresses live in its first /96) is not the client's, either way.
+  const alias = ip6("fd00:77::1:0:2");
+  assert(p.clientSend(udp6Packet(alias, REMOTE6, new Uint8Array(4))));
+  p.run(2);
+  assertEquals(p.serverTun.length, 0);
+  assertEquals(p.server.drops.bad_inner_src, 2);
+  assertEquals(p.server.route(udp6Packet(REMOTE6, alias, new Uint8Array(4)), 52), -1);
+  assert(p.server.route(udp6Packet(REMOTE6, me6, new Uint8Array(4)), 52) >= 0);
 });
 
-Deno.test("dual stack: a server without pool6 pushes no IPv6 and the client accepts none", () => {
+Deno.test("dual stack: a server without pool6 pushes no IPv6 address and routes no IPv6", () => {
   const p = new Pair({}, { routes6: [parseCidr6("::/0")!] });
   p.client.start(p.now, p.wall);
   p.run(20);
   assertEquals(p.client.config!.address6, undefined);
   const me = p.client.config!.address.addr;
   assert(p.serverSend(udpPacket(parseIPv4("198.51.100.7")!, me, new Uint8Array(1))));
+  p.run(2);
+  assertEquals(p.clientTun.length, 1, "IPv4 still flows");
   const me6 = ip6("fd00:77::2");
   assertEquals(p.server.route(udp6Packet(REMOTE6, me6, new Uint8Array(1)), 49), -1);
 });

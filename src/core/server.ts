@@ -195,12 +195,19 @@ export class ServerCore {
   readonly #maxMss: number;
   /** The IPv6 pool, and the IPv4 pool's network (host numbers are counted from it). */
   readonly #pool6: Cidr6 | undefined;
+  /**
+   * The /96 of pool6 that holds the clients' addresses (host numbers in its low 32 bits): a
+   * shorter pool6 must not let a client use, or be sent, the 2^(96 - prefix) aliases that share
+   * its host number.
+   */
+  readonly #hosts6: Cidr6 | undefined;
   readonly #net4: number;
 
   constructor(opts: ServerOptions) {
     this.#o = opts;
     this.#maxMss = opts.mssClamp === false ? 0 : mssForMtu(opts.mtu);
     this.#pool6 = opts.pool6;
+    this.#hosts6 = opts.pool6 && { addr: network6(opts.pool6), prefix: 96 };
     this.#net4 = networkOf(opts.pool);
     this.#random = opts.random ?? ((b) => crypto.getRandomValues(b));
     this.pool = new IpPool(opts.pool);
@@ -483,7 +490,7 @@ export class ServerCore {
 
   /** True when the IPv6 address at `pkt[off..off+16)` is session `s`'s (pool6 + host number). */
   #own6(pkt: Uint8Array, off: number, s: ServerSession): boolean {
-    const p = this.#pool6;
+    const p = this.#hosts6;
     if (!p || !cidr6Contains(p, pkt, off)) return false;
     return readU32(pkt, off + 12) === ((s.lease.address - this.#net4) >>> 0);
   }
@@ -582,7 +589,7 @@ export class ServerCore {
     let dst: number;
     if (len >= 40 && pkt[0]! >> 4 === 6) {
       // IPv6: inside pool6, the low 32 bits are the host number of the client's IPv4 address.
-      const p = this.#pool6;
+      const p = this.#hosts6;
       if (!p || !cidr6Contains(p, pkt, 24)) return this.#dropKey("no_route");
       dst = (this.#net4 + readU32(pkt, 36)) >>> 0;
     } else {
