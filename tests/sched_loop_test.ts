@@ -220,3 +220,16 @@ Deno.test("loop: shaping up holds the client to its rate; the server shapes down
   assert(up > 7.5 && up < 8.5, `up ${up}`);
   assert(down > 3.7 && down < 4.3, `down ${down}`);
 });
+
+Deno.test("loop: the server forgets a session's queue when the session expires", () => {
+  const p = connected(new LoopPair());
+  const me = p.clientCore.config!.address.addr;
+  p.server.tun.inject(pkt(GAME, me, 1, 100, 27015));
+  p.run(5);
+  assertEquals([...p.server.loop.sched.queues()].length, 1, "made by the first packet down");
+  // The client goes silent (everything it sends is lost): the server expires its session.
+  p.channel.fault = (d, _from, to) => to.startsWith("192.0.2.10:") ? [d] : [];
+  p.run(70_000);
+  assertEquals([...p.serverCore.sessions()].length, 0, "expired");
+  assertEquals([...p.server.loop.sched.queues()].length, 0, "and its queue is gone");
+});

@@ -154,8 +154,8 @@ export type ServerEvent =
     rekey: boolean;
   }
   | { type: "roamed"; name: string; from: Endpoint; to: Endpoint }
-  | { type: "session_expired"; name: string; address: number; idleMs: number }
-  | { type: "session_closed"; name: string; address: number; reason: string }
+  | { type: "session_expired"; name: string; address: number; idleMs: number; key: number }
+  | { type: "session_closed"; name: string; address: number; reason: string; key: number }
   | { type: "pool_exhausted"; name: string; message: string }
   | {
     /** A client asked for shaping or priority rules on its traffic down (its queue key). */
@@ -542,6 +542,7 @@ export class ServerCore {
           name: s.peer.name,
           address: s.lease.address,
           reason: "client disconnected",
+          key: s.slot,
         });
         void now;
         return this.#none();
@@ -682,6 +683,7 @@ export class ServerCore {
           name: s.peer.name,
           address: s.lease.address,
           idleMs: idle,
+          key: s.slot,
         });
         continue;
       }

@@ -785,12 +785,11 @@ export class DataPlaneLoop {
         break;
       case "session_expired":
       case "session_closed": {
-        // The server's sessions: forget queues whose session is gone.
-        for (const q of [...this.sched.queues()]) {
-          if (!this.#p.core.hasKey(q.key)) {
-            this.sched.remove(q.key);
-            this.#rules.delete(q.key);
-          }
+        // The server's session of queue key `e.key` is gone: forget its queue (unless a new
+        // session took the key meanwhile).
+        if (!this.#p.core.hasKey(e.key)) {
+          this.sched.remove(e.key);
+          this.#rules.delete(e.key);
         }
         break;
       }
