@@ -61,7 +61,8 @@ export function flowHash(b: Uint8Array, len: number, seed: number): number {
   let h = mix(seed ^ u32(b, 12));
   h = mix(h ^ u32(b, 16));
   h = mix(h ^ proto);
-  const unfragmented = ((b[6]! & 0x1f) | b[7]!) === 0;
+  // Every fragment of a datagram hashes alike (only the first carries the ports): MF and offset.
+  const unfragmented = ((b[6]! & 0x3f) | b[7]!) === 0;
   if ((proto === 6 || proto === 17) && unfragmented && ihl + 4 <= len) h = mix(h ^ u32(b, ihl));
   return h;
 }
@@ -82,7 +83,9 @@ export function matchesPriority(
   const proto = v6 ? b[6]! : b[9]!;
   // IPv6 rules match by port, protocol and DSCP (the CIDRs are IPv4 ones).
   const remote = v6 ? -1 : u32(b, upstream ? 16 : 12);
-  const hasPorts = (proto === 6 || proto === 17) && ihl + 4 <= len;
+  // A non-first IPv4 fragment has no ports, only payload where they would be.
+  const fragment = !v6 && ((b[6]! & 0x1f) | b[7]!) !== 0;
+  const hasPorts = (proto === 6 || proto === 17) && !fragment && ihl + 4 <= len;
   const sport = hasPorts ? (b[ihl]! << 8) | b[ihl + 1]! : -1;
   const dport = hasPorts ? (b[ihl + 2]! << 8) | b[ihl + 3]! : -1;
   const dscp = dscpOf(b);

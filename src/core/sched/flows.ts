@@ -81,7 +81,9 @@ export class FlowMemory {
   buffers = 0;
 
   constructor(readonly flows: number, readonly perBuffer = 64) {
-    this.#bytes = flows * FLOW_STATE_BYTES;
+    // Regions start on 8-byte boundaries (their Float64Array views need it: 1 or 2 flows make
+    // a region of 70 or 140 bytes).
+    this.#bytes = Math.ceil((flows * FLOW_STATE_BYTES) / 8) * 8;
   }
 
   /** A zeroed region: its buffer and byte offset. */
@@ -110,8 +112,6 @@ export class FlowQueues {
   packets = 0;
   /** Bytes queued. */
   backlog = 0;
-  /** True when the last dequeued packet came from the new-flows list. */
-  lastFromNew = false;
 
   readonly #pool: PacketPool;
   readonly #p: CodelParams;
@@ -300,7 +300,6 @@ export class FlowQueues {
         continue;
       }
       this.#deficit[f]! -= this.#pool.len[slot]!;
-      this.lastFromNew = fromNew;
       return slot;
     }
   }

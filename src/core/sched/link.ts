@@ -193,8 +193,6 @@ export class LinkScheduler {
   readonly counters: SchedCounters = { codel: 0, overflow: 0, ce_marked: 0 };
   /** The session key of the packet the last {@link dequeue} returned. */
   lastKey = -1;
-  /** The queue of that packet (its tin told whether it was interactive). */
-  lastQueue: SessionQueue | undefined;
   readonly #queues = new Map<number, SessionQueue>();
   readonly #codel: CodelParams;
   readonly #opts: LinkOptions;
@@ -292,7 +290,6 @@ export class LinkScheduler {
       q.deficit -= this.pool.len[slot]!;
       if (q.packets === 0) this.#deactivate(q);
       this.lastKey = q.key;
-      this.lastQueue = q;
       return slot;
     }
     return -1;

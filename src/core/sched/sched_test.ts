@@ -241,6 +241,9 @@ Deno.test("session queues share flow memory: regions are reused zeroed, one buff
   assertEquals([...new Uint8Array(b, offB, 16)], new Array(16).fill(0));
   mem.take();
   assertEquals(mem.buffers, 2);
+  // Tiny tables too: every region is 8-byte aligned for its Float64Array views.
+  const one = new FlowMemory(1, 4);
+  for (let i = 0; i < 4; i++) assertEquals(one.take()[1] % 8, 0);
   // Through the scheduler: a removed session's queue goes back, and a new one starts empty.
   const sim = new Sim(100, { flows: 64 });
   assert(sim.offer(1, 5, 1000));

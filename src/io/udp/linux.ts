@@ -586,7 +586,8 @@ export class LinuxUdpSocket implements BatchUdp {
       } else {
         this.rxV6[i] = 1;
         this.rxIp[i] = 0;
-        this.rxIp6.set(mem.subarray(name + 8, name + 24), 16 * i);
+        const at = 16 * i; // a plain copy: a subarray would be an allocation per datagram
+        for (let b = 0; b < 16; b++) this.rxIp6[at + b] = mem[name + 8 + b]!;
       }
       this.rxTos[i] = 0;
       this.rxLocal[i] = 0;
