@@ -289,15 +289,14 @@ export class ServerCore {
     if (gate.drop) return this.#drop(gate.drop);
     // The allow-list is checked as soon as the client's key is decrypted, before the second
     // Diffie-Hellman: a stranger with a valid mac1 costs one.
+    let peer: Peer | undefined;
     const init = readInitiation(d, this.#o.privateKey, {
       staticPublic: this.#publicKey,
       dh: this.#o.dh,
-      known: (k) => this.#peers.has(encodeKey(k)),
+      known: (k) => (peer = this.#peers.get(encodeKey(k))) !== undefined,
     });
     if (init === "unknown_key") return this.#drop("unknown_key");
-    if (!init) return this.#drop("bad_handshake");
-    const peer = this.#peers.get(encodeKey(init.clientPublic));
-    if (!peer) return this.#drop("unknown_key");
+    if (!init || !peer) return this.#drop("bad_handshake");
     if (!newerTimestamp(init.timestamp, peer.lastTimestamp)) {
       return this.#drop("replayed_handshake");
     }
@@ -319,7 +318,7 @@ export class ServerCore {
       } catch (err) {
         if (!(err instanceof PoolExhaustedError)) throw err;
         // Complete the handshake so that we can tell the client why, authenticated.
-        this.#refuse(now, init, from, err.message);
+        this.#refuse(now, init, peer, from, err.message);
         return this.#drop("pool_exhausted");
       }
       const epochByte = new Uint8Array(1);
@@ -380,6 +379,7 @@ export class ServerCore {
   #refuse(
     now: number,
     init: ReceivedInitiation,
+    peer: Peer,
     from: Endpoint,
     message: string,
   ) {
@@ -404,7 +404,7 @@ export class ServerCore {
     this.outbox.push({ data: response, to: from }, { data: sealed.bytes(), to: from });
     this.events.push({
       type: "pool_exhausted",
-      name: this.#peers.get(encodeKey(init.clientPublic))!.name,
+      name: peer.name,
       message,
     });
   }
