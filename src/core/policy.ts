@@ -34,7 +34,8 @@ export const MIN_KEEPALIVE_MS = 1000;
 /** The lowest MTU a cap may bring a push down to (IPv4's minimum datagram every host takes). */
 export const MIN_MTU = 576;
 
-/** What the client knows of its own network (taken at start, refreshed at each reconnect). */
+/** What the client knows of its own network, taken once at start (a later network change does
+ * not re-judge the push; the next start does). */
 export interface LocalNetwork {
   /** Connected subnets (the kernel's `proto kernel scope link` routes), tunnel excluded. */
   subnets: Cidr[];

@@ -9,7 +9,6 @@
 import { type Cidr, parseCidr, parseIPv4 } from "../../lib/ip.ts";
 import { type Cidr6, parseCidr6 } from "../../lib/ip6.ts";
 import type { CommandRunner } from "../command.ts";
-import { parseLinuxRouteGet } from "./applier.ts";
 
 /** The local network (the same shape as the core's `LocalNetwork`, which io/ does not import). */
 export interface LocalNetwork {
@@ -68,8 +67,11 @@ export async function localNetwork(
   out.subnets6 = six.subnets6;
   out.hasIPv6 = six.hasIPv6;
   try {
+    // Only the device is needed (parseLinuxRouteGet refuses an IPv6 next hop, which an IPv6
+    // server behind a router has).
     const via = await runner.run(["ip", "-j", "route", "get", serverIp]);
-    const dev = parseLinuxRouteGet(via.stdout).dev!;
+    const dev = (JSON.parse(via.stdout) as { dev?: unknown }[])[0]?.dev;
+    if (typeof dev !== "string") return out;
     const link = await runner.run(["ip", "-j", "link", "show", "dev", dev]);
     const mtu = (JSON.parse(link.stdout) as { mtu?: unknown }[])[0]?.mtu;
     if (typeof mtu === "number" && mtu >= 576) out.underlayMtu = mtu;
