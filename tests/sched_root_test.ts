@@ -25,8 +25,12 @@ async function download(lab: Lab, seconds: number): Promise<number> {
     ...["iperf3", "-c", LAB.game, "-p", "5201", "-R", "-C", "cubic"],
     ...["-t", String(seconds), "-J", "--connect-timeout", "3000"],
   ], { allowFailure: true, timeoutMs: (seconds + 20) * 1000 });
-  const j = JSON.parse(r.stdout) as { end?: { sum_received?: { bits_per_second: number } } };
-  return (j.end?.sum_received?.bits_per_second ?? 0) / 1e6;
+  const j = JSON.parse(r.stdout || "{}") as {
+    end?: { sum_received?: { bits_per_second: number } };
+  };
+  const bps = j.end?.sum_received?.bits_per_second;
+  if (bps === undefined) throw new Error(`iperf3 gave no result: ${r.stdout} ${r.stderr}`);
+  return bps / 1e6;
 }
 
 /** The figures of a "Scheduler:" log line. */
@@ -153,6 +157,7 @@ rootTest(
           `  ${shaped ? "shaped to 45 Mbit/s" : "not shaped"}: router queue up to ${most} bytes, ` +
             `download ${mbps.toFixed(1)} Mbit/s`,
         );
+        assert(mbps > 20, `the download ran (${mbps} Mbit/s)`);
         if (shaped) assert(most < 30_000, `the router's queue stays short (${most} bytes)`);
         else assert(most > 100_000, `without shaping the router queues (${most} bytes)`);
       });

@@ -122,9 +122,19 @@ Deno.test("RouteApplier journals a full tunnel's host route and forgets it after
 Deno.test("Nat journals the original ip_forward before turning it on", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/xvpn0.state.json`;
-    const runner = new RecordingRunner((argv) =>
-      argv[0] === "sysctl" && argv[1] === "-n" ? { code: 0, stdout: "0\n", stderr: "" } : undefined
-    );
+    let journaledFirst: boolean | undefined;
+    const runner = new RecordingRunner((argv) => {
+      if (argv[0] === "sysctl" && argv[1] === "-n") return { code: 0, stdout: "0\n", stderr: "" };
+      // Write-ahead: when the first change runs, its undo must already be on disk.
+      if (argv[0] === "nft" && journaledFirst === undefined) {
+        try {
+          journaledFirst = Deno.readTextFileSync(path).includes("xvpn_nat_xvpn0");
+        } catch {
+          journaledFirst = false;
+        }
+      }
+      return undefined;
+    });
     const nat = new Nat(runner, "xvpn0", new Journal(path));
     await nat.enable(parseCidr("10.7.0.0/24")!, undefined, { tun: "xvpn0" });
     const file = JSON.parse(await Deno.readTextFile(path));
@@ -132,7 +142,7 @@ Deno.test("Nat journals the original ip_forward before turning it on", async () 
       ["sysctl", "-w", "net.ipv4.ip_forward=0"],
       ["nft", "delete", "table", "ip", "xvpn_nat_xvpn0"],
     ]);
-    // The journal came first: written before the sysctl that turned forwarding on.
+    assertEquals(journaledFirst, true, "the journal came before the first change");
     assertEquals(runner.transcript().at(-1), "sysctl -w net.ipv4.ip_forward=1");
     await nat.disable();
     assertEquals(await Deno.stat(path).then(() => true, () => false), false);
