@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "./support/assert.ts";
 import { rootTest } from "./support/root.ts";
-import { addAddress6, capture, type Lab, withLab } from "./support/net.ts";
+import { addAddress6, capture, type Lab, ping, withLab } from "./support/net.ts";
 
 /** An "outside" IPv6 host: an address on the server's loopback, which the client reaches
  * over its own underlay (its IPv6 default route) when no tunnel is in the way. */
@@ -49,24 +49,6 @@ async function waitBlock(lab: Lab): Promise<void> {
   throw new Error("the IPv6 block never came");
 }
 
-async function ping6(lab: Lab, host: string, dst: string, extra: string[] = []) {
-  const r = await lab.topo.exec(host, [
-    "ping",
-    "-6",
-    "-n",
-    "-c",
-    "3",
-    "-i",
-    "0.2",
-    "-W",
-    "2",
-    ...extra,
-    dst,
-  ], { allowFailure: true });
-  const m = /(\d+) received/.exec(r.stdout);
-  return { received: Number(m?.[1] ?? 0), out: r.stdout + r.stderr };
-}
-
 rootTest("dual stack: a server with pool6 carries IPv6 both ways through the tunnel", async () => {
   await withLab({
     ipv6: true,
@@ -81,18 +63,18 @@ rootTest("dual stack: a server with pool6 carries IPv6 both ways through the tun
     await waitRoute6(lab, GAME6);
     const addr = await lab.topo.exec("client", ["ip", "-6", "addr", "show", "dev", "xvpn0"]);
     assertStringIncludes(addr.stdout, "fd00:77::2/64");
-    const up = await ping6(lab, "client", GAME6, ["-p", "c0ffee"]);
+    const up = await ping(lab, "client", GAME6, { pattern: "c0ffee" });
     assertEquals(up.received, 3, `client -> game over IPv6: ${up.out}`);
-    const big = await ping6(lab, "client", GAME6, ["-s", "1300"]);
+    const big = await ping(lab, "client", GAME6, { size: 1300 });
     assertEquals(big.received, 3, `full-size IPv6 packets: ${big.out}`);
-    const down = await ping6(lab, "game", "fd00:77::2");
+    const down = await ping(lab, "game", "fd00:77::2");
     assertEquals(down.received, 3, `game -> client over IPv6: ${down.out}`);
     // Too big for the tunnel: IPv6 routers never fragment, so the server's kernel must answer
     // ICMPv6 "packet too big" with the TUN's MTU; the game host then fragments at the source
     // and the rest of the echoes arrive.
     const link = await lab.topo.exec("server", ["ip", "link", "show", "dev", "xvpn0"]);
     const mtu = /mtu (\d+)/.exec(link.stdout)![1];
-    const ptb = await ping6(lab, "game", "fd00:77::2", ["-s", "1450"]);
+    const ptb = await ping(lab, "game", "fd00:77::2", { size: 1450 });
     const said = /too big: mtu=(\d+)/i.exec(ptb.out);
     assertEquals(said?.[1], mtu, `ICMPv6 packet too big with the TUN MTU: ${ptb.out}`);
     assert(ptb.received >= 2, `fragmented at the source, the echoes arrive: ${ptb.out}`);
@@ -109,7 +91,7 @@ rootTest(
       // The capture's control: without the tunnel the same pings are seen on the underlay.
       let before = { received: 0, out: "" };
       const seen = await capture(lab, "client", "ip6 and host " + OUTSIDE6, async () => {
-        before = await ping6(lab, "client", OUTSIDE6);
+        before = await ping(lab, "client", OUTSIDE6);
       });
       assertEquals(
         before.received,
@@ -122,7 +104,7 @@ rootTest(
       let during = { received: 0, out: "" };
       let tcp = { stdout: "" };
       const leaked = await capture(lab, "client", "ip6 and host " + OUTSIDE6, async () => {
-        during = await ping6(lab, "client", OUTSIDE6);
+        during = await ping(lab, "client", OUTSIDE6);
         // bash, not sh: /dev/tcp is bash's (dash has none, and would never print rc=).
         tcp = await lab.topo.exec("client", [
           "bash",
@@ -141,7 +123,7 @@ rootTest(
       const log = await Deno.readTextFile(lab.path("client.log"));
       assertStringIncludes(log, "IPv6 blocked");
       await lab.stopAll();
-      const after = await ping6(lab, "client", OUTSIDE6);
+      const after = await ping(lab, "client", OUTSIDE6);
       assertEquals(after.received, 3, `the block goes with the tunnel: ${after.out}`);
     });
   },
@@ -160,7 +142,7 @@ rootTest(
       await waitRoute6(lab, OUTSIDE6);
       let through = { received: 0, out: "" };
       const outside = await capture(lab, "client", "ip6 and host " + OUTSIDE6, async () => {
-        through = await ping6(lab, "client", OUTSIDE6);
+        through = await ping(lab, "client", OUTSIDE6);
       });
       assertEquals(through.received, 3, `IPv6 reaches it through the tunnel: ${through.out}`);
       assertEquals(outside, [], "none outside it");
@@ -186,7 +168,7 @@ rootTest(
           .stdout.trim();
       await lab.up();
       await waitRoute6(lab, GAME6);
-      const up = await ping6(lab, "client", GAME6);
+      const up = await ping(lab, "client", GAME6);
       assertEquals(up.received, 3, `through NAT66: ${up.out}`);
       const st = await lab.stopAll();
       assertEquals(st.server?.code, 0);

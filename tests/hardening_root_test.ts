@@ -120,11 +120,8 @@ rootTest("crash: a SIGKILLed server's ip_forward and NAT table are put back", as
     assertEquals(await sysctl(lab, "server", "net.ipv4.ip_forward"), "1", "left on by the kill");
     assert((await nftTables(lab)).includes("xvpn_nat_xvpn0"), "and the NAT table");
     lab.startServer();
-    let log = "";
-    for (let i = 0; i < 200 && log.split("Listening on").length < 3; i++) {
-      await new Promise((r) => setTimeout(r, 50)); // the second run's "Listening on"
-      log = await Deno.readTextFile(lab.path("server.log"));
-    }
+    await lab.waitListening(20_000, 2); // the second run's "Listening on"
+    const log = await Deno.readTextFile(lab.path("server.log"));
     assertStringIncludes(log, "did not clean up");
     const st = await lab.stopAll();
     assertEquals(st.server?.code, 0);

@@ -39,11 +39,7 @@ for (const dataPath of ["fast", "portable"] as const) {
         );
         lab.startServer();
         await lab.waitAddress("server", LAB.serverTunnel);
-        for (let i = 0; i < 200; i++) {
-          const log = await Deno.readTextFile(lab.path("server.log"));
-          if (log.split("Listening on").length >= 3) break;
-          await new Promise((r) => setTimeout(r, 50));
-        }
+        await lab.waitListening(20_000, 2);
         lab.startClient("client6.yaml");
         await lab.waitAddress("client", LAB.clientTunnel);
         await lab.waitRoute("client", LAB.game);

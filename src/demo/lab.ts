@@ -269,13 +269,14 @@ export class Lab {
 
   /**
    * Waits until the server logs that it listens (its TUN address comes first; the data plane
-   * then starts, and warms up, before the socket takes datagrams).
+   * then starts, and warms up, before the socket takes datagrams); `nth`: that many times, for
+   * a server started again on the same log.
    */
-  async waitListening(timeoutMs = 20_000): Promise<void> {
+  async waitListening(timeoutMs = 20_000, nth = 1): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
       const log = await Deno.readTextFile(this.path("server.log")).catch(() => "");
-      if (log.includes("Listening on")) return;
+      if (log.split("Listening on").length > nth) return;
       await new Promise((res) => setTimeout(res, 50));
     }
     throw new Error(`the server did not listen within ${timeoutMs} ms\n${await this.logs()}`);

@@ -6,15 +6,16 @@
 import { LAB, Lab, type LabOptions } from "../../src/demo/lab.ts";
 import { parsePing, selfCommand } from "../../src/demo/lab.ts";
 
-/** Pings `dst` from `host`; returns the parsed result. */
+/** Pings `dst` (IPv4 or IPv6) from `host`; returns the parsed result. */
 export async function ping(
   lab: Lab,
   host: string,
   dst: string,
-  opts: { count?: number; size?: number; interval?: number; df?: boolean } = {},
+  opts: { count?: number; size?: number; interval?: number; df?: boolean; pattern?: string } = {},
 ): Promise<ReturnType<typeof parsePing> & { out: string }> {
   const argv = [
     "ping",
+    ...(dst.includes(":") ? ["-6"] : []),
     "-n",
     "-c",
     String(opts.count ?? 3),
@@ -25,6 +26,7 @@ export async function ping(
   ];
   if (opts.size !== undefined) argv.push("-s", String(opts.size));
   if (opts.df) argv.push("-M", "do");
+  if (opts.pattern !== undefined) argv.push("-p", opts.pattern);
   argv.push(dst);
   const r = await lab.topo.exec(host, argv, { allowFailure: true });
   return { ...parsePing(r.stdout), out: r.stdout + r.stderr };
