@@ -35,7 +35,7 @@ import type { PacketBuf } from "../../core/packet.ts";
 import { formatIPv4, parseIPv4 } from "../../lib/ip.ts";
 import { formatIPv6, parseIPv6 } from "../../lib/ip6.ts";
 import { ecnOf, markCe } from "../../lib/ecn.ts";
-import { Verdict } from "../../core/result.ts";
+import { type PacketResult, Verdict } from "../../core/result.ts";
 import type { Endpoint } from "../../lib/endpoint.ts";
 import { HEADER_FLAG_INTERACTIVE, MessageType } from "../../core/wire.ts";
 import { flowHash, matchesPriority, type PriorityRule } from "../../core/sched/classify.ts";
@@ -651,29 +651,10 @@ export class DataPlaneLoop {
   /** Dequeued pool slot `slot`, sealed into send slot `count` of `s` (and its redundant copies
    * after it); returns the next free send slot. The pool slot is released. */
   #sealOne(now: number, s: UdpSlots, slot: number, count: number): number {
-    const { core, tun } = this.#p;
-    const pool = this.sched.pool;
-    const buf = tun.readBuffers[slot]!;
-    const len = pool.len[slot]!;
-    const meta = pool.meta[slot]!;
-    if ((meta & Meta.MARK_CE) !== 0) markCe(buf);
-    const interactive = (meta & Meta.INTERACTIVE) !== 0;
     const sealed = s.tx[count]!;
-    const r = core.seal(
-      now,
-      this.sched.lastKey,
-      buf,
-      len,
-      sealed,
-      interactive ? HEADER_FLAG_INTERACTIVE : 0,
-    );
-    // The outer TOS: the game DSCP for interactive packets, and the inner ECN field copied
-    // (RFC 6040 normal mode), read before the slot is reused.
-    const tos = (interactive ? this.#params.dscp << 2 : 0) | ecnOf(buf);
-    pool.release(slot);
-    if (r.verdict !== Verdict.Net) return count;
-    if (interactive) this.stats.interactive++;
-    else this.stats.bulk++;
+    const r = this.#sealSlot(now, slot, sealed);
+    if (!r) return count;
+    const tos = this.#tos;
     address(s, count, r.length, r.to!, tos);
     count++;
     for (let i = 0; i < r.extraCount; i++) {
@@ -682,16 +663,45 @@ export class DataPlaneLoop {
     return count;
   }
 
+  /** The outer TOS of the packet {@link #sealSlot} sealed last. */
+  #tos = 0;
+
+  /**
+   * Seals pool slot `slot` into `sealed` (CE mark and interactive flag from its meta), releases
+   * the slot and counts the class; the result, or undefined when the core did not seal it. The
+   * outer TOS goes to {@link #tos}: the game DSCP for interactive packets and the inner ECN
+   * field copied (RFC 6040 normal mode), read before the slot is reused.
+   */
+  #sealSlot(now: number, slot: number, sealed: PacketBuf): PacketResult | undefined {
+    const pool = this.sched.pool;
+    const buf = this.#p.tun.readBuffers[slot]!;
+    const meta = pool.meta[slot]!;
+    if ((meta & Meta.MARK_CE) !== 0) markCe(buf);
+    const interactive = (meta & Meta.INTERACTIVE) !== 0;
+    const r = this.#p.core.seal(
+      now,
+      this.sched.lastKey,
+      buf,
+      pool.len[slot]!,
+      sealed,
+      interactive ? HEADER_FLAG_INTERACTIVE : 0,
+    );
+    this.#tos = (interactive ? this.#params.dscp << 2 : 0) | ecnOf(buf);
+    pool.release(slot);
+    if (r.verdict !== Verdict.Net) return undefined;
+    if (interactive) this.stats.interactive++;
+    else this.stats.bulk++;
+    return r;
+  }
+
   /**
    * Multipath client: like #pump, but each sealed packet goes to the socket of each of its
    * destinations (`via`), sealed into the first socket's next slot and copied where needed;
    * what a full socket refuses is dropped and counted.
    */
   #pumpPaths(now: number): void {
-    const { core, tun } = this.#p;
     const socks = this.#socks;
     const counts = this.#txCount;
-    const pool = this.sched.pool;
     counts.fill(0);
     for (;;) {
       let full = false;
@@ -701,22 +711,10 @@ export class DataPlaneLoop {
       if (full) this.#sendPaths();
       const slot = this.sched.dequeue(now);
       if (slot < 0) break;
-      const buf = tun.readBuffers[slot]!;
-      const meta = pool.meta[slot]!;
-      if ((meta & Meta.MARK_CE) !== 0) markCe(buf);
-      const interactive = (meta & Meta.INTERACTIVE) !== 0;
-      const tos = (interactive ? this.#params.dscp << 2 : 0) | ecnOf(buf);
       const sealed = socks[0]!.tx[counts[0]!]!;
-      const r = core.seal(
-        now,
-        this.sched.lastKey,
-        buf,
-        pool.len[slot]!,
-        sealed,
-        interactive ? HEADER_FLAG_INTERACTIVE : 0,
-      );
-      pool.release(slot);
-      if (r.verdict !== Verdict.Net) continue;
+      const r = this.#sealSlot(now, slot, sealed);
+      if (!r) continue;
+      const tos = this.#tos;
       for (let e = -1; e < r.extraCount; e++) {
         const to = e < 0 ? r.to! : r.extra![e]!;
         const k = to.via ?? 0;
