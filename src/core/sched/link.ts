@@ -196,6 +196,8 @@ export class LinkScheduler {
   readonly #queues = new Map<number, SessionQueue>();
   readonly #codel: CodelParams;
   readonly #opts: LinkOptions;
+  /** Session queues with a shaper (rate > 0). */
+  #shaped = 0;
   /** Where the session queues' flow state lives (one allocation per 64 queues). */
   readonly #memory: FlowMemory;
   /** The active ring (sessions with packets queued) and the DRR cursor. */
@@ -240,7 +242,10 @@ export class LinkScheduler {
 
   /** Shapes session `key`'s queue (rate 0: not shaped). */
   shape(key: number, s: Shaping | undefined): void {
-    this.queue(key).shape(s);
+    const q = this.queue(key);
+    const was = q.rateBps > 0;
+    q.shape(s);
+    this.#shaped += (q.rateBps > 0 ? 1 : 0) - (was ? 1 : 0);
   }
 
   /** Forgets session `key`: its queued packets are released (and returned as a count). */
@@ -248,6 +253,7 @@ export class LinkScheduler {
     const q = this.#queues.get(key);
     if (!q) return 0;
     if (q.active) this.#deactivate(q);
+    if (q.rateBps > 0) this.#shaped--;
     this.#queues.delete(key);
     return q.release();
   }
@@ -255,7 +261,6 @@ export class LinkScheduler {
   /** Queues pool slot `slot` (length in the pool) for session `key`. */
   enqueue(key: number, slot: number, hash: number, priority: boolean, now: number): void {
     const q = this.queue(key);
-    this.pool.key[slot] = key;
     q.enqueue(slot, hash, priority, now);
     if (!q.active && q.packets > 0) this.#activate(q);
   }
@@ -297,6 +302,8 @@ export class LinkScheduler {
 
   /** When a shaped session may send next, if one waits for its shaper (Infinity: none). */
   deadline(): number {
+    // Only shaped queues have deadlines: with none (most servers), no walk over the sessions.
+    if (this.#shaped === 0) return Infinity;
     let next = Infinity;
     for (let q = this.#cursor, i = 0; q && i < this.#activeCount; q = q.next, i++) {
       if (q.packets > 0 && q.nextAt > 0 && q.nextAt < next) next = q.nextAt;

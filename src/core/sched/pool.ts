@@ -29,8 +29,6 @@ export class PacketPool {
   readonly next: Int32Array;
   /** {@link Meta} bits. */
   readonly meta: Uint8Array;
-  /** The queue (session key) a packet belongs to. */
-  readonly key: Float64Array;
   readonly #free: Int32Array;
   #top: number;
 
@@ -40,7 +38,6 @@ export class PacketPool {
     this.at = new Float64Array(size);
     this.next = new Int32Array(size).fill(-1);
     this.meta = new Uint8Array(size);
-    this.key = new Float64Array(size);
     this.#free = new Int32Array(size);
     for (let i = 0; i < size; i++) this.#free[i] = size - 1 - i;
     this.#top = size;
