@@ -50,7 +50,7 @@ import {
 import { DEFAULT_HANDSHAKE_LOAD_THRESHOLD, HandshakeGate } from "./cookie.ts";
 import type { DhImpl } from "./noise.ts";
 import { type Cidr, ipv4Dst, ipv4Src, networkOf } from "../lib/ip.ts";
-import { type Cidr6, cidr6Contains, network6 } from "../lib/ip6.ts";
+import { type Cidr6, cidr6Contains, hostIn6, network6 } from "../lib/ip6.ts";
 import { type Peer, type ServerSession, SessionTable } from "./sessions.ts";
 import { fillExtra, noteEndpoint, setRedundant } from "./endpoints.ts";
 
@@ -78,7 +78,6 @@ import {
   newDropCounters,
   readCounter,
   readU32,
-  writeU32,
 } from "./wire.ts";
 import { decapsulate, innerLength, validInnerPacket } from "./inner.ts";
 import { clampMss, mssForMtu } from "./mss.ts";
@@ -497,9 +496,7 @@ export class ServerCore {
 
   /** The IPv6 address of the client holding IPv4 address `addr` (pool6 + its host number). */
   #addr6Of(addr: number): Uint8Array {
-    const a = network6(this.#pool6!);
-    writeU32(a, 12, (readU32(a, 12) | ((addr - this.#net4) >>> 0)) >>> 0);
-    return a;
+    return hostIn6(this.#pool6!, (addr - this.#net4) >>> 0);
   }
 
   #onControl(

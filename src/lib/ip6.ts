@@ -117,6 +117,19 @@ export function network6(c: Cidr6): Uint8Array {
   return out;
 }
 
+/**
+ * The address of host number `host` in an IPv6 pool (/96 or shorter): its network with `host`
+ * in the low 32 bits. A client's IPv6 address is its IPv4 address's host number there.
+ */
+export function hostIn6(pool6: Cidr6, host: number): Uint8Array {
+  const a = network6(pool6);
+  a[12] = host >>> 24;
+  a[13] = host >>> 16;
+  a[14] = host >>> 8;
+  a[15] = host;
+  return a;
+}
+
 /** `network/prefix` text. */
 export function formatCidr6(c: Cidr6): string {
   return `${formatIPv6(network6(c))}/${c.prefix}`;

@@ -7,8 +7,8 @@
  */
 import type { ServerConfig } from "../config/mod.ts";
 import type { ServerEvent, ServerParams } from "../core/server.ts";
-import { formatCidr, formatIPv4 } from "../lib/ip.ts";
-import { type Cidr6, formatCidr6, formatIPv6, network6 } from "../lib/ip6.ts";
+import { formatCidr, formatIPv4, networkOf } from "../lib/ip.ts";
+import { formatCidr6, formatIPv6, hostIn6 } from "../lib/ip6.ts";
 import { formatEndpoint } from "../lib/endpoint.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { openTun } from "../io/tun/open.ts";
@@ -46,7 +46,8 @@ export async function runServer(
     cleanup.add(`close TUN ${tun.name}`, () => tun.close());
     const link = new RouteApplier(deps.runner);
     const address = serverAddress(cfg.pool);
-    const address6 = cfg.pool6 && serverAddress6(cfg.pool6);
+    // The server's IPv6 address has its IPv4 address's host number, as every client's does.
+    const address6 = cfg.pool6 && hostIn6(cfg.pool6, (address - networkOf(cfg.pool)) >>> 0);
     await link.up({
       ifname: tun.name,
       address: { addr: address, prefix: cfg.pool.prefix },
@@ -219,11 +220,4 @@ function logServerEvent(e: ServerEvent): void {
       log.warning("Refused {name}: {message}", { name: e.name, message: e.message });
       break;
   }
-}
-
-/** The server's IPv6 tunnel address: the pool6 network with host number 1, as the core says. */
-function serverAddress6(pool6: Cidr6): Uint8Array {
-  const a = network6(pool6);
-  a[15] = (a[15]! | 1) & 255;
-  return a;
 }
