@@ -164,6 +164,7 @@ export function parseClientConfig(
     ctx.report(at.offset, at.path, "needs paths: list the interfaces or addresses to use");
   }
   ctx.finish();
+  const routes = splitCidrs(v.routes ?? []);
   const out: ClientConfig = {
     file,
     server: v.server!,
@@ -171,8 +172,8 @@ export function parseClientConfig(
     privateKey: privateKey!,
     keySource: privateKeySource(m, root),
     tun: { name: v.tun?.name ?? DEFAULT_TUN_NAME },
-    routes: splitCidrs(v.routes ?? []).v4,
-    routes6: splitCidrs(v.routes ?? []).v6,
+    routes: routes.v4,
+    routes6: routes.v6,
     log: logConfig(v.log),
     dataPath: v.data_path ?? "auto",
     mssClamp: v.mss_clamp ?? true,
@@ -184,8 +185,9 @@ export function parseClientConfig(
     localRoutes: v.local_routes ?? false,
   };
   if (v.accept_routes !== undefined) {
-    out.acceptRoutes = splitCidrs(v.accept_routes).v4;
-    out.acceptRoutes6 = splitCidrs(v.accept_routes).v6;
+    const accept = splitCidrs(v.accept_routes);
+    out.acceptRoutes = accept.v4;
+    out.acceptRoutes6 = accept.v6;
   }
   if (v.shaping) {
     out.shaping = { overheadBytes: v.shaping.overhead ?? DEFAULT_LINK_OVERHEAD };

@@ -225,6 +225,8 @@ export function parseServerConfig(
 
   const clients = checkClients(m.at.clients, v.clients, v.pool, privateKey);
   ctx.finish();
+  const routes = splitCidrs(v.routes ?? []);
+  const dns = v.dns ?? [];
   const out: ServerConfig = {
     file,
     listen: v.listen!,
@@ -232,10 +234,10 @@ export function parseServerConfig(
     keySource: privateKeySource(m, root),
     tun: { name: v.tun?.name ?? DEFAULT_TUN_NAME },
     pool: v.pool!,
-    routes: splitCidrs(v.routes ?? []).v4,
-    routes6: splitCidrs(v.routes ?? []).v6,
-    dns: (v.dns ?? []).flatMap((a) => a.v6 ? [] : [a.ip]),
-    dns6: (v.dns ?? []).flatMap((a) => a.v6 ? [a.ip] : []),
+    routes: routes.v4,
+    routes6: routes.v6,
+    dns: dns.flatMap((a) => a.v6 ? [] : [a.ip]),
+    dns6: dns.flatMap((a) => a.v6 ? [a.ip] : []),
     keepaliveMs,
     sessionTimeoutMs,
     nat: v.nat ?? false,
