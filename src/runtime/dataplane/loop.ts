@@ -53,8 +53,9 @@ const BATCHES_PER_TURN = 4;
 /** Packets per TUN read into the scheduler. */
 const READ_BATCH = 64;
 /**
- * Packets sealed and sent per loop turn at most. Reading the TUN is cheap and sealing is not, so
- * a busy loop reads more than it seals: the backlog then waits in the scheduler, where a game
+ * Packets sealed and sent per pump at most (a turn pumps after each receive batch, so between
+ * two looks at the sockets and the TUN). Reading the TUN is cheap and sealing is not, so a busy
+ * loop reads more than it seals: the backlog then waits in the scheduler, where a game
  * packet goes first and CoDel drops bulk, instead of in the kernel's TUN queue, where it would
  * wait in line and be dropped at random when that queue is full.
  */
