@@ -62,8 +62,8 @@ Deno.test("Pair server drops an inner packet with a spoofed source", () => {
   assertEquals(p.server.drops.bad_inner_src, 1);
 });
 
-Deno.test("Pair keepalive pings every interval and measures RTT", () => {
-  const p = new Pair({ delayMs: 7 });
+Deno.test("Pair keepalive pings every interval and measures RTT (no RTT probes)", () => {
+  const p = new Pair({ delayMs: 7, client: { probeMs: 0 } }, { probeMs: 0 });
   p.client.start(p.now, p.wall);
   p.run(100);
   const before = p.wire.length;
@@ -372,4 +372,30 @@ Deno.test("Pair client applies its policy to a hostile push and says what it ref
   assertEquals(p.client.keepaliveMs, 1000);
   assertEquals(e.refused.length, 3, e.refused.join("; "));
   assertEquals(p.client.config, e.config, "what the core uses is what the runtime applies");
+});
+
+Deno.test("Pair status: both sides measure the round trip once a second, and see loss", () => {
+  const p = new Pair({ delayMs: 7 });
+  p.client.start(p.now, p.wall);
+  p.run(10_000);
+  const c = p.client.status(p.now);
+  assertEquals(c.state, "connected");
+  assertEquals(c.address, "10.7.0.2/24");
+  assertEquals(c.mtu, 1420);
+  assertEquals(c.paths.length, 1);
+  const path = c.paths[0]!;
+  assertEquals([path.p50Ms, path.p99Ms, path.jitterMs, path.lossPct], [14, 14, 0, 0]);
+  assert(path.sent >= 9 && path.sent <= 11, `about one probe a second: ${path.sent}`);
+  const s = p.server.status(p.now);
+  assertEquals(s.clients.length, 1);
+  assertEquals(s.clients[0]!.name, "alice");
+  assertEquals(s.clients[0]!.rttMs, 14, "the server's own probes");
+  assert(s.clients[0]!.rx.packets > 0 && s.clients[0]!.tx.packets > 0);
+  // Every datagram towards the client lost for 3 s: the server's probes see it.
+  p.links[0]!.loss = 1;
+  p.run(3_000);
+  p.links[0]!.loss = 0;
+  p.run(1_500);
+  assert(p.server.status(p.now).clients[0]!.lossPct > 0, "the server saw its probes lost");
+  assert(p.client.status(p.now).paths[0]!.lossPct > 0, "the client saw its probes lost");
 });

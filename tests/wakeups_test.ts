@@ -41,8 +41,8 @@ function game(p: Pair, ms: number, everyMs = 50): number {
   return sent;
 }
 
-Deno.test("wake-ups: an idle tunnel wakes once per keepalive interval plus its rekeys", () => {
-  const p = connected();
+Deno.test("wake-ups: an idle tunnel without RTT probes wakes once per keepalive interval plus its rekeys", () => {
+  const p = connected(new Pair({ client: { probeMs: 0 } }, { probeMs: 0 }));
   p.resetWakes();
   const minutes = 10;
   p.run(minutes * 60_000);
@@ -64,6 +64,28 @@ Deno.test("wake-ups: an idle tunnel wakes once per keepalive interval plus its r
   // from every keepalive, so that is about once per session timeout.
   assert(p.wakes.server <= minutes + 2, `server woke ${p.wakes.server} times in ${minutes} min`);
   assertEquals([...p.server.sessions()].length, 1, "the session lives on");
+});
+
+Deno.test("wake-ups: an idle tunnel with RTT probes wakes once a second on each side, no more", () => {
+  const p = connected();
+  p.resetWakes();
+  const seconds = 600;
+  p.run(seconds * 1000);
+  const rekeys = Math.floor(seconds * 1000 / REKEY_AFTER_TIME_MS);
+  console.log(
+    `  idle ${seconds} s with probes: client ${p.wakes.client} wake-ups ${
+      JSON.stringify(p.wakes.clientByTimer)
+    }, server ${p.wakes.server}`,
+  );
+  // A wake-up that coincides with an arriving datagram (the server's probe) is not counted.
+  assert(p.wakes.client <= seconds + rekeys + 2, `client woke ${p.wakes.client} times`);
+  assert(p.wakes.server <= seconds + seconds / 60 + 2, `server woke ${p.wakes.server} times`);
+  const r = p.client.rtt.report(p.now);
+  assert(r.sent >= seconds - 2, `a probe a second went out: ${r.sent}`);
+  assert(
+    r.answered >= seconds - 2 && r.lossPct === 0,
+    `every probe answered: ${JSON.stringify(r)}`,
+  );
 });
 
 Deno.test("wake-ups: with the server gone, the client wakes no faster than the handshake retries", () => {
@@ -108,7 +130,8 @@ Deno.test("wake-ups: a client sending into a dead path notices in about a second
 });
 
 Deno.test("wake-ups: a send arms the liveness timer at once (the deadline moves earlier)", () => {
-  const p = connected();
+  // Without RTT probes, the next deadline of an idle client is the keepalive, seconds away.
+  const p = connected(new Pair({ client: { probeMs: 0 } }));
   p.run(5000); // quiet: the next deadline is the keepalive, seconds away
   const before = p.client.deadline();
   assert(before - p.now > 1000, "nothing due soon while idle");

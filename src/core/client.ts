@@ -51,6 +51,7 @@ import {
 } from "./handshake.ts";
 import { type MultipathMode, type PathChange, type PathReport, PathSet } from "./paths.ts";
 import { CookieJar } from "./cookie.ts";
+import { type RttReport, RttStats } from "./rtt_stats.ts";
 import { publicKeyOf } from "./keys.ts";
 import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
 import { PacketResult, Verdict } from "./result.ts";
@@ -66,8 +67,8 @@ import {
   SourceFilter,
   SourceFilter6,
 } from "./policy.ts";
-import type { Cidr6 } from "../lib/ip6.ts";
-import { type Cidr, ipv4Src } from "../lib/ip.ts";
+import { type Cidr6, formatIPv6 } from "../lib/ip6.ts";
+import { type Cidr, formatIPv4, ipv4Src } from "../lib/ip.ts";
 
 /** Nothing known of the local network (the policy then refuses no route as local). */
 const NO_LOCAL: LocalNetwork = { subnets: [], gateways: [] };
@@ -127,7 +128,16 @@ export interface ClientParams {
   routes?: Cidr[];
   /** The IPv6 ones. */
   routes6?: Cidr6[];
+  /**
+   * Measure the round trip with an authenticated ping this often (ms) while the session is up,
+   * for `xvpn status` and `xvpn ping` (default {@link DEFAULT_PROBE_MS}; 0: keepalives only).
+   * A multipath client measures every path with its own probes instead.
+   */
+  probeMs?: number;
 }
+
+/** How often a client measures its round trip by default: once a second, ~1 kbit/s. */
+export const DEFAULT_PROBE_MS = 1_000;
 
 /** Everything the client core needs: its settings and what is injected; no I/O handles. */
 export interface ClientOptions extends ClientParams {
@@ -151,7 +161,6 @@ export type ClientEvent =
     refused: string[];
   }
   | { type: "path_dead"; silentMs: number; reason: string }
-  | { type: "rtt"; rttMs: number }
   | { type: "disconnected"; reason: string; final: boolean }
   | { type: "probe_ack"; seq: number; received: number; serverMtu: number }
   | {
@@ -163,6 +172,37 @@ export type ClientEvent =
     /** Every path's figures. */
     paths: PathReport[];
   };
+
+/** One path's figures in a {@link ClientStatus}. */
+export interface PathStatus extends RttReport {
+  /** Path index (config order; 0 for a single-path client). */
+  index: number;
+  /** Considered alive (a single path: keys up and not declared dead). */
+  up: boolean;
+  /** Carries the traffic now (failover's active path; every live path when redundant). */
+  active: boolean;
+}
+
+/** What `xvpn status` shows of a client core (plain data; the runtime adds node and TUN). */
+export interface ClientStatus {
+  /** `connecting`: no keys yet; `reconnecting`: a dead path's handshake is under way. */
+  state: "connecting" | "connected" | "reconnecting" | "closed";
+  /** Since the newest completed handshake (ms), -1 before the first. */
+  handshakeAgeMs: number;
+  /** Handshakes begun, and dead-path verdicts (each a reconnect). */
+  handshakes: number;
+  deadPaths: number;
+  /** The pushed tunnel address (`10.7.0.2/24`), its IPv6 one, the MTU: absent before the push. */
+  address?: string;
+  address6?: string;
+  mtu?: number;
+  rx: { packets: number; bytes: number };
+  tx: { packets: number; bytes: number };
+  /** Non-zero drop counters by reason. */
+  drops: Record<string, number>;
+  mode: "single" | MultipathMode;
+  paths: PathStatus[];
+}
 
 /** A datagram for one path's socket (multipath probes). */
 export interface PathDatagram {
@@ -196,6 +236,8 @@ export const ClientTimer = {
   Paths: 7,
   /** Multipath: the periodic per-path report. */
   Report: 8,
+  /** Single path: the next RTT probe (status figures). */
+  Probe: 9,
 } as const;
 
 /** Timer names by id, for tests and logs. */
@@ -215,8 +257,17 @@ export class ClientCore {
   config: SessionConfig | undefined;
   /** Last measured keepalive round trip (ms), -1 before the first. */
   rttMs = -1;
-  /** Packet counters. */
-  readonly stats = { rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, handshakes: 0 };
+  /** Packet counters; `deadPaths`: dead-path verdicts (each one a reconnect). */
+  readonly stats = {
+    rxPackets: 0,
+    txPackets: 0,
+    rxBytes: 0,
+    txBytes: 0,
+    handshakes: 0,
+    deadPaths: 0,
+  };
+  /** Round trip, jitter and loss of the single path's pings (multipath: see {@link paths}). */
+  readonly rtt = new RttStats();
 
   readonly #o: ClientOptions;
   readonly #mac1Key: Uint8Array;
@@ -255,6 +306,8 @@ export class ClientCore {
   /** Inner sources accepted from the server (set with each config push). */
   readonly #sources = new SourceFilter();
   readonly #sources6 = new SourceFilter6();
+  /** RTT probe interval of a single-path session (0: none). */
+  readonly #probeMs: number;
 
   constructor(opts: ClientOptions) {
     this.#o = opts;
@@ -265,6 +318,8 @@ export class ClientCore {
       this.#paths = new PathSet(opts.paths, opts.multipath ?? "failover");
     }
     this.#deadAfterMs = DEAD_AFTER_KEEPALIVES * this.keepaliveMs;
+    // A diagnostic session (`xvpn diag mtu`) measures only when asked to (`xvpn ping`).
+    this.#probeMs = opts.probeMs ?? (opts.diag ? 0 : DEFAULT_PROBE_MS);
   }
 
   /** The next time {@link tick} has work (monotonic ms; Infinity when nothing is scheduled). */
@@ -459,6 +514,7 @@ export class ClientCore {
     } else {
       this.#ping(now); // confirm the new keys at once so the server switches to them
     }
+    if (this.config || this.#o.diag) this.#armProbe(now);
     return this.#none();
   }
 
@@ -481,6 +537,7 @@ export class ClientCore {
         if (!this.#paths) {
           this.timers.set(ClientTimer.Dead, this.#lastRecvMs + this.#deadAfterMs);
           this.timers.set(ClientTimer.Keepalive, this.#lastPingMs + this.keepaliveMs);
+          this.#armProbe(now);
         }
         this.events.push({ type: "config", config: c, refused });
         return this.#none();
@@ -496,7 +553,18 @@ export class ClientCore {
           this.#pathEvents();
           return this.#none();
         }
-        this.events.push({ type: "rtt", rttMs: this.rttMs });
+        this.rtt.answer(p.seq, now);
+        return this.#none();
+      }
+      case ControlKind.Ping: {
+        // The server measures our round trip too (status on its side): echo its ping.
+        if (!decodePingBody(msg.subarray(1))) return this.#drop("bad_control");
+        const pong = msg.slice();
+        pong[0] = ControlKind.Pong;
+        // One answer, on the active path (a redundant client would send it on every path).
+        const data = this.#sealControl(pong);
+        if (data && this.#paths) this.pathOutbox.push({ path: this.#paths.active, data });
+        else if (data) this.outbox.push(data);
         return this.#none();
       }
       case ControlKind.MtuProbeAck: {
@@ -580,9 +648,11 @@ export class ClientCore {
     this.timers.set(ClientTimer.Config, now + CONFIG_RETRY_MS);
   }
 
-  /** A keepalive or liveness ping; the next keepalive is due one interval later. */
+  /** A keepalive, liveness or RTT ping; the next keepalive is due one interval later. */
   #ping(now: number): void {
-    this.#sendControl(encodePing(ControlKind.Ping, ++this.#pingSeq, now));
+    const seq = ++this.#pingSeq;
+    this.#sendControl(encodePing(ControlKind.Ping, seq, now));
+    this.rtt.probeSent(seq, now);
     this.#lastPingMs = now;
     if (this.config) this.timers.set(ClientTimer.Keepalive, now + this.keepaliveMs);
   }
@@ -599,8 +669,16 @@ export class ClientCore {
         ClientTimer.Rekey,
         ClientTimer.Paths,
         ClientTimer.Report,
+        ClientTimer.Probe,
       ]
     ) t.stop(id);
+  }
+
+  /** The next RTT probe of a single-path session that can carry traffic (or a diagnostic
+   * one), one interval after the last ping of any kind. */
+  #armProbe(now: number): void {
+    if (this.#probeMs <= 0 || this.#paths || !this.#current) return;
+    this.timers.set(ClientTimer.Probe, Math.max(now, this.#lastPingMs + this.#probeMs));
   }
 
   /**
@@ -700,6 +778,22 @@ export class ClientCore {
       return;
     }
     if (t.expired(ClientTimer.Keepalive, now)) this.#ping(now);
+    if (t.expired(ClientTimer.Probe, now)) {
+      // Nothing at all came back since the last ping, a whole probe interval ago: the path may
+      // be dead. The liveness probes decide (six at 100 ms), instead of three keepalives.
+      if (
+        this.#lastRecvMs < this.#lastPingMs && !this.#reconnecting &&
+        !t.isSet(ClientTimer.Liveness)
+      ) {
+        this.#ping(now);
+        this.#probes++;
+        t.set(ClientTimer.Liveness, now + LIVENESS_PROBE_MS);
+        t.set(ClientTimer.Probe, now + this.#probeMs);
+        return;
+      }
+      if (now - this.#lastPingMs >= this.#probeMs) this.#ping(now);
+      this.#armProbe(now);
+    }
   }
 
   /** Timers of a multipath session: probes on every path instead of keepalives and liveness
@@ -732,6 +826,8 @@ export class ClientCore {
    * second verdict per probe round. The keys stay, in case only the path changed. */
   #pathDead(now: number, wallMs: number, silentMs: number, reason: string): void {
     this.events.push({ type: "path_dead", silentMs, reason });
+    this.stats.deadPaths++;
+    this.timers.stop(ClientTimer.Probe); // the liveness of the handshake retries rules now
     this.#probes = 0;
     this.#reconnecting = true;
     this.timers.stop(ClientTimer.Liveness);
@@ -769,6 +865,49 @@ export class ClientCore {
     const data = PacketBuf.alloc(plain.length + SEAL_OVERHEAD_BYTES);
     kp.seal(this.#o.aead, MessageType.Control, plain, plain.length, data);
     return data.bytes();
+  }
+
+  /** The session's figures at `now` for `xvpn status`. */
+  status(now: number): ClientStatus {
+    const kp = this.#current;
+    const c = this.config;
+    const drops: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.drops)) if (v > 0) drops[k] = v;
+    const ps = this.#paths;
+    const paths: PathStatus[] = ps
+      ? Array.from({ length: ps.count }, (_, i) => ({
+        index: i,
+        up: ps.isUp(i),
+        active: ps.route.includes(i),
+        ...ps.status(i, now),
+      }))
+      : [{ index: 0, up: !!kp && !this.#reconnecting, active: true, ...this.rtt.report(now) }];
+    return {
+      state: this.#closed
+        ? "closed"
+        : !kp
+        ? "connecting"
+        : this.#reconnecting
+        ? "reconnecting"
+        : "connected",
+      handshakeAgeMs: kp ? Math.round(now - kp.createdMs) : -1,
+      handshakes: this.stats.handshakes,
+      deadPaths: this.stats.deadPaths,
+      ...(c
+        ? {
+          address: `${formatIPv4(c.address.addr)}/${c.address.prefix}`,
+          ...(c.address6
+            ? { address6: `${formatIPv6(c.address6.addr)}/${c.address6.prefix}` }
+            : {}),
+          mtu: c.mtu,
+        }
+        : {}),
+      rx: { packets: this.stats.rxPackets, bytes: this.stats.rxBytes },
+      tx: { packets: this.stats.txPackets, bytes: this.stats.txBytes },
+      drops,
+      mode: ps ? ps.mode : "single",
+      paths,
+    };
   }
 
   /** True once the client has stopped for good (closed, or refused by the server). */

@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { type RttReport, RttStats } from "./rtt_stats.ts";
 import {
   PATH_DEAD_PROBES,
   PATH_FAILBACK_MS,
@@ -75,6 +76,8 @@ interface PathState {
   sentMs: number[];
   answered: number;
   lost: number;
+  /** Round trip, jitter and loss over the recent probes, for `xvpn status`. */
+  stats: RttStats;
 }
 
 /** Liveness, RTT, loss and path choice for a client with several paths. */
@@ -106,6 +109,7 @@ export class PathSet {
       sentMs: new Array<number>(OUTSTANDING).fill(0),
       answered: 0,
       lost: 0,
+      stats: new RttStats(),
     }));
     this.#all = Array.from({ length: count }, (_, i) => i);
     this.route = this.#routeFor();
@@ -136,6 +140,11 @@ export class PathSet {
     return this.#p[i]!.srttMs;
   }
 
+  /** Path `i`'s round trip, jitter and loss over its recent probes, at `now`. */
+  status(i: number, now: number): RttReport {
+    return this.#p[i]!.stats.report(now);
+  }
+
   /** True when path `i` should get a probe now. */
   probeDue(i: number, now: number): boolean {
     return now - this.#p[i]!.lastProbeMs >= PATH_PROBE_MS;
@@ -146,6 +155,7 @@ export class PathSet {
     const p = this.#p[i]!;
     p.lastProbeMs = now;
     p.sinceAnswer++;
+    p.stats.probeSent(seq, now);
     // The oldest slot makes room; whatever it held counts as lost.
     let slot = 0;
     for (let k = 0; k < OUTSTANDING; k++) {
@@ -169,6 +179,7 @@ export class PathSet {
     const p = this.#p[i];
     if (!p) return;
     let rtt = echoRttMs;
+    p.stats.answer(seq, now);
     for (let k = 0; k < OUTSTANDING; k++) {
       if (p.seqs[k] === seq && seq !== 0) {
         rtt = now - p.sentMs[k]!;

@@ -19,6 +19,7 @@ import type { Lease } from "./pool.ts";
 import type { RecentEndpoint } from "./endpoints.ts";
 import type { QueueRequest } from "./control.ts";
 import { readU32 } from "./wire.ts";
+import type { RttStats } from "./rtt_stats.ts";
 
 /** Diagnostic sessions kept at once (one per client key; the oldest goes first). */
 export const MAX_DIAG_SESSIONS = 64;
@@ -69,6 +70,10 @@ export interface ServerSession {
   extra?: Endpoint[];
   /** What the client asked of its queue down (shaping, priority rules), if anything. */
   queue?: QueueRequest;
+  /** The server's own probes of this client's round trip (made at the first probe). */
+  rtt?: RttStats;
+  /** Monotonic ms when the session began (its first handshake). */
+  startedMs?: number;
   /** Counters. */
   rxPackets: number;
   txPackets: number;

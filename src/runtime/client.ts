@@ -206,9 +206,6 @@ export async function runClient(
             );
             void reconnect();
             break;
-          case "rtt":
-            log.debug("Keepalive RTT {rtt} ms", { rtt: e.rttMs });
-            break;
           case "paths":
             logPathsEvent(log, e, cfg.paths ?? [], cfg.multipath ?? "failover");
             break;
