@@ -5,7 +5,7 @@
  * @module
  */
 
-/** Help text of each command, keyed by the command's name as typed (`tcp-check`, not `tcpCheck`). */
+/** Help text of each command, keyed by its name as typed (`tcp-check`, not `tcpCheck`). */
 export const HELP: Record<string, string> = {
   serve: `xvpn serve: run a node (the VPN server)
 
