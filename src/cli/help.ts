@@ -45,7 +45,7 @@ Options:
 
 Examples:
   sudo xvpn connect --config client.yaml
-  sudo xvpn connect --config client.yaml --profile cs2 --node fra
+  sudo xvpn connect --config client.yaml --profile mygame --node fra
 `,
 
   status: `xvpn status: what a running tunnel is doing
@@ -99,12 +99,16 @@ Usage:
   xvpn profile import FILE [--name N] [--out DIR] [--force]
   xvpn profile learn --pid N [--seconds S] [--name N] [--out DIR]
 
+A profile is a YAML file naming what a game talks to: cidrs, domains, ports.
+Profiles are found by name in /etc/xvpn/profiles, then
+$XDG_CONFIG_HOME/xvpn/profiles, then the profiles/ shipped with xvpn, and are
+used with \`xvpn connect --profile NAME\`.
+
 list      the profiles there are, by name
-show      one profile: its CIDRs and domains
-import    check a profile file and save it as a profile
+show      one profile: its ranges, domains and ports
+import    turn a Netch mode (.txt, .json) or SSTap rules file into a profile
 learn     watch the running game with process id N for a while and write a
           profile of the addresses it talks to
-A profile is used with \`xvpn connect --profile NAME\`.
 
 Options:
   --name N            name of the new profile (import, learn)
@@ -115,7 +119,7 @@ Options:
   -h, --help          show this help
 
 Examples:
-  xvpn profile import cs2.yaml --name cs2
+  xvpn profile import mode/MyGame.txt --name mygame
   xvpn profile learn --pid 4242 --seconds 120 --name mygame
 `,
 
@@ -125,8 +129,8 @@ Usage:
   xvpn control [--tun NAME] reconnect
   xvpn control [--tun NAME] node NAME
 
-Needs root: talks to the running \`xvpn connect\` through its control socket
-under /run/xvpn (mode 0600, root only). Without --tun, the only running
+Needs root: talks to the running \`xvpn connect\` through its control socket,
+/run/xvpn/<tun>.control.sock (mode 0600). Without --tun, the only running
 tunnel.
 
 reconnect           handshake again now, on the same node
