@@ -84,10 +84,18 @@ export interface LabOptions {
   /**
    * Also build a "console" host on a LAN behind the client (client 10.201.5.1 - 10.201.5.2
    * console, MTU `consoleMtu`, default 1500): the console's default route is the client, and
-   * the client forwards. The server only accepts inner packets from the client's own tunnel
-   * address, so whoever uses this sets up the client's masquerade into xvpn0 itself.
+   * the client forwards. Without {@link LabOptions.lan} the server only accepts inner packets
+   * from the client's own tunnel address, so whoever uses this sets up the client's masquerade
+   * into xvpn0 itself.
    */
   withConsole?: boolean;
+  /**
+   * With `withConsole`: the console's LAN is carried without NAT (`lan:` in the server's entry
+   * for the client and in client.yaml; docs/lan.md).
+   */
+  lan?: boolean;
+  /** More entries of server.yaml's `clients:` list, as YAML lines (`  - name: ...`). */
+  moreClients?: string;
   /** MTU of the client-console LAN (default 1500). */
   consoleMtu?: number;
   /**
@@ -205,6 +213,8 @@ export class Lab {
         `clients:`,
         `  - name: demo-client`,
         `    public_key: "${encodeKey(publicKeyOf(this.clientKey))}"`,
+        o.lan ? `    lan: ${LAB.consoleNet}` : "",
+        o.moreClients ?? "",
         `log: { level: ${level}, file: ${this.path("server.log")} }`,
         `data_path: ${o.dataPath ?? "auto"}`,
         o.serverExtra ?? "",
@@ -220,6 +230,7 @@ export class Lab {
         `tun: { name: xvpn0 }`,
         `log: { level: ${level}, file: ${this.path("client.log")} }`,
         `data_path: ${o.dataPath ?? "auto"}`,
+        o.lan ? `lan: ${LAB.consoleNet}` : "",
         o.clientExtra ?? "",
       ].join("\n"),
       { mode: 0o600 },

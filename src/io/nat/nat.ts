@@ -41,7 +41,8 @@ export class Nat {
   }
 
   /**
-   * Masquerades traffic from `pool` (leaving through `outIface` when given) and enables IPv4
+   * Masquerades traffic from `pool` and `filter.lans` (leaving through `outIface` when given),
+   * with the forward filter when `filter.tun` is given (see plan.ts), and enables IPv4
    * forwarding, remembering the old forwarding value. Calling it again replaces the rule
    * atomically and keeps the first remembered value. On failure, undoes what it changed and
    * rethrows the CommandError.
@@ -49,7 +50,7 @@ export class Nat {
   async enable(
     pool: Cidr,
     outIface?: string,
-    filter: { tun?: string; inbound?: boolean } = {},
+    filter: { tun?: string; inbound?: boolean; lans?: Cidr[] } = {},
   ): Promise<void> {
     const first = this.#oldForward === undefined;
     const old = first
@@ -92,7 +93,7 @@ export class Nat {
   async enable6(
     pool6: Cidr6,
     outIface?: string,
-    filter: { tun?: string; inbound?: boolean } = {},
+    filter: { tun?: string; inbound?: boolean; lans?: Cidr6[] } = {},
   ): Promise<void> {
     if (this.#oldForward6 !== undefined) return;
     const old = (await this.runner.run(planReadForwarding(IP6_FORWARD))).stdout.trim();

@@ -1,7 +1,8 @@
 /**
  * Pure plans for the server's NAT: an nftables table of our own that masquerades the client
- * pool, plus IPv4 forwarding. Owning a whole table (instead of adding rules to someone else's
- * chains) makes teardown a single `delete table` that cannot disturb other rules.
+ * pool (and the LANs behind clients, `lan:`), plus IPv4 forwarding. Owning a whole table
+ * (instead of adding rules to someone else's chains) makes teardown a single `delete table` that
+ * cannot disturb other rules.
  *
  * @module
  */
@@ -27,10 +28,16 @@ export interface NatSpec {
   tun?: string;
   /** Allow new connections from outside into the pool (config `inbound: true`). */
   inbound?: boolean;
+  /**
+   * LANs behind clients (`lan:`): masqueraded and filtered exactly as the pool, since their
+   * devices are clients too (without them in the filter, a host beside the server could open
+   * connections to a console).
+   */
+  lans?: Cidr[];
 }
 
 /** What to masquerade for the IPv6 pool (the same settings, `pool6` instead of `pool`). */
-export type NatSpec6 = Omit<NatSpec, "pool"> & { pool6: Cidr6 };
+export type NatSpec6 = Omit<NatSpec, "pool" | "lans"> & { pool6: Cidr6; lans?: Cidr6[] };
 
 /** Our nftables table name for `tag`: `xvpn_nat_<tag>`, with characters nft rejects as `_`. */
 export function natTableName(tag: string): string {
@@ -49,12 +56,20 @@ function checkIface(name: string): void {
  * replaced rather than duplicated. Priority 100 is `srcnat` (spelled as a number for older nft).
  */
 export function natScript(spec: NatSpec): string {
-  return familyScript(spec, "ip", formatCidr(spec.pool));
+  return familyScript(spec, "ip", [spec.pool, ...spec.lans ?? []].map(formatCidr));
 }
 
-/** The script of {@link natScript} for one family: `ip` or `ip6` table, the pool as text. */
-function familyScript(spec: Omit<NatSpec, "pool">, family: "ip" | "ip6", pool: string): string {
+/**
+ * The script of {@link natScript} for one family: `ip` or `ip6` table, the pool (and LANs) as
+ * text; several become an anonymous set, `{ 10.7.0.0/24, 192.168.50.0/24 }`.
+ */
+function familyScript(
+  spec: Omit<NatSpec, "pool" | "lans">,
+  family: "ip" | "ip6",
+  addrs: string[],
+): string {
   const t = natTableName(spec.tag);
+  const pool = addrs.length === 1 ? addrs[0]! : `{ ${addrs.join(", ")} }`;
   const match = [`${family} saddr ${pool}`];
   if (spec.outIface !== undefined) {
     checkIface(spec.outIface);
@@ -102,7 +117,7 @@ export const IP6_FORWARD = "net.ipv6.conf.all.forwarding";
 
 /** The nft script for the IPv6 pool: as {@link natScript}, in an `ip6` table of its own. */
 export function nat6Script(spec: NatSpec6): string {
-  return familyScript(spec, "ip6", formatCidr6(spec.pool6));
+  return familyScript(spec, "ip6", [spec.pool6, ...spec.lans ?? []].map(formatCidr6));
 }
 
 /** Commands that NAT the IPv6 pool: our ip6 table, then IPv6 forwarding. */

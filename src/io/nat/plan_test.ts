@@ -81,3 +81,23 @@ Deno.test("planNat6Enable() NATs the IPv6 pool in an ip6 table with the same for
     ["nft", "delete", "table", "ip6", "xvpn_nat_xvpn0"],
   ]);
 });
+
+Deno.test("planNatEnable() masquerades and filters the clients' LANs as the pool", () => {
+  const lans = [parseCidr("192.168.50.0/24")!, parseCidr("10.9.0.0/16")!];
+  const [nft] = planNatEnable({ tag: "xvpn0", pool, tun: "xvpn0", lans });
+  const set = "{ 10.7.0.0/24, 192.168.50.0/24, 10.9.0.0/16 }";
+  const into = `oifname "xvpn0" ip daddr ${set}`;
+  assertEquals(nft![1]!.includes(`ip saddr ${set} masquerade;`), true, nft![1]);
+  assertEquals(
+    nft![1]!.includes(
+      `${into} ct state established,related accept; ${into} iifname "xvpn0" accept; ` +
+        `${into} counter drop;`,
+    ),
+    true,
+    nft![1],
+  );
+  const pool6 = { addr: new Uint8Array([0xfd, 0, 0, 0x77, ...new Array(12).fill(0)]), prefix: 64 };
+  const lan6 = { addr: new Uint8Array([0xfd, 0x50, ...new Array(14).fill(0)]), prefix: 64 };
+  const [nft6] = planNat6Enable({ tag: "xvpn0", pool6, tun: "xvpn0", lans: [lan6] });
+  assertEquals(nft6![1]!.includes("ip6 saddr { fd00:77::/64, fd50::/64 } masquerade;"), true);
+});
