@@ -18,7 +18,7 @@ import { loadClientConfig } from "../config/mod.ts";
 import { DEFAULT_TUN_NAME } from "../config/server.ts";
 import { decodeKey } from "../core/keys.ts";
 import { ProcessRunner } from "../io/command.ts";
-import { resolveHost } from "../runtime/client.ts";
+import { resolveHost } from "../io/resolve.ts";
 import { diagnoseMtu } from "../diag/mtu.ts";
 import { formatReport } from "../diag/mtu_report.ts";
 import { DEFAULT_TRIES } from "../diag/search.ts";

@@ -8,6 +8,8 @@ import { connect } from "./connect.ts";
 import { genkey, pubkey } from "./keys.ts";
 import { EXIT_OK, report, UsageError } from "./report.ts";
 import { serve } from "./serve.ts";
+import { HELP, wantsHelp } from "./help.ts";
+import { parseFlags } from "./flags.ts";
 
 /** xvpn's version. */
 export const VERSION = "0.1.0";
@@ -16,14 +18,19 @@ const USAGE = `xvpn ${VERSION}: a userspace VPN for game acceleration
 
 Usage:
   xvpn serve   --config server.yaml   run the server (root: creates a TUN device)
-  xvpn connect --config client.yaml   connect to a server (root: TUN, address, routes)
+  xvpn connect --config client.yaml   connect to a node (root: TUN, address, routes)
+               [--profile NAME]... [--node NAME]
+  xvpn status  [--tun NAME] [--json] [--watch]   what a running connect or serve is doing
+  xvpn ping    --config client.yaml   RTT, jitter and loss to every node (--json)
+  xvpn control [--tun NAME] reconnect | node NAME   steer a running connect (root)
+  xvpn profile list | show NAME | import FILE | learn --pid N   game profiles
   xvpn genkey                         print a new private key (base64)
   xvpn pubkey                         read a private key on stdin, print its public key
   xvpn diag mtu --config client.yaml  path MTU to the server, both TUN MTUs, what to change
                                       (--json, --tries N; exit 0 healthy, 1 problem, 2 no answer)
   xvpn demo                           build network namespaces and run a real tunnel (root)
   xvpn tcp-check sink|source ...      checksummed TCP transfer (used by demo and tests)
-  xvpn help | version
+  xvpn help | version                 xvpn <command> --help for a command's own help
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
 `;
@@ -55,11 +62,48 @@ function configFlag(command: string, args: string[]): string {
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   try {
+    if (command !== undefined && wantsHelp(rest)) {
+      const text = HELP[command];
+      if (!text) throw new UsageError(`unknown command "${command}"`);
+      console.log(text);
+      return EXIT_OK;
+    }
     switch (command) {
       case "serve":
         return await serve(configFlag("serve", rest));
-      case "connect":
-        return await connect(configFlag("connect", rest));
+      case "connect": {
+        const p = parseFlags("connect", rest, {
+          config: { kind: "string", short: "c" },
+          profile: { kind: "list", short: "p" },
+          node: { kind: "string", short: "n" },
+        });
+        if (p.positional.length) {
+          throw new UsageError(`connect: unexpected argument "${p.positional[0]}"`);
+        }
+        if (typeof p.flags.config !== "string") {
+          throw new UsageError("connect: --config <file> is required");
+        }
+        return await connect(p.flags.config, {
+          profiles: (p.flags.profile as string[] | undefined) ?? [],
+          node: p.flags.node as string | undefined,
+        });
+      }
+      case "status": {
+        const { status } = await import("./status.ts");
+        return await status(rest);
+      }
+      case "control": {
+        const { control } = await import("./status.ts");
+        return await control(rest);
+      }
+      case "ping": {
+        const { ping } = await import("./ping.ts");
+        return await ping(rest);
+      }
+      case "profile": {
+        const { profileCommand } = await import("./profile.ts");
+        return await profileCommand(rest);
+      }
       case "genkey":
         return genkey();
       case "pubkey":

@@ -15,6 +15,7 @@ import {
 import type { Cidr } from "../lib/ip.ts";
 import { encodeKey, publicKeyOf } from "../core/keys.ts";
 import {
+  type At,
   bool,
   cidr46,
   duration,
@@ -22,15 +23,16 @@ import {
   formatCidr46,
   ifName,
   key,
+  KEY_EXPECTED,
   list,
   openDocument,
   opt,
   parser,
   type ReadFile,
   readMap,
-  req,
   splitCidrs,
   struct,
+  text,
 } from "./schema.ts";
 import {
   type DataPath,
@@ -46,15 +48,29 @@ import {
 import { DEFAULT_TUN_NAME } from "./server.ts";
 import type { Cidr6 } from "../lib/ip6.ts";
 import { multipathField, type MultipathMode, pathsField, type PathSpec } from "./paths.ts";
+import {
+  loneNodeName,
+  type NodeSpec,
+  type NodeSwitch,
+  nodeSwitchField,
+  serversField,
+} from "./nodes.ts";
+import { checkClientLans, lanCidrs, lanField } from "./lan.ts";
 
 /** A validated `xvpn connect` config. */
 export interface ClientConfig {
   /** The config file, as named to the loader. */
   file: string;
-  /** The server's UDP endpoint (host may be a hostname, resolved when connecting). */
+  /** The first node's UDP endpoint (host may be a hostname, resolved when connecting). */
   server: Endpoint;
-  /** The key the server must prove it holds. */
+  /** The key the first node must prove it holds. */
   serverPublicKey: Uint8Array;
+  /** Every node (`servers`, or the one `server` + `server_public_key`), config order. */
+  nodes: NodeSpec[];
+  /** When to move to another node (`node_switch`, default `dead`). */
+  nodeSwitch: NodeSwitch;
+  /** Game profiles to use (`profiles`, names; `--profile` adds to them). */
+  profiles: string[];
   /** The client's X25519 private key. */
   privateKey: Uint8Array;
   /** The file the private key came from (a key file, or this config): see secrets.ts. */
@@ -98,6 +114,56 @@ export interface ClientConfig {
   acceptRoutes?: Cidr[];
   /** The IPv6 ones of `accept_routes` (given together with `acceptRoutes`). */
   acceptRoutes6?: Cidr6[];
+  /** The LAN this client carries (`lan`, lan.ts): IPv4 forwarding on while the tunnel is up. */
+  lan?: Cidr[];
+  /** The IPv6 ones of `lan` (IPv6 forwarding too). */
+  lan6?: Cidr6[];
+}
+
+const profileName = text(
+  "a profile name such as example",
+  (s) => /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(s) ? s : undefined,
+);
+
+/** Exactly one of `server` + `server_public_key` and `servers`; no node with our own key. */
+function checkNodes(
+  root: At,
+  at: Record<string, At | undefined>,
+  keyAt: Record<string, At | undefined>,
+  v: { server?: unknown; server_public_key?: unknown; servers?: NodeSpec[] },
+  privateKey: Uint8Array | undefined,
+): void {
+  const { ctx } = root;
+  const report = (a: At | undefined, msg: string) => a && ctx.report(a.offset, a.path, msg);
+  if (at.servers) {
+    for (const k of ["server", "server_public_key"] as const) {
+      report(
+        keyAt[k],
+        "not with servers: list this node in servers instead (name, endpoint, public_key)",
+      );
+    }
+    const own = privateKey && encodeKey(publicKeyOf(privateKey));
+    v.servers?.forEach((n, i) => {
+      if (own && encodeKey(n.publicKey) === own) {
+        report(
+          at.servers,
+          `node ${i + 1} ("${n.name}") has the client's own public key, not its node's`,
+        );
+      }
+    });
+    return;
+  }
+  if (!at.server && !at.server_public_key) {
+    ctx.report(
+      root.offset,
+      root.path,
+      "expected server and server_public_key (one node), or servers (a list of nodes)",
+    );
+  } else if (!at.server) {
+    ctx.report(root.offset, "server", "missing required key; expected the node's host:port");
+  } else if (!at.server_public_key) {
+    ctx.report(root.offset, "server_public_key", `missing required key; expected ${KEY_EXPECTED}`);
+  }
 }
 
 // Both ends must agree on the MTU or large packets vanish silently, so only the server sets it.
@@ -112,8 +178,11 @@ const noMtu = parser<never>("no mtu", (at) => {
 });
 
 const CLIENT = {
-  server: req(endpoint(true)),
-  server_public_key: req(key),
+  server: opt(endpoint(true)),
+  server_public_key: opt(key),
+  servers: serversField,
+  node_switch: nodeSwitchField,
+  profiles: opt(list("a list of profile names such as [example]", profileName, (n) => n)),
   ...privateKeyFields,
   tun: opt(struct({ name: opt(ifName), mtu: opt(noMtu) }, "a mapping with name")),
   routes: opt(list("a list of CIDRs such as [192.168.50.0/24, ::/0]", cidr46, formatCidr46)),
@@ -131,6 +200,7 @@ const CLIENT = {
   shaping: shapingField,
   priority: priorityField,
   game_dscp: opt(gameDscp),
+  lan: opt(lanField),
 };
 
 /**
@@ -152,6 +222,7 @@ export function parseClientConfig(
   if (!m) throw ctx.error();
   const v = m.values;
   const privateKey = privateKeyOf(m, root);
+  checkNodes(root, m.at, m.keyAt, v, privateKey);
   // Pasting the client's own public key where the server's belongs is an easy slip to make.
   if (privateKey && v.server_public_key) {
     if (encodeKey(publicKeyOf(privateKey)) === encodeKey(v.server_public_key)) {
@@ -163,12 +234,21 @@ export function parseClientConfig(
     const at = m.keyAt.multipath!;
     ctx.report(at.offset, at.path, "needs paths: list the interfaces or addresses to use");
   }
+  if (v.lan) checkClientLans(v.lan, v.routes ?? [], m.at.routes);
   ctx.finish();
   const routes = splitCidrs(v.routes ?? []);
+  const nodes: NodeSpec[] = v.servers ?? [{
+    name: loneNodeName(v.server!),
+    server: v.server!,
+    publicKey: v.server_public_key!,
+  }];
   const out: ClientConfig = {
     file,
-    server: v.server!,
-    serverPublicKey: v.server_public_key!,
+    server: nodes[0]!.server,
+    serverPublicKey: nodes[0]!.publicKey,
+    nodes,
+    nodeSwitch: v.node_switch ?? "dead",
+    profiles: v.profiles ?? [],
     privateKey: privateKey!,
     keySource: privateKeySource(m, root),
     tun: { name: v.tun?.name ?? DEFAULT_TUN_NAME },
@@ -183,6 +263,7 @@ export function parseClientConfig(
     gameDscp: v.game_dscp ?? DEFAULT_GAME_DSCP,
     fullTunnel: v.full_tunnel ?? true,
     localRoutes: v.local_routes ?? false,
+    ...lanCidrs(v.lan),
   };
   if (v.accept_routes !== undefined) {
     const accept = splitCidrs(v.accept_routes);

@@ -1,6 +1,7 @@
 import { deepStrictEqual as eq } from "node:assert/strict";
 import { parseIPv4 } from "../lib/ip.ts";
-import { decodeKey } from "../core/keys.ts";
+import { decodeKey, encodeKey, publicKeyOf } from "../core/keys.ts";
+import { assertEquals, assertStringIncludes } from "../../tests/support/assert.ts";
 import { parseClientConfig } from "./client.ts";
 import { ConfigError } from "./errors.ts";
 
@@ -44,6 +45,13 @@ dns_route: true
     file: "conf/client.yaml",
     server: { host: "vpn.example.com", port: 51820 },
     serverPublicKey: decodeKey(S_PUB)!,
+    nodes: [{
+      name: "vpn.example.com:51820",
+      server: { host: "vpn.example.com", port: 51820 },
+      publicKey: decodeKey(S_PUB)!,
+    }],
+    nodeSwitch: "dead",
+    profiles: [],
     privateKey: decodeKey(A_PRIV)!,
     keySource: "conf/client.key",
     fullTunnel: true,
@@ -265,4 +273,55 @@ private_key: ${A_PRIV}
   eq(errors(base + `paths: [{ iface: eth0 }]\n`), [
     "client.yaml:4:11: paths[0].iface: unknown key; expected one of interface, source",
   ]);
+});
+
+Deno.test("client: servers lists several nodes; never together with server", () => {
+  const B_PUB = encodeKey(publicKeyOf(decodeKey(A_PRIV)!.map((b, i) => b ^ (i + 1))));
+  const cfg = parseClientConfig(
+    `servers:
+  - name: fra
+    region: Frankfurt
+    endpoint: fra.example.net:51820
+    public_key: ${S_PUB}
+  - name: ams
+    endpoint: 198.51.100.7:4500
+    public_key: ${B_PUB}
+node_switch: better
+profiles: [example]
+private_key: ${A_PRIV}
+`,
+    "client.yaml",
+  );
+  assertEquals(cfg.nodes.map((n) => [n.name, n.region, n.server.host, n.server.port]), [
+    ["fra", "Frankfurt", "fra.example.net", 51820],
+    ["ams", undefined, "198.51.100.7", 4500],
+  ]);
+  assertEquals(cfg.server, cfg.nodes[0]!.server, "server: the first node");
+  assertEquals(cfg.nodeSwitch, "better");
+  assertEquals(cfg.profiles, ["example"]);
+  const errs = (text: string) => {
+    try {
+      parseClientConfig(text, "client.yaml");
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return "parsed";
+  };
+  const both = errs(
+    `server: a.example:1\nserver_public_key: ${S_PUB}\nprivate_key: ${A_PRIV}\nservers:\n` +
+      `  - {name: a, endpoint: "a.example:1", public_key: ${S_PUB}}\n`,
+  );
+  assertStringIncludes(both, "client.yaml:1:1: server: not with servers");
+  assertStringIncludes(both, "client.yaml:2:1: server_public_key: not with servers");
+  const dup = errs(
+    `private_key: ${A_PRIV}\nservers:\n  - {name: a, endpoint: "a.example:1", public_key: ${S_PUB}}\n` +
+      `  - {name: a, endpoint: "b.example:1", public_key: ${S_PUB}}\n`,
+  );
+  assertStringIncludes(dup, 'a second node named "a"');
+  assertStringIncludes(dup, 'the same key as node "a"');
+  assertStringIncludes(errs(`private_key: ${A_PRIV}\n`), "expected server and server_public_key");
+  assertStringIncludes(
+    errs(`private_key: ${A_PRIV}\nservers: []\nnode_switch: sometimes\n`),
+    "expected 1-32 nodes, got 0",
+  );
 });

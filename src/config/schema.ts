@@ -295,7 +295,8 @@ export function splitCidrs(list: readonly AnyCidr[]): { v4: Cidr[]; v6: Cidr6[] 
   return { v4, v6 };
 }
 
-const KEY_EXPECTED = "a base64 key of 32 bytes (44 characters, as printed by xvpn genkey)";
+/** What a key field expects, for messages. */
+export const KEY_EXPECTED = "a base64 key of 32 bytes (44 characters, as printed by xvpn genkey)";
 
 /** A base64 X25519 public key. */
 export const key: Parser<Uint8Array> = text(KEY_EXPECTED, (s) => decodeKey(s));

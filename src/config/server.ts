@@ -10,6 +10,7 @@ import { type Cidr, cidrContains, formatCidr, formatIPv4, networkOf } from "../l
 import type { Cidr6 } from "../lib/ip6.ts";
 import { encodeKey, publicKeyOf } from "../core/keys.ts";
 import { formatDuration } from "./duration.ts";
+import { checkServerLans, lanCidrs, lanField, type LanItem } from "./lan.ts";
 import {
   type At,
   bool,
@@ -57,6 +58,10 @@ export interface ServerClient {
   publicKey: Uint8Array;
   /** Static tunnel address (u32) inside the pool; absent means one is leased from the pool. */
   address?: number;
+  /** LANs behind the client (`lan`, lan.ts): its sources, and destinations routed to it. */
+  lan?: Cidr[];
+  /** The IPv6 ones of `lan`. */
+  lan6?: Cidr6[];
 }
 
 /** A validated `xvpn serve` config. */
@@ -140,7 +145,12 @@ const clientName = text(
   (s) => /^[A-Za-z0-9_.@+-]{1,64}$/.test(s) ? s : undefined,
 );
 
-const CLIENT = { name: req(clientName), public_key: req(key), address: opt(ipv4) };
+const CLIENT = {
+  name: req(clientName),
+  public_key: req(key),
+  address: opt(ipv4),
+  lan: opt(lanField),
+};
 
 const CLIENTS_EXPECTED = "a list of clients, each with name and public_key";
 
@@ -223,7 +233,9 @@ export function parseServerConfig(
     );
   }
 
-  const clients = checkClients(m.at.clients, v.clients, v.pool, privateKey);
+  const lans: { name: string; lan: LanItem[] }[] = [];
+  const clients = checkClients(m.at.clients, v.clients, v.pool, privateKey, lans);
+  checkServerLans(lans, { pool: v.pool, pool6: v.pool6, routes: v.routes, routesAt: m.at.routes });
   ctx.finish();
   const routes = splitCidrs(v.routes ?? []);
   const dns = v.dns ?? [];
@@ -261,6 +273,7 @@ function checkClients(
   list: At[] | undefined,
   pool: Cidr | undefined,
   privateKey: Uint8Array | undefined,
+  lans: { name: string; lan: LanItem[] }[],
 ): ServerClient[] {
   const out: ServerClient[] = [];
   if (!where || !list) return out;
@@ -274,10 +287,11 @@ function checkClients(
   const keys = new Map<string, { at: At; name: string }>();
   const addrs = new Map<number, { at: At; name: string }>();
   for (const item of list) {
-    const m = readMap(item, CLIENT, "a mapping with name, public_key and address");
+    const m = readMap(item, CLIENT, "a mapping with name, public_key, address and lan");
     if (!m) continue;
-    const { name, public_key: pub, address } = m.values;
+    const { name, public_key: pub, address, lan } = m.values;
     const label = name ?? item.path;
+    if (lan?.length) lans.push({ name: label, lan });
     if (name !== undefined) {
       const prev = names.get(name);
       if (prev) {
@@ -315,7 +329,7 @@ function checkClients(
       } else addrs.set(address, { at, name: label });
     }
     if (name !== undefined && pub !== undefined) {
-      const c: ServerClient = { name, publicKey: pub };
+      const c: ServerClient = { name, publicKey: pub, ...lanCidrs(lan) };
       if (address !== undefined) c.address = address;
       out.push(c);
     }

@@ -68,7 +68,8 @@ import {
   SourceFilter6,
 } from "./policy.ts";
 import { type Cidr6, formatIPv6 } from "../lib/ip6.ts";
-import { type Cidr, formatIPv4, ipv4Src } from "../lib/ip.ts";
+import { type Cidr, formatIPv4, ipv4Dst, ipv4Src } from "../lib/ip.ts";
+import { DomainFollower, FOLLOW_SWEEP_MS, type FollowAddress } from "./follow.ts";
 
 /** Nothing known of the local network (the policy then refuses no route as local). */
 const NO_LOCAL: LocalNetwork = { subnets: [], gateways: [] };
@@ -134,6 +135,9 @@ export interface ClientParams {
    * A multipath client measures every path with its own probes instead.
    */
   probeMs?: number;
+  /** Game profiles' domains to follow (follow.ts): their DNS answers from the tunnel are held
+   * until the runtime has routed the answered addresses into it. */
+  follow?: string[];
 }
 
 /** How often a client measures its round trip by default: once a second, ~1 kbit/s. */
@@ -163,6 +167,11 @@ export type ClientEvent =
   | { type: "path_dead"; silentMs: number; reason: string }
   | { type: "disconnected"; reason: string; final: boolean }
   | { type: "probe_ack"; seq: number; received: number; serverMtu: number }
+  /** A DNS answer for a followed domain, held: route `addresses` into the tunnel, then call
+   * {@link ClientCore.release}(id) and write what it gives to the TUN. */
+  | { type: "follow"; id: number; addresses: FollowAddress[] }
+  /** Followed addresses whose TTL ran out and that saw no traffic: their routes can go. */
+  | { type: "unfollow"; addresses: FollowAddress[] }
   | {
     type: "paths";
     /** What changed (paths down or up, the active path); empty for a periodic report. */
@@ -202,6 +211,8 @@ export interface ClientStatus {
   drops: Record<string, number>;
   mode: "single" | MultipathMode;
   paths: PathStatus[];
+  /** Addresses routed into the tunnel by domain following (game profiles). */
+  followed: number;
 }
 
 /** A datagram for one path's socket (multipath probes). */
@@ -238,6 +249,8 @@ export const ClientTimer = {
   Report: 8,
   /** Single path: the next RTT probe (status figures). */
   Probe: 9,
+  /** Domain following: look for routes that can go. */
+  Follow: 10,
 } as const;
 
 /** Timer names by id, for tests and logs. */
@@ -308,6 +321,8 @@ export class ClientCore {
   readonly #sources6 = new SourceFilter6();
   /** RTT probe interval of a single-path session (0: none). */
   readonly #probeMs: number;
+  /** Domain following (game profiles), when any domain is followed. */
+  readonly #follower: DomainFollower | undefined;
 
   constructor(opts: ClientOptions) {
     this.#o = opts;
@@ -320,6 +335,7 @@ export class ClientCore {
     this.#deadAfterMs = DEAD_AFTER_KEEPALIVES * this.keepaliveMs;
     // A diagnostic session (`xvpn diag mtu`) measures only when asked to (`xvpn ping`).
     this.#probeMs = opts.probeMs ?? (opts.diag ? 0 : DEFAULT_PROBE_MS);
+    this.#follower = opts.follow?.length ? new DomainFollower(opts.follow) : undefined;
   }
 
   /** The next time {@link tick} has work (monotonic ms; Infinity when nothing is scheduled). */
@@ -455,9 +471,20 @@ export class ClientCore {
     }
     if (outerEcn !== 0 && !decapsulate(out, outerEcn)) return this.#drop("ce_not_ect");
     if (this.#maxMss) clampMss(out, n, this.#maxMss);
+    const len = innerLength(out); // from the IP header: trims any padding
+    if (this.#follower) {
+      const hold = this.#follower.inspect(out, len, now);
+      if (hold) {
+        this.events.push({ type: "follow", id: hold.id, addresses: hold.addresses });
+        if (!this.timers.isSet(ClientTimer.Follow)) {
+          this.timers.set(ClientTimer.Follow, now + FOLLOW_SWEEP_MS);
+        }
+        return this.#none();
+      }
+    }
     const r = this.#result;
     r.verdict = Verdict.Tun;
-    r.length = innerLength(out); // from the IP header: trims any padding
+    r.length = len;
     return r;
   }
 
@@ -699,6 +726,8 @@ export class ClientCore {
     if (kp.expired(now)) return this.#drop("expired_key");
     if (len + SEAL_OVERHEAD_BYTES > out.buf.length) return this.#drop("too_big");
     if (this.#maxMss) clampMss(pkt, len, this.#maxMss);
+    const f = this.#follower;
+    if (f && f.size) pkt[0]! >> 4 === 6 ? f.touch6(pkt, 24, now) : f.touch4(ipv4Dst(pkt), now);
     const r = this.#result;
     kp.seal(this.#o.aead, MessageType.Data, pkt, len, out, flags);
     r.length = out.len;
@@ -734,6 +763,12 @@ export class ClientCore {
       this.#initiate(now, wallMs);
     }
     if (t.expired(ClientTimer.Retry, now)) this.#initiate(now, wallMs);
+    if (t.expired(ClientTimer.Follow, now)) {
+      const gone = this.#follower!.expired(now);
+      if (gone.length) this.events.push({ type: "unfollow", addresses: gone });
+      if (this.#follower!.size) t.set(ClientTimer.Follow, now + FOLLOW_SWEEP_MS);
+      else t.stop(ClientTimer.Follow);
+    }
     const kp = this.#current;
     if (kp) {
       if (t.expired(ClientTimer.Config, now)) this.#sendConfigRequest(now);
@@ -780,9 +815,10 @@ export class ClientCore {
     if (t.expired(ClientTimer.Keepalive, now)) this.#ping(now);
     if (t.expired(ClientTimer.Probe, now)) {
       // Nothing at all came back since the last ping, a whole probe interval ago: the path may
-      // be dead. The liveness probes decide (six at 100 ms), instead of three keepalives.
+      // be dead. The liveness probes decide (six at 100 ms), instead of three keepalives. (A
+      // diagnostic session only measures: `xvpn ping` reports the loss instead.)
       if (
-        this.#lastRecvMs < this.#lastPingMs && !this.#reconnecting &&
+        this.#lastRecvMs < this.#lastPingMs && !this.#reconnecting && !this.#o.diag &&
         !t.isSet(ClientTimer.Liveness)
       ) {
         this.#ping(now);
@@ -907,7 +943,19 @@ export class ClientCore {
       drops,
       mode: ps ? ps.mode : "single",
       paths,
+      followed: this.followed,
     };
+  }
+
+  /** The DNS answer held under `id` (a `follow` event), now that its routes are in: for the
+   * TUN. Undefined when unknown (already released). */
+  release(id: number): Uint8Array | undefined {
+    return this.#follower?.release(id);
+  }
+
+  /** Addresses routed by domain following now. */
+  get followed(): number {
+    return this.#follower?.size ?? 0;
   }
 
   /** True once the client has stopped for good (closed, or refused by the server). */

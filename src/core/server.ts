@@ -10,12 +10,14 @@
  *   3. data/control: find the session by connection id and the keys by epoch, check the replay
  *      window, open; a session whose data (or active-path ping) shows up from a new address
  *      moves there (roaming); a redundant multipath session also remembers its other paths;
- *   4. data: the inner packet must be IPv4 from the client's own tunnel address; to the TUN.
+ *   4. data: the inner packet must come from the client's own tunnel address, or from its LAN
+ *      (`lan.ts`); to the TUN.
  * Outbound flow (TUN to network): {@link ServerCore.route} finds the session by destination
- * address (its connection id keys the flow scheduler's queue); the packet waits there; at dequeue
- * {@link ServerCore.seal} takes the current confirmed keys and seals it for the session's last
- * authenticated endpoint (and, for a redundant multipath session, every other endpoint it was
- * heard from in the last second). {@link ServerCore.fromTun} does both at once.
+ * address, a tunnel address or else a client's LAN (its slot keys the flow scheduler's queue);
+ * the packet waits there; at dequeue {@link ServerCore.seal} takes the current confirmed keys
+ * and seals it for the session's last authenticated endpoint (and, for a redundant multipath
+ * session, every other endpoint it was heard from in the last second).
+ * {@link ServerCore.fromTun} does both at once.
  *
  * Beside it: `sessions.ts` (the session tables and diagnostic sessions), `endpoints.ts`
  * (redundant endpoints), `cookie.ts` (the handshake flood defence). Timers: one
@@ -32,6 +34,7 @@ import {
   DisconnectReason,
   encodeConfigPush,
   encodeMtuProbeAck,
+  encodePing,
   PING_FLAG_ACTIVE,
   type QueueRequest,
   type SessionConfig,
@@ -49,9 +52,11 @@ import {
 } from "./handshake.ts";
 import { DEFAULT_HANDSHAKE_LOAD_THRESHOLD, HandshakeGate } from "./cookie.ts";
 import type { DhImpl } from "./noise.ts";
-import { type Cidr, ipv4Dst, ipv4Src, networkOf } from "../lib/ip.ts";
-import { type Cidr6, cidr6Contains, hostIn6, network6 } from "../lib/ip6.ts";
-import { type Peer, type ServerSession, SessionTable } from "./sessions.ts";
+import { type Cidr, formatIPv4, ipv4Dst, ipv4Src, networkOf } from "../lib/ip.ts";
+import { type Cidr6, cidr6Contains, formatIPv6, hostIn6, network6 } from "../lib/ip6.ts";
+import { RttStats } from "./rtt_stats.ts";
+import { MAX_DIAG_SESSIONS, type Peer, type ServerSession, SessionTable } from "./sessions.ts";
+import { LanTable } from "./lan.ts";
 import { fillExtra, noteEndpoint, setRedundant } from "./endpoints.ts";
 
 export type { ServerSession };
@@ -60,15 +65,62 @@ import { Keypair, SEAL_OVERHEAD_BYTES } from "./keypair.ts";
 import { IpPool, type Lease, PoolExhaustedError } from "./pool.ts";
 import { PacketBuf } from "./packet.ts";
 import { type Outgoing, PacketResult, Verdict } from "./result.ts";
-import { type Endpoint, sameEndpoint } from "../lib/endpoint.ts";
+import { type Endpoint, formatEndpoint, sameEndpoint } from "../lib/endpoint.ts";
 import { MIN_INITIATION_INTERVAL_MS, REJECT_AFTER_TIME_MS } from "./timers.ts";
 import { TimerTable } from "./timer_table.ts";
 
 /** The server's timers (ids into its {@link TimerTable}). */
 export const ServerTimer = {
-  /** The earliest moment a session may have expired, or its previous keys: sweep then. */
+  /** The earliest moment a session (or its previous keys) can expire: sweep then. */
   Expiry: 0,
+  /** Ping every tunnel session (each client's round trip, for `xvpn status`). */
+  Probe: 1,
 } as const;
+
+/** Diagnostic handshakes accepted per client key: one per this interval. */
+export const DIAG_MIN_INTERVAL_MS = 1_000;
+
+/** How often the server measures each client's round trip by default. */
+export const DEFAULT_SERVER_PROBE_MS = 1_000;
+
+/** Probes per client the server's figures cover (a smaller window than a client's own: one
+ * meter per session, thousands of sessions). */
+const SERVER_RTT_WINDOW = 16;
+
+/** One client's line in a {@link ServerStatus}. */
+export interface ServerClientStatus {
+  name: string;
+  /** Its public key (base64). */
+  key: string;
+  /** Where its last authenticated datagram came from (`host:port`). */
+  endpoint: string;
+  address: string;
+  address6?: string;
+  /** Since the session began, since its newest handshake, since it was last heard (ms). */
+  connectedMs: number;
+  handshakeAgeMs: number;
+  idleMs: number;
+  rx: { packets: number; bytes: number };
+  tx: { packets: number; bytes: number };
+  /** Round trip from the server's probes (-1 before the first answer), jitter, loss. */
+  rttMs: number;
+  jitterMs: number;
+  lossPct: number;
+  /** Multipath: its redundant copies go to every recent endpoint. */
+  redundant: boolean;
+}
+
+/** What `xvpn status` shows of a server core (plain data). */
+export interface ServerStatus {
+  clients: ServerClientStatus[];
+  /** Diagnostic sessions (`xvpn diag`, `xvpn ping`) open now. */
+  diagSessions: number;
+  /** Non-zero drop counters by reason. */
+  drops: Record<string, number>;
+  /** Addresses leased, and the pool's room. */
+  leased: number;
+  poolSize: number;
+}
 
 import {
   classify,
@@ -90,6 +142,10 @@ export interface AllowedClient {
   publicKey: Uint8Array;
   /** Static tunnel address, if configured. */
   address?: number;
+  /** LANs behind this client (`lan:`): sources it may send from, destinations routed to it. */
+  lan?: Cidr[];
+  /** IPv6 LANs behind this client. */
+  lan6?: Cidr6[];
 }
 
 /**
@@ -126,6 +182,9 @@ export interface ServerParams {
   sessionTimeoutMs: number;
   /** Clamp the MSS of TCP SYNs crossing the tunnel to fit `mtu` (default true). */
   mssClamp?: boolean;
+  /** Ping each client this often (ms) to measure its round trip (default
+   * {@link DEFAULT_SERVER_PROBE_MS}; 0: never). */
+  probeMs?: number;
   /** Initiations (valid mac1) per second above which the server is under load and demands a
    * cookie in mac2 before any Diffie-Hellman (cookie.ts). Default
    * {@link DEFAULT_HANDSHAKE_LOAD_THRESHOLD}. */
@@ -185,7 +244,7 @@ export class ServerCore {
   readonly #publicKey: Uint8Array;
   readonly #peers = new Map<string, Peer>();
   /** Live sessions by receiver id, slot, address and key; diagnostic ones apart. */
-  readonly #sessions = new SessionTable();
+  readonly #sessions: SessionTable;
   readonly #result = new PacketResult();
   readonly #random: (buf: Uint8Array) => void;
   // Control plaintexts (MTU probes are as large as a datagram can be).
@@ -201,6 +260,10 @@ export class ServerCore {
    */
   readonly #hosts6: Cidr6 | undefined;
   readonly #net4: number;
+  /** The clients' LANs (lan.ts): asked only when a tunnel address does not match. */
+  readonly #lan = new LanTable();
+  readonly #probeMs: number;
+  #probeSeq = 0;
 
   constructor(opts: ServerOptions) {
     this.#o = opts;
@@ -208,6 +271,8 @@ export class ServerCore {
     this.#pool6 = opts.pool6;
     this.#hosts6 = opts.pool6 && { addr: network6(opts.pool6), prefix: 96 };
     this.#net4 = networkOf(opts.pool);
+    this.#probeMs = opts.probeMs ?? DEFAULT_SERVER_PROBE_MS;
+    this.#sessions = new SessionTable(Math.max(MAX_DIAG_SESSIONS, opts.clients.length));
     this.#random = opts.random ?? ((b) => crypto.getRandomValues(b));
     this.pool = new IpPool(opts.pool);
     this.#publicKey = publicKeyOf(opts.privateKey);
@@ -226,6 +291,7 @@ export class ServerCore {
         lastInitMs: -Infinity,
       });
       if (c.address !== undefined) this.pool.reserve(keyText, c.address);
+      if (c.lan?.length || c.lan6?.length) this.#lan.add(keyText, c.lan, c.lan6);
     }
   }
 
@@ -304,6 +370,14 @@ export class ServerCore {
     peer.lastInitMs = now;
 
     const diag = (init.flags & INIT_FLAG_DIAG) !== 0;
+    if (diag) {
+      // One diagnostic handshake per key and second: `xvpn ping` makes one per run; a loop of
+      // them must not cost a Diffie-Hellman each time.
+      if (now - (peer.lastDiagMs ?? -Infinity) < DIAG_MIN_INTERVAL_MS) {
+        return this.#drop("diag_rate");
+      }
+      peer.lastDiagMs = now;
+    }
     let session = diag ? undefined : this.#sessions.byKey(peer.keyText);
     const rekey = session !== undefined;
     if (diag) {
@@ -330,6 +404,7 @@ export class ServerCore {
         clientId: init.clientId,
         epoch: epochByte[0]!,
         lastRecvMs: now,
+        startedMs: now,
         rxPackets: 0,
         txPackets: 0,
         rxBytes: 0,
@@ -439,6 +514,7 @@ export class ServerCore {
       session.previous = session.current;
       session.current = kp;
       session.next = undefined;
+      if (!session.diag) this.#armProbe(now);
       if (session.previous) {
         this.#expireNoLaterThan(session.previous.createdMs + REJECT_AFTER_TIME_MS);
       }
@@ -477,7 +553,9 @@ export class ServerCore {
     if (
       out[0]! >> 4 === 6 ? !this.#own6(out, 8, session) : ipv4Src(out) !== session.lease.address
     ) {
-      return this.#drop("bad_inner_src");
+      // Not its tunnel address: a device in its own LAN passes (lan.ts).
+      const why = this.#lan.refuseSource(out, session.peer.keyText);
+      if (why) return this.#drop(why);
     }
     if (outerEcn !== 0 && !decapsulate(out, outerEcn)) return this.#drop("ce_not_ect");
     if (this.#maxMss) clampMss(out, n, this.#maxMss);
@@ -532,6 +610,13 @@ export class ServerCore {
         this.#sendControl(s, pong, from);
         return this.#none();
       }
+      case ControlKind.Pong: {
+        // The answer to one of our probes (the client's own round trip).
+        const p = decodePingBody(msg.subarray(1));
+        if (!p) return this.#drop("bad_control");
+        s.rtt?.answer(p.seq, now);
+        return this.#none();
+      }
       case ControlKind.Disconnect:
         this.#remove(s);
         this.events.push({
@@ -584,20 +669,27 @@ export class ServerCore {
    * client has that address, or its session has no keys yet).
    */
   route(pkt: Uint8Array, len: number): number {
-    let dst: number;
+    let s: ServerSession | undefined;
     if (len >= 40 && pkt[0]! >> 4 === 6) {
       // IPv6: inside pool6, the low 32 bits are the host number of the client's IPv4 address.
       const p = this.#hosts6;
-      if (!p || !cidr6Contains(p, pkt, 24)) return this.#dropKey("no_route");
-      dst = (this.#net4 + readU32(pkt, 36)) >>> 0;
+      s = p && cidr6Contains(p, pkt, 24)
+        ? this.#sessions.byAddress((this.#net4 + readU32(pkt, 36)) >>> 0)
+        : this.#lanSession(this.#lan.owner6(pkt, 24));
     } else {
       if (len < 20 || pkt[0]! >> 4 !== 4) return this.#dropKey("bad_inner_packet");
-      dst = ipv4Dst(pkt);
+      const dst = ipv4Dst(pkt);
+      // The exact lookup by tunnel address first; the LAN table only when it misses.
+      s = this.#sessions.byAddress(dst) ?? this.#lanSession(this.#lan.owner4(dst));
     }
-    const s = this.#sessions.byAddress(dst);
     if (!s) return this.#dropKey("no_route");
     if (!s.current) return this.#dropKey("no_session");
     return s.slot;
+  }
+
+  /** The tunnel session of the client whose key owns a LAN (none: undefined). */
+  #lanSession(owner: string | undefined): ServerSession | undefined {
+    return owner === undefined ? undefined : this.#sessions.byKey(owner);
   }
 
   /** True while the session of queue key `key` (see {@link route}) lives. */
@@ -669,6 +761,7 @@ export class ServerCore {
    * never comes late; it may come early and find nothing). Returns {@link deadline}.
    */
   tick(now: number): number {
+    if (this.timers.expired(ServerTimer.Probe, now)) this.#probeAll(now);
     if (!this.timers.expired(ServerTimer.Expiry, now)) return this.deadline();
     let next = Infinity;
     for (const s of [...this.#sessions.values()]) {
@@ -693,6 +786,66 @@ export class ServerCore {
     }
     this.timers.set(ServerTimer.Expiry, next);
     return this.deadline();
+  }
+
+  /** Pings every tunnel session with keys (its round trip, from the client's answer), and
+   * sets the next sweep while any session is left. */
+  #probeAll(now: number): void {
+    let any = false;
+    for (const s of this.#sessions.values()) {
+      if (s.diag || !s.current) continue;
+      any = true;
+      const seq = (this.#probeSeq = (this.#probeSeq + 1) >>> 0 || 1);
+      (s.rtt ??= new RttStats(SERVER_RTT_WINDOW)).probeSent(seq, now);
+      this.#sendControl(s, encodePing(ControlKind.Ping, seq, now));
+    }
+    if (any) this.timers.set(ServerTimer.Probe, now + this.#probeMs);
+    else this.timers.stop(ServerTimer.Probe);
+  }
+
+  /** Arms the probe sweep when a session gets keys and none is armed. */
+  #armProbe(now: number): void {
+    if (this.#probeMs > 0 && !this.timers.isSet(ServerTimer.Probe)) {
+      this.timers.set(ServerTimer.Probe, now + this.#probeMs);
+    }
+  }
+
+  /** Every session's figures at `now`, for `xvpn status`. */
+  status(now: number): ServerStatus {
+    const clients: ServerClientStatus[] = [];
+    let diagSessions = 0;
+    for (const s of this.#sessions.values()) {
+      if (s.diag) {
+        diagSessions++;
+        continue;
+      }
+      const r = s.rtt?.report(now);
+      clients.push({
+        name: s.peer.name,
+        key: s.peer.keyText,
+        endpoint: formatEndpoint(s.endpoint),
+        address: formatIPv4(s.lease.address),
+        ...(this.#pool6 ? { address6: formatIPv6(this.#addr6Of(s.lease.address)) } : {}),
+        connectedMs: Math.round(now - (s.startedMs ?? now)),
+        handshakeAgeMs: s.current ? Math.round(now - s.current.createdMs) : -1,
+        idleMs: Math.round(now - s.lastRecvMs),
+        rx: { packets: s.rxPackets, bytes: s.rxBytes },
+        tx: { packets: s.txPackets, bytes: s.txBytes },
+        rttMs: r?.rttMs ?? -1,
+        jitterMs: r?.jitterMs ?? -1,
+        lossPct: r?.lossPct ?? 0,
+        redundant: s.redundant === true,
+      });
+    }
+    const drops: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.drops)) if (v > 0) drops[k] = v;
+    return {
+      clients,
+      diagSessions,
+      drops,
+      leased: clients.length,
+      poolSize: this.pool.capacity,
+    };
   }
 
   /** Closes every session, queueing a sealed "shutdown" disconnect to each client. */

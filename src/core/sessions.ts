@@ -21,7 +21,12 @@ import type { QueueRequest } from "./control.ts";
 import { readU32 } from "./wire.ts";
 import type { RttStats } from "./rtt_stats.ts";
 
-/** Diagnostic sessions kept at once (one per client key; the oldest goes first). */
+/**
+ * Diagnostic sessions kept at once, at least (one per client key; the oldest goes first). A
+ * server sizes its table to its allow-list when that is larger ({@link SessionTable}), so that
+ * players running `xvpn ping` at the same moment never evict each other's probes: each key holds
+ * at most one, and a new one only replaces that key's own.
+ */
 export const MAX_DIAG_SESSIONS = 64;
 
 /** A client allowed to connect, with what outlives its sessions. */
@@ -32,6 +37,8 @@ export interface Peer {
   /** Greatest accepted initiation timestamp (replay protection); survives sessions. */
   lastTimestamp?: Uint8Array;
   lastInitMs: number;
+  /** Monotonic ms of its last diagnostic handshake (`xvpn ping`, `xvpn diag`): rate-limited. */
+  lastDiagMs?: number;
 }
 
 /** One client's live session. */
@@ -83,6 +90,8 @@ export interface ServerSession {
 
 /** Live sessions and their indexes. */
 export class SessionTable {
+  /** @param maxDiag diagnostic sessions kept at once (see {@link MAX_DIAG_SESSIONS}) */
+  constructor(readonly maxDiag = MAX_DIAG_SESSIONS) {}
   readonly #byId = new Map<number, ServerSession>();
   readonly #bySlot = new Map<number, ServerSession>();
   readonly #byAddress = new Map<number, ServerSession>();
@@ -165,7 +174,7 @@ export class SessionTable {
   addDiag(peer: Peer, from: Endpoint, clientId: number, now: number, epoch: number): ServerSession {
     const old = this.#diagByKey.get(peer.keyText);
     if (old) this.remove(old);
-    else if (this.#diagByKey.size >= MAX_DIAG_SESSIONS) {
+    else if (this.#diagByKey.size >= this.maxDiag) {
       this.remove(this.#diagByKey.values().next().value!);
     }
     const s: ServerSession = {

@@ -196,6 +196,8 @@ export const DROP_REASONS = [
   "unknown_key",
   "replayed_handshake",
   "handshake_rate",
+  // A second diagnostic handshake (`xvpn ping`, `xvpn diag`) from one key within a second.
+  "diag_rate",
   "unknown_receiver",
   "bad_counter",
   "bad_tag",
@@ -204,6 +206,9 @@ export const DROP_REASONS = [
   "bad_control",
   "bad_inner_packet",
   "bad_inner_src",
+  // An inner source inside another client's LAN (`lan:` in the server config, core/lan.ts): a
+  // client passing itself off as a device behind someone else.
+  "foreign_lan_src",
   "no_route",
   "no_session",
   "too_big",

@@ -6,7 +6,12 @@
  * @module
  */
 import type { ClientConfig } from "../config/mod.ts";
-import type { ClientEvent, ClientParams } from "../core/client.ts";
+import type { ClientEvent, ClientParams, ClientStatus } from "../core/client.ts";
+import type { FollowAddress } from "../core/follow.ts";
+import type { GameProfile } from "../config/profile.ts";
+import type { NodeSpec } from "../config/nodes.ts";
+import { NodeWatch, startNode } from "./nodes.ts";
+import { serveStatus, statusDoc } from "./status.ts";
 import type { SessionConfig } from "../core/control.ts";
 import { type Cidr, formatCidr, formatIPv4, parseIPv4 } from "../lib/ip.ts";
 import { type Cidr6, formatCidr6, formatIPv6, parseIPv6 } from "../lib/ip6.ts";
@@ -18,6 +23,7 @@ import { DnsApplier, DnsNotApplied } from "../io/dns/applier.ts";
 import { dnsHostRoutes } from "../io/dns/routes.ts";
 import type { LinkState } from "../io/route/state.ts";
 import { logger } from "../log.ts";
+import { resolveHost } from "../io/resolve.ts";
 import { aborted, Cleanup } from "./signals.ts";
 import { formatDrops, formatScheduler } from "./stats.ts";
 import type { CoreEvent } from "./engine.ts";
@@ -29,27 +35,12 @@ import { fastPathSockets, logPathsEvent, openPortablePathSocket } from "./multip
 import { type PathToServer, watchPathToServer } from "./netwatch.ts";
 import { claimTun } from "./state.ts";
 import { localNetwork } from "../io/route/local.ts";
+import { carryLan } from "./lan.ts";
 import type { LocalNetwork } from "../core/policy.ts";
 
 const log = logger("client");
 
-/**
- * Resolves `host` to an address text (a literal is returned as is): IPv4 first, since every
- * client network carries it, then IPv6 for a server that has only that.
- */
-export async function resolveHost(host: string): Promise<string> {
-  if (parseIPv4(host) !== undefined || host.includes(":")) return host;
-  let why = "no IPv4 or IPv6 address";
-  for (const type of ["A", "AAAA"] as const) {
-    try {
-      const [a] = await Deno.resolveDns(host, type);
-      if (a) return a;
-    } catch (err) {
-      why = (err as Error).message;
-    }
-  }
-  throw new Error(`Cannot resolve server "${host}": ${why}`);
-}
+export { resolveHost };
 
 /** Why the client stopped. */
 export type ClientExit = { code: 0 } | { code: 1; reason: string };
@@ -57,7 +48,14 @@ export type ClientExit = { code: 0 } | { code: 1; reason: string };
 /** Runs the client until `signal` aborts or the server refuses us for good. */
 export async function runClient(
   cfg: ClientConfig,
-  deps: { runner: CommandRunner; signal: AbortSignal },
+  deps: {
+    runner: CommandRunner;
+    signal: AbortSignal;
+    /** Game profiles in force: their CIDRs are routed, their domains followed. */
+    profiles?: GameProfile[];
+    /** Start on this node of `servers:` (`--node`). */
+    node?: string;
+  },
 ): Promise<ClientExit> {
   const cleanup = new Cleanup();
   let exit: ClientExit = { code: 0 };
@@ -71,14 +69,46 @@ export async function runClient(
     // Then, even before resolving the server's name: an earlier run that died may have left
     // resolv.conf pointing at a tunnel that no longer exists.
     await recoverDns(dns, cfg.tun.name);
+    const profiles = deps.profiles ?? [];
+    const follow = [...new Set(profiles.flatMap((p) => p.domains))];
+    if (profiles.length) {
+      // A profile's ranges are routed as the config's own routes are (trusted: its sources too).
+      cfg = {
+        ...cfg,
+        routes: dedupe([...cfg.routes, ...profiles.flatMap((p) => p.cidrs)]),
+        routes6: dedupe6([...cfg.routes6, ...profiles.flatMap((p) => p.cidrs6)]),
+      };
+      log.info("Profiles {names}: {n} ranges routed, {d} domains followed", {
+        names: profiles.map((p) => p.name).join(", "),
+        n: profiles.reduce((a, p) => a + p.cidrs.length + p.cidrs6.length, 0),
+        d: follow.length,
+      });
+    }
+    let node = await startNode(cfg.nodes, cfg.privateKey, log, deps.node);
     let server: Endpoint = {
-      hostname: await resolveHost(cfg.server.host),
-      port: cfg.server.port,
+      hostname: await resolveHost(node.server.host),
+      port: node.server.port,
     };
+    // The other nodes stay reachable outside a full tunnel (node choice measures them there).
+    const bypass: number[] = [];
+    for (const n of cfg.nodes) {
+      const ip = parseIPv4(await resolveHost(n.server.host).catch(() => ""));
+      if (ip !== undefined) bypass.push(ip);
+    }
     // What this host's own network looks like, before the tunnel exists (for the push policy,
     // and for whether IPv6 must be blocked around a full tunnel).
     const local = await localNetwork(deps.runner, server.hostname, cfg.tun.name);
+    if (cfg.lan || cfg.lan6) {
+      // A LAN behind us (lan:): forwarding on until exit, journaled (runtime/lan.ts).
+      const undo = await carryLan(cfg, { runner: deps.runner, journal: claim.journal }, local, log);
+      cleanup.add("restore forwarding", undo);
+    }
     let reconnect: () => Promise<void> = () => Promise.resolve();
+    // Set once the first engine runs; the event handler (which runs from the start) reads it.
+    // deno-lint-ignore prefer-const
+    let watch: NodeWatch | undefined;
+    let routeFollowed: (id: number, a: FollowAddress[]) => Promise<void> = () => Promise.resolve();
+    let unrouteFollowed: (a: FollowAddress[]) => Promise<void> = () => Promise.resolve();
     // The fast path writes coalesced TCP segments (GSO) to the TUN: that needs IFF_VNET_HDR.
     const fast = useFastPath(cfg.dataPath);
     // TSO reads need one socket per TUN read; with several paths the reads stay plain.
@@ -128,6 +158,7 @@ export async function runClient(
         const ip6 = endpointIp === undefined ? parseIPv6(server.hostname) : undefined;
         const want: LinkState = {
           ifname: tun.name,
+          ...(bypass.length > 1 ? { bypass } : {}),
           address: c.address,
           mtu: c.mtu,
           routes,
@@ -185,6 +216,7 @@ export async function runClient(
             }
             break;
           case "connected":
+            watch?.connected();
             log.info(
               e.rekey
                 ? "Rekeyed with {server}"
@@ -204,7 +236,14 @@ export async function runClient(
                 reason: e.reason,
               },
             );
+            watch?.pathDead();
             void reconnect();
+            break;
+          case "follow":
+            void routeFollowed(e.id, e.addresses);
+            break;
+          case "unfollow":
+            void unrouteFollowed(e.addresses);
             break;
           case "paths":
             logPathsEvent(log, e, cfg.paths ?? [], cfg.multipath ?? "failover");
@@ -222,31 +261,78 @@ export async function runClient(
     };
 
     const paths = cfg.paths;
-    const engine = await startDataPath({
-      role: "client",
-      fast,
-      tun,
-      server,
-      params: clientParams(cfg, local, server.hostname.includes(":")),
-      sched: {
-        ...CLIENT_SCHED,
-        priority: cfg.priority,
-        dscp: cfg.gameDscp,
-        shaping: cfg.shaping?.upBps
-          ? { rateBps: cfg.shaping.upBps, overheadBytes: cfg.shaping.overheadBytes }
-          : undefined,
-      },
-      fastPaths: paths && fastPathSockets(paths),
-      portablePaths: paths && {
-        count: paths.length,
-        open: (path) => openPortablePathSocket(paths, path),
-      },
-    }, onEvents);
-    log.info("Connecting to {server} with TUN {tun}; data path {path}", {
+    const startEngine = () =>
+      startDataPath({
+        role: "client",
+        fast,
+        tun,
+        server,
+        params: {
+          ...clientParams(cfg, local, server.hostname.includes(":")),
+          serverPublicKey: node.publicKey,
+          ...(follow.length ? { follow } : {}),
+        },
+        sched: {
+          ...CLIENT_SCHED,
+          priority: cfg.priority,
+          dscp: cfg.gameDscp,
+          shaping: cfg.shaping?.upBps
+            ? { rateBps: cfg.shaping.upBps, overheadBytes: cfg.shaping.overheadBytes }
+            : undefined,
+        },
+        fastPaths: paths && fastPathSockets(paths),
+        portablePaths: paths && {
+          count: paths.length,
+          open: (path) => openPortablePathSocket(paths, path),
+        },
+      }, onEvents);
+    let engine = await startEngine();
+    log.info("Connecting to {node} at {server} with TUN {tun}; data path {path}", {
+      node: node.name,
       server: formatEndpoint(server),
       tun: tun.name,
       path: engine.description,
     });
+    // Domain following: the answered addresses are routed into the tunnel before the answer is
+    // released to the TUN (so the game's first packet to them takes the tunnel).
+    const learned = new Map<string, string[]>(); // route text -> its `ip route del` argv
+    routeFollowed = async (id, addresses) => {
+      for (const a of addresses) {
+        const v6 = "addr6" in a;
+        if (v6 && !applied?.address6) continue; // no IPv6 in this tunnel: nothing to route
+        const dst = v6 ? `${formatIPv6(a.addr6)}/128` : `${formatIPv4(a.addr)}/32`;
+        if (learned.has(dst)) continue;
+        const argv = ["ip", ...(v6 ? ["-6"] : []), "route", "replace", dst, "dev", tun.name];
+        const r = await deps.runner.run(argv).catch((err) => ({ code: 1, stderr: String(err) }));
+        if (r.code === 0) {
+          learned.set(dst, ["ip", ...(v6 ? ["-6"] : []), "route", "del", dst, "dev", tun.name]);
+          log.info("Profile domain answer: {dst} routed into the tunnel", { dst });
+        } else {
+          log.warning("Cannot route {dst} ({argv}): {err}", {
+            dst,
+            argv: argv.join(" "),
+            err: ("stderr" in r ? r.stderr : "").trim(),
+          });
+        }
+      }
+      engine.release?.(id);
+    };
+    unrouteFollowed = async (addresses) => {
+      for (const a of addresses) {
+        const dst = "addr6" in a ? `${formatIPv6(a.addr6)}/128` : `${formatIPv4(a.addr)}/32`;
+        const argv = learned.get(dst);
+        if (!argv) continue;
+        learned.delete(dst);
+        await deps.runner.run(argv).catch(() => undefined);
+        log.info("Profile domain route {dst} expired (TTL passed, unused)", { dst });
+      }
+    };
+    const flushLearned = async () => {
+      for (const argv of learned.values()) await deps.runner.run(argv).catch(() => undefined);
+      learned.clear();
+    };
+    // Learned routes go with the TUN device anyway; a clean exit removes them first.
+    cleanup.add("remove the routes learned from DNS", flushLearned);
     // A dead path: a fresh socket (new source port, fresh NAT mapping and route lookup), and
     // a server given by name is resolved again, in case it moved (WireGuard resolves once).
     let reconnecting = false;
@@ -255,11 +341,11 @@ export async function runClient(
       reconnecting = true;
       try {
         await engine.rebind?.();
-        if (parseIPv4(cfg.server.host) === undefined) {
-          const ip = await resolveHost(cfg.server.host).catch(() => undefined);
+        if (parseIPv4(node.server.host) === undefined) {
+          const ip = await resolveHost(node.server.host).catch(() => undefined);
           if (ip && ip !== server.hostname) {
-            log.info("{host} now resolves to {ip}", { host: cfg.server.host, ip });
-            server = { hostname: ip, port: cfg.server.port };
+            log.info("{host} now resolves to {ip}", { host: node.server.host, ip });
+            server = { hostname: ip, port: node.server.port };
             engine.setServer?.(server);
           }
         }
@@ -267,24 +353,107 @@ export async function runClient(
         reconnecting = false;
       }
     };
-    // A changed way to the server (new address, new default route): probe at once on a fresh
-    // socket instead of waiting for the path to look dead.
-    const unwatch = await watchPathToServer(deps.runner, server.hostname, (before, after) => {
-      log.info("The way to the server changed ({before} -> {after}): probing on a new socket", {
-        before: describePath(before),
-        after: describePath(after),
-      });
-      void engine.rebind?.();
+    // Moving to another node: a request (dead node, a clearly better one, `xvpn control node`).
+    let moveTo: ((m: { to: NodeSpec; why: string }) => void) | undefined;
+    let moves = 0;
+    const requestMove = (to: NodeSpec, why: string) => moveTo?.({ to, why });
+    watch = new NodeWatch({
+      nodes: cfg.nodes,
+      privateKey: cfg.privateKey,
+      mode: cfg.nodeSwitch,
+      log,
+      current: () => node,
+      figures: async () => {
+        const st = (await engine.status()).core as ClientStatus;
+        const p = st.paths.find((x) => x.active) ?? st.paths[0];
+        return p && { rtt: p, up: st.state === "connected" };
+      },
+      move: requestMove,
     });
-    cleanup.add("stop watching the network", unwatch);
-    await Promise.race([aborted(deps.signal), engine.ended, failed]);
-    const report = await engine.stop();
-    const drops = formatDrops(report.drops);
-    if (report.scheduler) {
-      log.info("Scheduler: {s}", { s: formatScheduler(report.scheduler) });
+    cleanup.add("stop watching the nodes", () => watch?.stop());
+    // `xvpn status` and `xvpn control`.
+    const startedWallMs = Date.now();
+    const closeStatus = await serveStatus(
+      tun.name,
+      async () =>
+        statusDoc({
+          role: "client",
+          tun: tun.name,
+          startedWallMs,
+          dataPath: engine.description,
+          node: {
+            name: node.name,
+            ...(node.region ? { region: node.region } : {}),
+            endpoint: formatEndpoint(server),
+          },
+          moves,
+          ...(profiles.length
+            ? { profiles: profiles.map((p) => p.name), learnedRoutes: learned.size }
+            : {}),
+        }, await engine.status()),
+      (c) => {
+        if (c.cmd === "reconnect") {
+          void reconnect();
+          return Promise.resolve("reconnecting: a fresh socket and a new handshake");
+        }
+        const to = cfg.nodes.find((n) => n.name === c.name);
+        if (!to) {
+          return Promise.reject(
+            new Error(
+              `no node ${c.name}; the config has ${cfg.nodes.map((n) => n.name).join(", ")}`,
+            ),
+          );
+        }
+        if (to === node) return Promise.resolve(`already on ${to.name}`);
+        requestMove(to, "asked by xvpn control");
+        return Promise.resolve(`moving to ${to.name}`);
+      },
+    );
+    cleanup.add("close the status sockets", closeStatus);
+    for (;;) {
+      // A changed way to the server (new address, new default route): probe at once on a fresh
+      // socket instead of waiting for the path to look dead.
+      const unwatch = await watchPathToServer(deps.runner, server.hostname, (before, after) => {
+        log.info("The way to the server changed ({before} -> {after}): probing on a new socket", {
+          before: describePath(before),
+          after: describePath(after),
+        });
+        void engine.rebind?.();
+      });
+      const moved = new Promise<{ to: NodeSpec; why: string }>((res) => (moveTo = res));
+      const outcome = await Promise.race([
+        aborted(deps.signal).then(() => undefined),
+        engine.ended.then(() => undefined),
+        failed.then(() => undefined),
+        moved,
+      ]);
+      moveTo = undefined;
+      await unwatch();
+      const report = await engine.stop();
+      const drops = formatDrops(report.drops);
+      if (report.scheduler) {
+        log.info("Scheduler: {s}", { s: formatScheduler(report.scheduler) });
+      }
+      await applying;
+      if (drops) log.info("Dropped datagrams by reason: {drops}", { drops });
+      if (!outcome) break;
+      // The move: the game server will see another address; say why, with the figures.
+      log.warning("Moving from node {from} to {to}: {why}", {
+        from: node.name,
+        to: outcome.to.name,
+        why: outcome.why,
+      });
+      await flushLearned();
+      node = outcome.to;
+      server = { hostname: await resolveHost(node.server.host), port: node.server.port };
+      moves++;
+      watch.reset();
+      engine = await startEngine();
+      log.info("Connecting to {node} at {server}", {
+        node: node.name,
+        server: formatEndpoint(server),
+      });
     }
-    await applying;
-    if (drops) log.info("Dropped datagrams by reason: {drops}", { drops });
   } finally {
     const errors = await cleanup.run();
     for (const e of errors) log.error(e.message);

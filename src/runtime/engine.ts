@@ -5,13 +5,13 @@
  *
  * @module
  */
-import type { ClientCore, ClientEvent } from "../core/client.ts";
+import type { ClientCore, ClientEvent, ClientStatus } from "../core/client.ts";
 import type { PacketBuf } from "../core/packet.ts";
 import { type Outgoing, PacketResult, Verdict } from "../core/result.ts";
 
 export type { Outgoing };
 import { type Endpoint, sameEndpoint } from "../lib/endpoint.ts";
-import type { ServerCore, ServerEvent } from "../core/server.ts";
+import type { ServerCore, ServerEvent, ServerStatus } from "../core/server.ts";
 import { MAX_REDUNDANT_ENDPOINTS } from "../core/timers.ts";
 import type { DropCounters } from "../core/wire.ts";
 
@@ -64,8 +64,12 @@ export interface CoreAdapter {
   stop(): void;
   /** Drop counters. */
   readonly drops: DropCounters;
+  /** The core's figures for `xvpn status` (plain data). */
+  status(now: number): ClientStatus | ServerStatus;
   /** The local network changed: probe the path now (client only). */
   nudge?(now: number): void;
+  /** Domain following (client only): the held answer `id`, for the TUN. */
+  release?(id: number): Uint8Array | undefined;
   /** Where sealed packets go now (client only: a server that moved or was re-resolved). */
   setServer?(server: Endpoint): void;
   /** Most extra destinations one sealed packet can have (sizes the loops' send batches). */
@@ -125,6 +129,9 @@ export class ServerAdapter implements CoreAdapter {
   }
   get drops(): DropCounters {
     return this.core.drops;
+  }
+  status(now: number): ServerStatus {
+    return this.core.status(now);
   }
 }
 
@@ -241,6 +248,12 @@ export class ClientAdapter implements CoreAdapter {
   }
   stop(): void {
     this.core.close();
+  }
+  status(now: number): ClientStatus {
+    return this.core.status(now);
+  }
+  release(id: number): Uint8Array | undefined {
+    return this.core.release(id);
   }
   get drops(): DropCounters {
     return this.core.drops;

@@ -19,7 +19,7 @@ import { PacketBuf } from "../core/packet.ts";
 import { Verdict } from "../core/result.ts";
 import { type Endpoint } from "../lib/endpoint.ts";
 import type { DropCounters } from "../core/wire.ts";
-import type { StopReport } from "./stats.ts";
+import type { EngineStatus, StopReport } from "./stats.ts";
 import type { TunDevice } from "../io/tun/device.ts";
 import type { UdpSocket } from "../io/udp/socket.ts";
 import { logger } from "../log.ts";
@@ -45,6 +45,10 @@ export interface Engine {
   setServer?(server: Endpoint): void;
   /** Client only: the local network changed; probe the path now. */
   nudge?(): void;
+  /** The figures for `xvpn status`. */
+  status(): Promise<EngineStatus>;
+  /** Client only: domain following's held answer `id` may go to the TUN now. */
+  release?(id: number): void;
 }
 
 /**
@@ -172,6 +176,11 @@ export function startPortable(
     nudge: () => {
       core.nudge?.(performance.now());
       flush();
+    },
+    status: () => Promise.resolve({ core: core.status(performance.now()) }),
+    release: (id: number) => {
+      const pkt = core.release?.(id);
+      if (pkt) writeTun(tun, pkt, pkt.length, core.drops);
     },
     async stop() {
       stopping = true;

@@ -20,11 +20,13 @@ import { aborted, Cleanup } from "./signals.ts";
 import { formatDrops, formatScheduler } from "./stats.ts";
 import type { CoreEvent } from "./engine.ts";
 import { startDataPath } from "./datapath.ts";
+import { serveStatus, statusDoc, type StatusInfo } from "./status.ts";
 import { useFastPath } from "./choose.ts";
 import { DEFAULT_MTU, serverAddress } from "../config/server.ts";
 import { autoTunMtu, TUNNEL_OVERHEAD6_BYTES, TUNNEL_OVERHEAD_BYTES } from "../core/mtu.ts";
 import { listenDevice } from "../diag/links.ts";
 import { claimTun } from "./state.ts";
+import { serverLans } from "./lan.ts";
 
 const log = logger("server");
 
@@ -40,11 +42,20 @@ export async function runServer(
     const claim = await claimTun(cfg.tun.name, deps.runner, log);
     cleanup.add(`release the lock of ${cfg.tun.name}`, () => claim.lock?.release());
     const mtu = await chooseMtu(cfg, deps.runner);
+    const lans = await serverLans(cfg, deps.runner, log); // checked before anything changes
     // The fast path writes coalesced TCP segments (GSO) to the TUN: that needs IFF_VNET_HDR.
     const fast = useFastPath(cfg.dataPath);
     const tun = openTun(cfg.tun.name, { vnetHdr: fast, offload: fast });
     cleanup.add(`close TUN ${tun.name}`, () => tun.close());
-    const link = new RouteApplier(deps.runner);
+    // The clients' LANs are routes on our TUN, journaled as a client's routes are.
+    const journaled = lans.routes.length + lans.routes6.length > 0 && claim.journal;
+    const link = new RouteApplier(
+      deps.runner,
+      Deno.build.os,
+      journaled
+        ? { journal: journaled, key: "routes", what: `LAN routes of ${tun.name}` }
+        : undefined,
+    );
     const address = serverAddress(cfg.pool);
     // The server's IPv6 address has its IPv4 address's host number, as every client's does.
     const address6 = cfg.pool6 && hostIn6(cfg.pool6, (address - networkOf(cfg.pool)) >>> 0);
@@ -53,8 +64,9 @@ export async function runServer(
       address: { addr: address, prefix: cfg.pool.prefix },
       mtu,
       txqueuelen: SERVER_TUN_TXQUEUELEN,
-      routes: [],
+      routes: lans.routes,
       ...(address6 ? { address6: { addr: address6, prefix: cfg.pool6!.prefix } } : {}),
+      ...(lans.routes6.length ? { routes6: lans.routes6 } : {}),
     });
     cleanup.add(`remove address of ${tun.name}`, () => link.down());
     if (cfg.nat) {
@@ -62,9 +74,10 @@ export async function runServer(
       // Registered first: disable() undoes only the families that were enabled, so an IPv6
       // NAT that fails still takes the IPv4 one down with it.
       cleanup.add("remove NAT rules", () => nat.disable());
-      await nat.enable(cfg.pool, cfg.natInterface, { tun: tun.name, inbound: cfg.inbound });
+      const filter = { tun: tun.name, inbound: cfg.inbound };
+      await nat.enable(cfg.pool, cfg.natInterface, { ...filter, lans: lans.routes });
       if (cfg.pool6) {
-        await nat.enable6(cfg.pool6, cfg.natInterface, { tun: tun.name, inbound: cfg.inbound });
+        await nat.enable6(cfg.pool6, cfg.natInterface, { ...filter, lans: lans.routes6 });
       }
     }
     const onEvents = (events: CoreEvent[]) =>
@@ -97,6 +110,15 @@ export async function runServer(
         path: engine.description,
       },
     );
+    // `xvpn status` (and `xvpn control`, which a server answers with a refusal for now).
+    const startedWallMs = Date.now();
+    const info = { role: "server", tun: tun.name, startedWallMs, dataPath: engine.description };
+    const closeStatus = await serveStatus(
+      tun.name,
+      async () => statusDoc(info as StatusInfo, await engine.status()),
+      (c) => Promise.reject(new Error(`a server takes no "${c.cmd}" command`)),
+    );
+    cleanup.add("close the status sockets", closeStatus);
     await Promise.race([aborted(deps.signal), engine.ended]);
     log.info("Shutting down");
     const report = await engine.stop();

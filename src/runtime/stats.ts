@@ -4,6 +4,15 @@
  * @module
  */
 import type { DropCounters } from "../core/wire.ts";
+import type { ClientStatus } from "../core/client.ts";
+import type { ServerStatus } from "../core/server.ts";
+
+/** What a running data path tells `xvpn status`: its core's figures, and its scheduler's. */
+export interface EngineStatus {
+  core: ClientStatus | ServerStatus;
+  /** The flow scheduler so far (the fast path; absent on the portable one). */
+  scheduler?: SchedulerReport;
+}
 
 /** What the flow scheduler did over a run (the fast path's loop). */
 export interface SchedulerReport {

@@ -79,6 +79,13 @@ export function planLinuxSteps(s: LinkState): RouteStep[] {
       up: ["ip", "route", "add", ...endpointSpec(ep)],
       down: ["ip", "route", "del", ...endpointSpec(ep)],
     });
+    // The client's other nodes, the same way round (`xvpn ping` and node choice measure them
+    // outside the tunnel, not through it).
+    for (const ip of s.bypass ?? []) {
+      if (ip === ep.ip) continue;
+      const other = endpointSpec({ ...ep, ip });
+      steps.push({ up: ["ip", "route", "add", ...other], down: ["ip", "route", "del", ...other] });
+    }
   }
   for (const r of tunnelRoutes(s)) {
     steps.push({

@@ -186,3 +186,19 @@ Deno.test("planMacosUp() routes the endpoint via the old gateway, then the two h
   const onLink: LinkState = { ...s, endpoint: { ip: ip("203.0.113.5"), dev: "en0" } };
   assertEquals(lines(planMacosUp(onLink))[1], "route -n add -host 203.0.113.5 -interface en0");
 });
+
+Deno.test("linux plan: a full tunnel keeps the client's other nodes outside it, the endpoint's way", () => {
+  const cmds = planLinuxUp({
+    ifname: "xvpn0",
+    address: { addr: parseIPv4("10.7.0.2")!, prefix: 24 },
+    mtu: 1420,
+    routes: [{ addr: 0, prefix: 0 }],
+    endpoint: { ip: parseIPv4("203.0.113.1")!, gateway: parseIPv4("192.168.1.1")!, dev: "eth0" },
+    bypass: [parseIPv4("203.0.113.1")!, parseIPv4("198.51.100.9")!],
+  });
+  const adds = cmds.map((c) => c.join(" ")).filter((c) => c.includes("/32"));
+  assertEquals(adds, [
+    "ip route add 203.0.113.1/32 via 192.168.1.1 dev eth0",
+    "ip route add 198.51.100.9/32 via 192.168.1.1 dev eth0",
+  ]);
+});

@@ -34,6 +34,9 @@ export interface LinkState {
   routes: Cidr[];
   /** The server, needed when a route (such as 0.0.0.0/0) would swallow traffic to it. */
   endpoint?: Endpoint;
+  /** Other IPv4 hosts to keep outside the tunnel the way the endpoint is (a client's other
+   * nodes), when the endpoint needs its host route. */
+  bypass?: number[];
   /** The server is reached over IPv6: IPv4 routes cannot swallow its traffic. */
   serverOverIPv6?: boolean;
   /** The interface's IPv6 address with its prefix (the server's pool6), when it has one. */

@@ -9,7 +9,7 @@ import type { DropCounters } from "../../core/wire.ts";
 import { EFD_CLOEXEC, EFD_NONBLOCK, errno, errnoName, libc } from "../../io/_libc.ts";
 import type { CoreEvent } from "../engine.ts";
 import type { Engine } from "../portable.ts";
-import type { StopReport } from "../stats.ts";
+import type { EngineStatus, StopReport } from "../stats.ts";
 import {
   type Command,
   CTRL_COMMAND,
@@ -23,6 +23,9 @@ import {
 /** Datagrams per recvmmsg/sendmmsg batch: enough to amortize syscalls, small enough that one
  * batch adds little latency (64 x 1.4 kB ~ 90 kB ~ 0.35 ms at 2 Gbit/s). */
 export const DEFAULT_BATCH = 64;
+
+/** How long a status request waits for the Worker. */
+const STATUS_TIMEOUT_MS = 2000;
 
 /** How long the Worker gets to say goodbye and exit before it is terminated. */
 const STOP_GRACE_MS = 3000;
@@ -49,6 +52,9 @@ export async function startFast(
     readyResolve = res;
     readyReject = rej;
   });
+  // `xvpn status` requests waiting for the Worker's answer, by request id.
+  const statusWaiters = new Map<number, (s: EngineStatus) => void>();
+  let statusId = 0;
   worker.onmessage = (e: MessageEvent<FromWorker>) => {
     const m = e.data;
     switch (m.type) {
@@ -67,6 +73,10 @@ export async function startFast(
       case "error":
         readyReject(new Error(m.message));
         endedResolve();
+        break;
+      case "status":
+        statusWaiters.get(m.id)?.(m.status);
+        statusWaiters.delete(m.id);
         break;
     }
   };
@@ -99,6 +109,19 @@ export async function startFast(
     rebind: () => Promise.resolve(command({ type: "rebind" })),
     setServer: (server) => command({ type: "server", server }),
     nudge: () => command({ type: "nudge" }),
+    release: (id: number) => command({ type: "release", id }),
+    status: () => {
+      const id = ++statusId;
+      const answer = new Promise<EngineStatus>((resolve, reject) => {
+        statusWaiters.set(id, resolve);
+        // A Worker that does not answer (stopping, stuck) must not hang a status reader.
+        setTimeout(() => {
+          if (statusWaiters.delete(id)) reject(new Error("the data path did not answer"));
+        }, STATUS_TIMEOUT_MS);
+      });
+      command({ type: "status", id });
+      return answer;
+    },
     description: `fast (Linux worker: poll + recvmmsg/sendmmsg${info.gso ? " + UDP GSO" : ""}, ` +
       `warmed up in ${Math.round(info.warmMs)} ms), ` +
       `AEAD ${info.aead}, UDP ${

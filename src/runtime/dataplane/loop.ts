@@ -409,6 +409,17 @@ export class DataPlaneLoop {
   }
 
   /** The drops to report: the core's, with the scheduler's added. */
+  /** Writes one packet to the TUN now (a DNS answer held for domain following); between
+   * steps only, when no batch is using the write buffers. */
+  writeTun(pkt: Uint8Array): boolean {
+    const tun = this.#p.tun;
+    const dst = tun.writePackets[0]!;
+    if (pkt.length > dst.length) return false;
+    dst.set(pkt);
+    this.#writeSizes[0] = pkt.length;
+    return tun.write(tun.writeBuffers, this.#writeSizes, 1) === 1;
+  }
+
   dropsWithScheduler(): Record<string, number> {
     const d: Record<string, number> = { ...this.#p.core.drops };
     d.codel = (d.codel ?? 0) + this.stats.codel;

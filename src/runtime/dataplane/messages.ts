@@ -9,7 +9,7 @@ import type { Endpoint } from "../../lib/endpoint.ts";
 import type { ServerParams } from "../../core/server.ts";
 import type { ClientParams } from "../../core/client.ts";
 import type { SchedParams } from "./loop.ts";
-import type { SchedulerReport } from "../stats.ts";
+import type { EngineStatus, SchedulerReport } from "../stats.ts";
 import type { DropCounters } from "../../core/wire.ts";
 import type { CoreEvent } from "../engine.ts";
 
@@ -70,7 +70,11 @@ export interface PathSocket {
 export type Command =
   | { type: "rebind" }
   | { type: "server"; server: Endpoint }
-  | { type: "nudge" };
+  | { type: "nudge" }
+  /** Asks for an {@link EngineStatus}, answered with a `status` message of the same `id`. */
+  | { type: "status"; id: number }
+  /** Domain following: the routes of held answer `id` are in; write it to the TUN. */
+  | { type: "release"; id: number };
 
 /** Main thread to Worker. */
 export type ToWorker = ServerInit | ClientInit | Command;
@@ -89,7 +93,8 @@ export type FromWorker =
   | { type: "events"; events: CoreEvent[] }
   | { type: "ended" }
   | { type: "stopped"; drops: DropCounters; scheduler: SchedulerReport }
-  | { type: "error"; message: string };
+  | { type: "error"; message: string }
+  | { type: "status"; id: number; status: EngineStatus };
 
 /** Fields the host fills in itself. */
 type HostFields = "type" | "wakeFd" | "control" | "batch";

@@ -19,6 +19,7 @@ import { ClientAdapter, type CoreAdapter, type CoreEvent, ServerAdapter } from "
 import { DataPlaneLoop, DEFAULT_SNDBUF_BYTES, type UdpSlots } from "./loop.ts";
 import { warmUp } from "./warmup.ts";
 import type { DropCounters } from "../../core/wire.ts";
+import type { SchedulerReport } from "../stats.ts";
 import {
   type ClientInit,
   type Command,
@@ -220,28 +221,45 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
         case "nudge":
           core.nudge?.(now);
           break;
+        case "release": {
+          const pkt = core.release?.(cmd.id);
+          if (pkt) loop.writeTun(pkt);
+          break;
+        }
+        case "status":
+          post({
+            type: "status",
+            id: cmd.id,
+            status: { core: core.status(now), scheduler: schedulerReport(loop) },
+          });
+          break;
       }
     }
     if (isClosed()) post({ type: "ended" });
     else loop.stop();
   } finally {
-    const st = loop.stats;
     post({
       type: "stopped",
       drops: loop.dropsWithScheduler() as DropCounters,
-      scheduler: {
-        interactive: st.interactive,
-        bulk: st.bulk,
-        ce_marked: st.ce_marked,
-        codel: st.codel,
-        overflow: st.overflow,
-        shed: st.shed,
-        backpressure: st.backpressure,
-      },
+      scheduler: schedulerReport(loop),
     });
     for (const s of socks) s.udp.close();
     tun.close();
   }
+}
+
+/** What the loop's flow scheduler did so far. */
+function schedulerReport(loop: DataPlaneLoop): SchedulerReport {
+  const st = loop.stats;
+  return {
+    interactive: st.interactive,
+    bulk: st.bulk,
+    ce_marked: st.ce_marked,
+    codel: st.codel,
+    overflow: st.overflow,
+    shed: st.shed,
+    backpressure: st.backpressure,
+  };
 }
 
 /**
