@@ -56,83 +56,89 @@ async function asNobody(lab: Lab, host: string, gid: number, args: string[]) {
   }
 }
 
-rootTest("status: connect and serve report their tunnel, its traffic and RTT; views; sockets", async () => {
-  await withStatusGroup(async (gid) => {
-    await withLab({}, async (lab) => {
-      await lab.up();
-      const pinged = await ping(lab, "client", LAB.game, { count: 10, interval: 0.1 });
-      assertEquals(pinged.received, 10);
-      await new Promise((r) => setTimeout(r, 2500)); // a few probes each way
-      const c = await status(lab, "client");
-      assertEquals([c.format, c.role, c.tun, c.state], [1, "client", "xvpn0", "connected"]);
-      assertEquals(c.address, `${LAB.clientTunnel}/24`);
-      assertEquals(c.mtu, 1420);
-      assertStringIncludes(String((c.node as Doc).endpoint), lab.serverUnderlay);
-      const path = (c.paths as Doc[])[0]!;
-      assert(Number(path.answered) >= 2, `probes answered: ${JSON.stringify(path)}`);
-      assert(Number(path.p50_ms) >= 0 && Number(path.p50_ms) < 50, `p50 ${path.p50_ms}`);
-      assertEquals(path.loss_pct, 0);
-      assert((path.recent as number[]).length >= 2, "the sparkline's samples");
-      assert(Number((c.tx as Doc).packets) >= 10 && Number((c.rx as Doc).bytes) > 0);
-      assert(Number((c.scheduler as Doc).interactive) >= 10, "the scheduler sent the pings");
-      const s = await status(lab, "server");
-      assertEquals(s.role, "server");
-      const clients = s.clients as Doc[];
-      assertEquals(clients.length, 1);
-      assertEquals([clients[0]!.name, clients[0]!.address], ["demo-client", LAB.clientTunnel]);
-      assert(Number(clients[0]!.rtt_ms) >= 0, `the server's own probes: ${clients[0]!.rtt_ms}`);
-      assert(Number((clients[0]!.rx as Doc).packets) >= 10);
+rootTest(
+  "status: connect and serve report their tunnel, its traffic and RTT; views; sockets",
+  async () => {
+    await withStatusGroup(async (gid) => {
+      await withLab({}, async (lab) => {
+        await lab.up();
+        const pinged = await ping(lab, "client", LAB.game, { count: 10, interval: 0.1 });
+        assertEquals(pinged.received, 10);
+        await new Promise((r) => setTimeout(r, 2500)); // a few probes each way
+        const c = await status(lab, "client");
+        assertEquals([c.format, c.role, c.tun, c.state], [1, "client", "xvpn0", "connected"]);
+        assertEquals(c.address, `${LAB.clientTunnel}/24`);
+        assertEquals(c.mtu, 1420);
+        assertStringIncludes(String((c.node as Doc).endpoint), lab.serverUnderlay);
+        const path = (c.paths as Doc[])[0]!;
+        assert(Number(path.answered) >= 2, `probes answered: ${JSON.stringify(path)}`);
+        assert(Number(path.p50_ms) >= 0 && Number(path.p50_ms) < 50, `p50 ${path.p50_ms}`);
+        assertEquals(path.loss_pct, 0);
+        assert((path.recent as number[]).length >= 2, "the sparkline's samples");
+        assert(Number((c.tx as Doc).packets) >= 10 && Number((c.rx as Doc).bytes) > 0);
+        assert(Number((c.scheduler as Doc).interactive) >= 10, "the scheduler sent the pings");
+        const s = await status(lab, "server");
+        assertEquals(s.role, "server");
+        const clients = s.clients as Doc[];
+        assertEquals(clients.length, 1);
+        assertEquals([clients[0]!.name, clients[0]!.address], ["demo-client", LAB.clientTunnel]);
+        assert(Number(clients[0]!.rtt_ms) >= 0, `the server's own probes: ${clients[0]!.rtt_ms}`);
+        assert(Number((clients[0]!.rx as Doc).packets) >= 10);
 
-      const text = await lab.topo.exec("client", [...selfCommand(), "status"]);
-      assertStringIncludes(text.stdout, "xvpn client on xvpn0: connected");
-      assertStringIncludes(text.stdout, "path 0* up: rtt");
-      const stext = await lab.topo.exec("server", [...selfCommand(), "status"]);
-      assertStringIncludes(stext.stdout, `demo-client ${LAB.clientTunnel} from`);
+        const text = await lab.topo.exec("client", [...selfCommand(), "status"]);
+        assertStringIncludes(text.stdout, "xvpn client on xvpn0: connected");
+        assertStringIncludes(text.stdout, "path 0* up: rtt");
+        const stext = await lab.topo.exec("server", [...selfCommand(), "status"]);
+        assertStringIncludes(stext.stdout, `demo-client ${LAB.clientTunnel} from`);
 
-      // The live view redraws in place until Ctrl-C.
-      const w = lab.topo.spawn("client", [...selfCommand(), "status", "--watch"], {
-        stdout: "piped",
+        // The live view redraws in place until Ctrl-C.
+        const w = lab.topo.spawn("client", [...selfCommand(), "status", "--watch"], {
+          stdout: "piped",
+        });
+        const out = new Response(w.stdout).text();
+        await new Promise((r) => setTimeout(r, 2600));
+        w.kill("SIGINT");
+        assertEquals((await w.status).code, 0);
+        const frames = (await out).split("\x1b[H\x1b[2J").length - 1;
+        assert(frames >= 2, `redrawn at least twice, saw ${frames}`);
+
+        // The boundary: group xvpn reads status; others cannot; only root controls.
+        const socks = [...Deno.readDirSync("/run/xvpn")].map((e) => e.name)
+          .filter((n) => n.startsWith(`xvpn0.`) && n.endsWith(".sock"));
+        assert(socks.length >= 4, `both ends' sockets: ${socks}`);
+        for (const name of socks) {
+          const st = Deno.statSync(`/run/xvpn/${name}`);
+          const mode = st.mode! & 0o777;
+          if (name.endsWith(".status.sock")) {
+            assertEquals([mode, st.gid], [0o660, gid], `${name}: group xvpn may read`);
+          } else assertEquals(mode, 0o600, `${name}: root only`);
+        }
+        const member = await asNobody(lab, "client", gid, ["status", "--json"]);
+        assertEquals(member.code, 0, `a member of xvpn reads status: ${member.stderr}`);
+        assertEquals((JSON.parse(member.stdout) as Doc).state, "connected");
+        const stranger = await asNobody(lab, "client", 65534, ["status"]);
+        assertEquals(stranger.code, 1, "anyone else is refused");
+        assertStringIncludes(stranger.stderr, "group xvpn");
+        const steer = await asNobody(lab, "client", gid, ["control", "reconnect"]);
+        assert(steer.code !== 0, "a member of xvpn cannot steer");
+
+        // Root steers: a reconnect is a fresh socket and handshake; the tunnel carries on.
+        const before = Number(c.handshakes);
+        const ctl = await lab.topo.exec("client", [...selfCommand(), "control", "reconnect"]);
+        assertStringIncludes(ctl.stdout, "reconnecting");
+        await new Promise((r) => setTimeout(r, 1500));
+        const after = await status(lab, "client");
+        assert(
+          Number(after.handshakes) > before,
+          `a new handshake: ${before} -> ${after.handshakes}`,
+        );
+        assertEquals((await ping(lab, "client", LAB.game, { count: 3 })).received, 3);
+        const bad = await lab.topo.exec("client", [...selfCommand(), "control", "node", "nope"], {
+          allowFailure: true,
+        });
+        assertEquals(bad.code, 1);
+        assertStringIncludes(bad.stderr, "no node nope");
       });
-      const out = new Response(w.stdout).text();
-      await new Promise((r) => setTimeout(r, 2600));
-      w.kill("SIGINT");
-      assertEquals((await w.status).code, 0);
-      const frames = (await out).split("\x1b[H\x1b[2J").length - 1;
-      assert(frames >= 2, `redrawn at least twice, saw ${frames}`);
-
-      // The boundary: group xvpn reads status; others cannot; only root controls.
-      const socks = [...Deno.readDirSync("/run/xvpn")].map((e) => e.name)
-        .filter((n) => n.startsWith(`xvpn0.`) && n.endsWith(".sock"));
-      assert(socks.length >= 4, `both ends' sockets: ${socks}`);
-      for (const name of socks) {
-        const st = Deno.statSync(`/run/xvpn/${name}`);
-        const mode = st.mode! & 0o777;
-        if (name.endsWith(".status.sock")) {
-          assertEquals([mode, st.gid], [0o660, gid], `${name}: group xvpn may read`);
-        } else assertEquals(mode, 0o600, `${name}: root only`);
-      }
-      const member = await asNobody(lab, "client", gid, ["status", "--json"]);
-      assertEquals(member.code, 0, `a member of xvpn reads status: ${member.stderr}`);
-      assertEquals((JSON.parse(member.stdout) as Doc).state, "connected");
-      const stranger = await asNobody(lab, "client", 65534, ["status"]);
-      assertEquals(stranger.code, 1, "anyone else is refused");
-      assertStringIncludes(stranger.stderr, "group xvpn");
-      const steer = await asNobody(lab, "client", gid, ["control", "reconnect"]);
-      assert(steer.code !== 0, "a member of xvpn cannot steer");
-
-      // Root steers: a reconnect is a fresh socket and handshake; the tunnel carries on.
-      const before = Number(c.handshakes);
-      const ctl = await lab.topo.exec("client", [...selfCommand(), "control", "reconnect"]);
-      assertStringIncludes(ctl.stdout, "reconnecting");
-      await new Promise((r) => setTimeout(r, 1500));
-      const after = await status(lab, "client");
-      assert(Number(after.handshakes) > before, `a new handshake: ${before} -> ${after.handshakes}`);
-      assertEquals((await ping(lab, "client", LAB.game, { count: 3 })).received, 3);
-      const bad = await lab.topo.exec("client", [...selfCommand(), "control", "node", "nope"], {
-        allowFailure: true,
-      });
-      assertEquals(bad.code, 1);
-      assertStringIncludes(bad.stderr, "no node nope");
     });
-  });
-});
+  },
+);

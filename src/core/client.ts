@@ -463,9 +463,12 @@ export class ClientCore {
     if (n === 0) return this.#none();
     if (!validInnerPacket(out, n)) return this.#drop("bad_inner_packet");
     // Only sources we route into the tunnel (WireGuard's AllowedIPs): a host beside the server
-    // must not pass a packet off as one from our own LAN.
+    // must not pass a packet off as one from our own LAN. Addresses routed by domain following
+    // are asked only when the configured prefixes say no.
     if (
-      out[0]! >> 4 === 6 ? !this.#sources6.accepts(out, 8) : !this.#sources.accepts(ipv4Src(out))
+      out[0]! >> 4 === 6
+        ? !this.#sources6.accepts(out, 8) && !this.#follower?.seen6(out, 8, now)
+        : !this.#sources.accepts(ipv4Src(out)) && !this.#follower?.seen4(ipv4Src(out), now)
     ) {
       return this.#drop("bad_inner_src");
     }

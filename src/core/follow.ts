@@ -112,6 +112,16 @@ export class DomainFollower {
     if (this.#table.size) this.#table.touch(followKey6(pkt, off), now);
   }
 
+  /** True when IPv4 `src` is a followed address (a packet from it: the route is in use). */
+  seen4(src: number, now: number): boolean {
+    return this.#table.size > 0 && this.#table.touch(followKey4(src), now);
+  }
+
+  /** The same for the IPv6 address at `pkt[off..off+16)`. */
+  seen6(pkt: Uint8Array, off: number, now: number): boolean {
+    return this.#table.size > 0 && this.#table.touch(followKey6(pkt, off), now);
+  }
+
   /** The addresses whose routes can go now (removed from the table). */
   expired(now: number, idleMs = FOLLOW_IDLE_MS): FollowAddress[] {
     return this.#table.expired(now, idleMs).map(addressOf);

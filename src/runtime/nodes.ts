@@ -16,7 +16,7 @@ import type { Logger } from "@logtape/logtape";
 const START_PINGS = 5;
 const START_INTERVAL_MS = 100;
 /** A node silent (no handshake completing after a dead path) this long is dead. */
-export const NODE_DEAD_MS = 10_000;
+export const NODE_DEAD_MS = 5_000;
 /** `better`: how often the other nodes are measured, and in how many rounds in a row one must
  * win before the client moves. */
 export const RECHECK_MS = 30_000;
@@ -104,6 +104,14 @@ export interface NodeWatchDeps {
   figures(): Promise<{ rtt: RttReport; up: boolean } | undefined>;
   /** Move to `to` (the runtime restarts the tunnel on it). */
   move(to: NodeSpec, why: string): void;
+  /** Measures nodes (default {@link measure}; tests give their own). */
+  measure?: (nodes: NodeSpec[], count: number, intervalMs: number) => Promise<NodeResult[]>;
+  /** Timings (defaults {@link NODE_DEAD_MS}, {@link RECHECK_MS}, {@link RECHECK_ROUNDS}, a
+   * check each second). */
+  deadMs?: number;
+  recheckMs?: number;
+  rounds?: number;
+  tickMs?: number;
 }
 
 /**
@@ -118,8 +126,21 @@ export class NodeWatch {
   #timer: ReturnType<typeof setInterval> | undefined;
   #lastRecheck = performance.now();
 
+  readonly #measure: (
+    nodes: NodeSpec[],
+    count: number,
+    intervalMs: number,
+  ) => Promise<NodeResult[]>;
+  readonly #deadMs: number;
+  readonly #recheckMs: number;
+  readonly #rounds: number;
+
   constructor(readonly d: NodeWatchDeps) {
-    if (d.nodes.length > 1) this.#timer = setInterval(() => void this.#check(), 1000);
+    this.#measure = d.measure ?? ((n, c, i) => measure(n, d.privateKey, c, i));
+    this.#deadMs = d.deadMs ?? NODE_DEAD_MS;
+    this.#recheckMs = d.recheckMs ?? RECHECK_MS;
+    this.#rounds = d.rounds ?? RECHECK_ROUNDS;
+    if (d.nodes.length > 1) this.#timer = setInterval(() => void this.#check(), d.tickMs ?? 1000);
   }
 
   /** The tunnel declared its path dead (it handshakes again meanwhile). */
@@ -148,9 +169,9 @@ export class NodeWatch {
     this.#busy = true;
     try {
       const now = performance.now();
-      if (this.#deadSince !== undefined && now - this.#deadSince >= NODE_DEAD_MS) {
+      if (this.#deadSince !== undefined && now - this.#deadSince >= this.#deadMs) {
         await this.#leaveDead(now);
-      } else if (this.d.mode === "better" && now - this.#lastRecheck >= RECHECK_MS) {
+      } else if (this.d.mode === "better" && now - this.#lastRecheck >= this.#recheckMs) {
         this.#lastRecheck = now;
         await this.#recheck();
       }
@@ -164,7 +185,7 @@ export class NodeWatch {
   async #leaveDead(now: number): Promise<void> {
     const cur = this.d.current();
     const others = this.d.nodes.filter((n) => n !== cur);
-    const results = await measure(others, this.d.privateKey, 3, 100);
+    const results = await this.#measure(others, 3, 100);
     const best = chooseNode(results);
     const silent = Math.round((now - this.#deadSince!) / 1000);
     if (!best) {
@@ -172,7 +193,7 @@ export class NodeWatch {
         "Node {name} silent for {s} s, but no other node answers either ({figures}); staying",
         { name: cur.name, s: silent, figures: describeResults(results) },
       );
-      this.#deadSince = performance.now(); // look again after another NODE_DEAD_MS
+      this.#deadSince = performance.now(); // look again after another dead spell
       return;
     }
     this.#deadSince = undefined;
@@ -190,7 +211,7 @@ export class NodeWatch {
     const others = this.d.nodes.filter((n) => n !== cur);
     const results = [
       currentResult(cur, own.rtt, own.up),
-      ...await measure(others, this.d.privateKey),
+      ...await this.#measure(others, START_PINGS, START_INTERVAL_MS),
     ];
     const pick = chooseNode(results, cur.name);
     if (!pick || pick.name === cur.name) {
@@ -212,11 +233,11 @@ export class NodeWatch {
         name: pick.name,
         cur: cur.name,
         rounds,
-        need: RECHECK_ROUNDS,
+        need: this.#rounds,
         figures: describeResults(results),
       },
     );
-    if (rounds >= RECHECK_ROUNDS) {
+    if (rounds >= this.#rounds) {
       this.#streak = undefined;
       this.d.move(
         this.d.nodes.find((n) => n.name === pick.name)!,

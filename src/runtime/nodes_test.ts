@@ -1,0 +1,132 @@
+import { assert, assertEquals } from "../../tests/support/assert.ts";
+import { getLogger } from "@logtape/logtape";
+import type { NodeSpec } from "../config/nodes.ts";
+import type { NodeResult } from "../diag/nodes.ts";
+import { nodeScore } from "../diag/nodes.ts";
+import type { RttReport } from "../core/rtt_stats.ts";
+import { NodeWatch } from "./nodes.ts";
+
+const node = (name: string): NodeSpec => ({
+  name,
+  server: { host: "192.0.2.1", port: 1 },
+  publicKey: new Uint8Array(32),
+});
+const A = node("a"), B = node("b"), C = node("c");
+
+function rtt(p50: number): RttReport {
+  return {
+    rttMs: p50,
+    lastMs: p50,
+    minMs: p50,
+    p50Ms: p50,
+    p99Ms: p50,
+    jitterMs: 0,
+    lossPct: 0,
+    sent: 5,
+    answered: 5,
+    lost: 0,
+    recent: [],
+  };
+}
+
+function res(name: string, p50: number | undefined): NodeResult {
+  const r = rtt(p50 ?? -1);
+  return p50 === undefined
+    ? {
+      name,
+      endpoint: "x",
+      reachable: false,
+      error: "down",
+      handshakeMs: -1,
+      rtt: r,
+      score: Infinity,
+    }
+    : { name, endpoint: "x", reachable: true, handshakeMs: 1, rtt: r, score: nodeScore(r) };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function watch(
+  mode: "dead" | "better",
+  world: Record<string, number | undefined>,
+  own: number,
+) {
+  const moves: { to: string; why: string }[] = [];
+  let current = A;
+  const w = new NodeWatch({
+    nodes: [A, B, C],
+    privateKey: new Uint8Array(32),
+    mode,
+    log: getLogger(["xvpn", "test"]),
+    current: () => current,
+    figures: () => Promise.resolve({ rtt: rtt(own), up: true }),
+    move: (to, why) => {
+      moves.push({ to: to.name, why });
+      current = to;
+      w.reset();
+    },
+    measure: (nodes) => Promise.resolve(nodes.map((n) => res(n.name, world[n.name]))),
+    deadMs: 100,
+    recheckMs: 30,
+    rounds: 3,
+    tickMs: 10,
+  });
+  return { w, moves };
+}
+
+Deno.test("node watch: a dead node is left for the best other that answers", async () => {
+  const { w, moves } = watch("dead", { b: 40, c: 20 }, 10);
+  try {
+    w.pathDead();
+    await sleep(60);
+    assertEquals(moves.length, 0, "not before the dead spell is over");
+    w.connected(); // it came back: the spell is over
+    await sleep(150);
+    assertEquals(moves.length, 0, "a node that came back is kept");
+    w.pathDead();
+    await sleep(200);
+    assertEquals(moves.map((m) => m.to), ["c"]);
+    assert(moves[0]!.why.includes("a silent for"), moves[0]!.why);
+  } finally {
+    w.stop();
+  }
+});
+
+Deno.test("node watch: with every other node down too, it stays", async () => {
+  const { w, moves } = watch("dead", { b: undefined, c: undefined }, 10);
+  try {
+    w.pathDead();
+    await sleep(250);
+    assertEquals(moves.length, 0);
+  } finally {
+    w.stop();
+  }
+});
+
+Deno.test("node watch: dead mode never moves for a better node", async () => {
+  const { w, moves } = watch("dead", { b: 5, c: 5 }, 100);
+  try {
+    await sleep(250);
+    assertEquals(moves.length, 0);
+  } finally {
+    w.stop();
+  }
+});
+
+Deno.test("node watch: better mode moves after three winning rounds in a row, not before", async () => {
+  const world: Record<string, number | undefined> = { b: 20, c: 90 };
+  const { w, moves } = watch("better", world, 60);
+  try {
+    // Round one or two won by b, then b falls back: the streak restarts.
+    await sleep(45);
+    world.b = 55;
+    await sleep(80);
+    assertEquals(moves.length, 0, "a streak broken by a lost round does not move");
+    world.b = 20;
+    await sleep(250);
+    assertEquals(moves.map((m) => m.to), ["b"]);
+    assert(moves[0]!.why.includes("better for 3 rounds"), moves[0]!.why);
+  } finally {
+    w.stop();
+  }
+});

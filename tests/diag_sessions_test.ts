@@ -1,0 +1,64 @@
+/**
+ * Diagnostic sessions under many players (`xvpn ping`): the server's table holds one per
+ * allowed key, so players pinging at once never evict each other's sessions, and one key gets
+ * one diagnostic handshake a second (a loop of them would cost a Diffie-Hellman each).
+ */
+import { assert, assertEquals } from "./support/assert.ts";
+import { ClientCore } from "../src/core/client.ts";
+import { DIAG_MIN_INTERVAL_MS, ServerCore } from "../src/core/server.ts";
+import { MAX_DIAG_SESSIONS } from "../src/core/sessions.ts";
+import { generatePrivateKey, publicKeyOf } from "../src/core/keys.ts";
+import { parseCidr } from "../src/lib/ip.ts";
+import { PacketBuf } from "../src/core/packet.ts";
+import { loadAead } from "../src/crypto/aead.ts";
+
+const aead = await loadAead("auto");
+
+function server(keys: Uint8Array[]): ServerCore {
+  return new ServerCore({
+    privateKey: SERVER_KEY,
+    clients: keys.map((k, i) => ({ name: `p${i}`, publicKey: publicKeyOf(k) })),
+    pool: parseCidr("10.9.0.0/16")!,
+    mtu: 1420,
+    routes: [],
+    dns: [],
+    keepaliveMs: 10_000,
+    sessionTimeoutMs: 60_000,
+    aead,
+  });
+}
+const SERVER_KEY = generatePrivateKey();
+
+/** Runs one diagnostic handshake of `key` at `now`; true when the client got its keys. */
+function diagHandshake(s: ServerCore, key: Uint8Array, now: number, host: number): boolean {
+  const c = new ClientCore({
+    privateKey: key,
+    serverPublicKey: publicKeyOf(SERVER_KEY),
+    aead,
+    diag: true,
+  });
+  c.start(now, 1_800_000_000_000 + now);
+  // Each player from its own address (one address's handshakes are rate-limited as well).
+  const from = { hostname: `10.${host >> 16 & 255}.${host >> 8 & 255}.${host & 255}`, port: 40000 };
+  const out = new Uint8Array(2048);
+  for (const d of c.outbox.splice(0)) s.receive(now, new PacketBuf(d, d.length), from, out);
+  for (const o of s.outbox.splice(0)) c.receive(now, new PacketBuf(o.data, o.data.length), out);
+  return c.ready;
+}
+
+Deno.test("diag sessions: as many players as the allow-list ping at once, none evicted", () => {
+  const keys = Array.from({ length: MAX_DIAG_SESSIONS * 2 }, () => generatePrivateKey());
+  const s = server(keys);
+  keys.forEach((k, i) => assert(diagHandshake(s, k, 1000 + 10 * i, 1 + i), `player ${i}`));
+  assertEquals(s.status(3000).diagSessions, keys.length, "every player's session kept");
+});
+
+Deno.test("diag sessions: one diagnostic handshake per key and second", () => {
+  const key = generatePrivateKey();
+  const s = server([key]);
+  assert(diagHandshake(s, key, 1000, 1));
+  assert(!diagHandshake(s, key, 1000 + DIAG_MIN_INTERVAL_MS / 2, 2), "too soon");
+  assertEquals(s.drops.diag_rate, 1);
+  assert(diagHandshake(s, key, 1000 + DIAG_MIN_INTERVAL_MS + 1, 3), "a second later");
+  assertEquals(s.status(5000).diagSessions, 1, "the key's newer session replaced its older");
+});
