@@ -62,3 +62,34 @@ Deno.test("diag sessions: one diagnostic handshake per key and second", () => {
   assert(diagHandshake(s, key, 1000 + DIAG_MIN_INTERVAL_MS + 1, 3), "a second later");
   assertEquals(s.status(5000).diagSessions, 1, "the key's newer session replaced its older");
 });
+
+Deno.test("server probes: many clients are pinged in slices of the second, each once a second", () => {
+  const keys = Array.from({ length: 300 }, () => generatePrivateKey());
+  const s = server(keys);
+  // Tunnel sessions: a full handshake each (with the config request that confirms the keys).
+  keys.forEach((k, i) => {
+    const c = new ClientCore({ privateKey: k, serverPublicKey: publicKeyOf(SERVER_KEY), aead });
+    const now = 1000 + 10 * i;
+    c.start(now, 1_800_000_000_000 + now);
+    const from = { hostname: `10.1.${i >> 8}.${i & 255}`, port: 40000 };
+    const out = new Uint8Array(2048);
+    for (let round = 0; round < 3; round++) {
+      for (const d of c.outbox.splice(0)) s.receive(now, new PacketBuf(d, d.length), from, out);
+      for (const o of s.outbox.splice(0)) c.receive(now, new PacketBuf(o.data, o.data.length), out);
+    }
+    assert(c.ready, `client ${i}`);
+  });
+  s.outbox.splice(0);
+  // One second of sweeps: 300 sessions make 5 slices; no sweep sends more than its slice.
+  const t0 = s.deadline();
+  let sent = 0, most = 0;
+  for (let now = t0; now < t0 + 1000;) {
+    s.tick(now);
+    const n = s.outbox.splice(0).length;
+    sent += n;
+    most = Math.max(most, n);
+    now = s.deadline();
+  }
+  assertEquals(sent, 300, "every client once");
+  assert(most <= 64, `at most a slice at a time, saw ${most}`);
+});

@@ -79,7 +79,11 @@ rootTest(
       assertStringIncludes(text.stdout, "best: n2");
 
       lab.startClient();
-      let s = await waitStatus(lab, (d) => d.state === "connected", 20_000);
+      let s = await waitStatus(
+        lab,
+        (d) => d.state === "connected" && d.address !== undefined,
+        20_000,
+      );
       assertEquals((s.node as Doc).name, "n2", "the best node at start");
       assertEquals(s.address, "10.78.2.2/24");
       assert(await pingTunnel(lab, 2), "traffic through n2");
@@ -101,7 +105,7 @@ rootTest(
       await lab.killNode(1);
       s = await waitStatus(
         lab,
-        (d) => (d.node as Doc)?.name === "n1" && d.state === "connected",
+        (d) => (d.node as Doc)?.name === "n1" && d.state === "connected" && d.address !== undefined,
         40_000,
       );
       const took = (performance.now() - t0) / 1000;
@@ -116,7 +120,7 @@ rootTest(
       assertStringIncludes(ctl.stdout, "moving to n3");
       s = await waitStatus(
         lab,
-        (d) => (d.node as Doc)?.name === "n3" && d.state === "connected",
+        (d) => (d.node as Doc)?.name === "n3" && d.state === "connected" && d.address !== undefined,
         20_000,
       );
       assertEquals(s.moves, 2);
@@ -142,7 +146,11 @@ rootTest(
       assertEquals(dead.reachable, false);
       assertStringIncludes(String(dead.error), "no answer to the handshake");
       lab.startClient(["--node", "n1"]);
-      const s = await waitStatus(lab, (d) => d.state === "connected", 20_000);
+      const s = await waitStatus(
+        lab,
+        (d) => d.state === "connected" && d.address !== undefined,
+        20_000,
+      );
       assertEquals((s.node as Doc).name, "n1");
       assertStringIncludes(await lab.waitLog("client.log", "chosen with --node"), "n1");
       const bad = await lab.topo.exec("client", [

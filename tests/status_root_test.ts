@@ -103,9 +103,15 @@ rootTest(
         assert(frames >= 2, `redrawn at least twice, saw ${frames}`);
 
         // The boundary: group xvpn reads status; others cannot; only root controls.
+        // This lab's sockets: named by TUN and by each namespace (others may be a killed run's).
+        const tags: string[] = [];
+        for (const host of ["client", "server"]) {
+          const link = (await lab.topo.exec(host, ["readlink", "/proc/self/ns/net"])).stdout.trim();
+          tags.push(`xvpn0.${link.replace(/^net:\[(\d+)\]$/, "net$1")}.`);
+        }
         const socks = [...Deno.readDirSync("/run/xvpn")].map((e) => e.name)
-          .filter((n) => n.startsWith(`xvpn0.`) && n.endsWith(".sock"));
-        assert(socks.length >= 4, `both ends' sockets: ${socks}`);
+          .filter((n) => tags.some((t) => n.startsWith(t)) && n.endsWith(".sock"));
+        assertEquals(socks.length, 4, `both ends' two sockets: ${socks}`);
         for (const name of socks) {
           const st = Deno.statSync(`/run/xvpn/${name}`);
           const mode = st.mode! & 0o777;

@@ -31,6 +31,19 @@ async function statusSocket(tun: string | undefined, which: "status" | "control"
     }
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
+  // A killed run leaves its socket file behind (the next start on that TUN replaces it): only
+  // those something answers on count.
+  const live: string[] = [];
+  for (const name of found) {
+    const path = (await socketPaths(name))[which];
+    try {
+      (await Deno.connect({ transport: "unix", path })).close();
+      live.push(name);
+    } catch (err) {
+      if (err instanceof Deno.errors.PermissionDenied) live.push(name); // say so when asked
+    }
+  }
+  found.splice(0, found.length, ...live);
   if (found.length === 0) {
     throw new Error(
       `no xvpn connect or serve is running here (no ${which} socket in ${STATE_DIR})`,

@@ -884,6 +884,9 @@ export class ClientCore {
    */
   nudge(now: number): void {
     if (!this.#current || this.#closed) return;
+    // After a dead-path verdict the handshake retries run the show (the runtime's fresh socket
+    // carries them): probing again here would give a new verdict, and a new socket, every 600 ms.
+    if (this.#reconnecting) return;
     if (!this.#pending) this.timers.set(ClientTimer.Rekey, now);
     if (this.#paths) return this.#probeAll(now);
     this.#ping(now);
