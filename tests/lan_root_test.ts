@@ -24,19 +24,49 @@ async function sysctl(lab: Lab, host: string, key: string): Promise<string> {
   return (await lab.topo.exec(host, ["sysctl", "-n", key])).stdout.trim();
 }
 
-/** tcpdump lines seen on the game host's link to the server while `fn` runs. */
+/** tcpdump lines seen on the game host's link to the server while `fn` runs; `fn` runs once
+ * tcpdump says it is listening (up to 20 s, else this fails with its stderr). */
 async function captureAtGame(lab: Lab, filter: string, fn: () => Promise<void>): Promise<string[]> {
   const iface = lab.topo.iface("game", "server");
-  const cap = lab.topo.spawn("game", ["tcpdump", "-i", iface, "-n", "-l", "-q", filter], {
-    stdout: "piped",
-    stderr: "null",
-  });
+  const argv = ["tcpdump", "-i", iface, "-n", "-l", "-q", filter];
+  const cap = lab.topo.spawn("game", argv, { stdout: "piped", stderr: "piped" });
   const text = new Response(cap.stdout).text();
-  await new Promise((r) => setTimeout(r, 1000)); // let tcpdump arm the capture
-  await fn();
-  await new Promise((r) => setTimeout(r, 500));
-  cap.kill("SIGINT");
-  await cap.status;
+  // "listening on <iface>, ..." on stderr means the capture is armed; the rest is drained.
+  let errText = "";
+  let onArmed!: () => void;
+  const armed = new Promise<void>((r) => onArmed = r);
+  const drained = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of cap.stderr) {
+      errText += decoder.decode(chunk, { stream: true });
+      if (errText.includes("listening on")) onArmed();
+    }
+  })();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    armed.then(() => "armed" as const),
+    drained.then(() => "exited" as const),
+    new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), 20_000)),
+  ]);
+  clearTimeout(timer);
+  try {
+    if (outcome !== "armed") {
+      throw new Error(
+        `tcpdump on game ${outcome === "exited" ? "exited" : "did not arm within 20 s"} ` +
+          `(${argv.join(" ")}): ${errText.trim() || "no output"}`,
+      );
+    }
+    await fn();
+    await new Promise((r) => setTimeout(r, 500)); // let the last packets reach the capture
+  } finally {
+    try {
+      cap.kill("SIGINT");
+    } catch {
+      // it exited already
+    }
+    await cap.status;
+    await drained;
+  }
   return (await text).split("\n").filter((l) => l.trim());
 }
 
@@ -117,6 +147,8 @@ rootTest(
         "--config",
         lab.path("second.yaml"),
       ], { logFile: lab.path("second.out") });
+      // A failure in the body is the one reported: the exit code is checked only after success.
+      let bodyOk = false;
       try {
         await lab.waitAddress("other", SECOND);
         await lab.waitRoute("other", LAB.game);
@@ -130,8 +162,13 @@ rootTest(
           assertStringIncludes(r.stdout, "5 packets transmitted, 0 received");
         });
         assertEquals(spoofed, [], "nothing from the console's address reached the game host");
+        bodyOk = true;
       } finally {
-        assertEquals((await Lab.stop(child))?.code, 0);
+        const stopped = await Lab.stop(child).catch((e) => {
+          if (bodyOk) throw e;
+          return undefined; // the body's error is the one that matters
+        });
+        if (bodyOk) assertEquals(stopped?.code, 0, "the second client exits cleanly");
       }
 
       const st = await lab.stopAll();

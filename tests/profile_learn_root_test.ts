@@ -3,7 +3,9 @@
  * unconnected UDP (`sendto` from one socket to several servers, as games do) to addresses in
  * another, and the Linux learner records them with nftables. The learner is called directly
  * (tests start xvpn only through src/demo/, and do not import src/cli/); the last test runs
- * the real `xvpn profile learn` once main.ts dispatches `profile`, and is ignored until then.
+ * the real `xvpn profile learn`. The sender makes a late socket only when told (SIGUSR1), once
+ * the learner is set up, so a slow setup cannot make it early. After every run the learner's
+ * cgroup (`xvpn-learn-<pid>`) and its table (`inet xvpn_learn`) must be gone.
  *
  * @module
  */
@@ -12,33 +14,32 @@ import { rootTest, rootTestSkipReason } from "./support/root.ts";
 import { Topology } from "../src/demo/topology.ts";
 import { selfCommand } from "../src/demo/lab.ts";
 import { LinuxLearner } from "../src/io/learn/linux.ts";
-import { planCgroup } from "../src/io/learn/plan.ts";
+import { type CgroupPlan, planCgroup } from "../src/io/learn/plan.ts";
 import { loadProfile } from "../src/config/profile.ts";
 
 const SUBNET = "10.209.7.0/24";
 const SERVERS = ["10.209.7.2", "10.209.7.3"]; // the first is the servers' own link address
-const LATE = "10.209.7.4"; // sent to from a socket made 1.5 s after start
+const LATE = "10.209.7.4"; // sent to from a socket made on SIGUSR1
 const SERVER6 = "fd77:7::2";
 
 // The sender: one unconnected IPv4 socket to two servers, one IPv6 socket, and a third socket
-// made later (after a learner has moved the process into its cgroup).
+// made on SIGUSR1 (sent once a learner is set up, e.g. has moved the process into its cgroup).
 const SENDER = `
 const [a, b, late, v6] = Deno.args;
 const data = new Uint8Array([1, 2, 3]);
 const s4 = Deno.listenDatagram({ hostname: "0.0.0.0", port: 0, transport: "udp" });
 const s6 = Deno.listenDatagram({ hostname: "::", port: 0, transport: "udp" });
-console.log("ready");
-const t0 = Date.now();
 let third;
+Deno.addSignalListener("SIGUSR1", () => {
+  third ??= Deno.listenDatagram({ hostname: "0.0.0.0", port: 0, transport: "udp" });
+});
+console.log("ready");
 const send = (s, host) => s.send(data, { hostname: host, port: 9999, transport: "udp" }).catch(() => {});
 for (;;) {
   await send(s4, a);
   await send(s4, b);
   await send(s6, v6);
-  if (Date.now() - t0 > 1500) {
-    third ??= Deno.listenDatagram({ hostname: "0.0.0.0", port: 0, transport: "udp" });
-    await send(third, late);
-  }
+  if (third) await send(third, late);
   await new Promise((r) => setTimeout(r, 100));
 }
 `;
@@ -109,18 +110,81 @@ async function tables(lab: Lab): Promise<string> {
   return (await lab.topo.exec("game", ["nft", "list", "tables"])).stdout;
 }
 
+/** The learner's cgroup plan for `pid` (a reason string where cgroup v2 is not usable). */
+async function planOf(pid: number): Promise<CgroupPlan | string> {
+  return planCgroup(
+    await Deno.readTextFile(`/proc/${pid}/cgroup`),
+    await Deno.readTextFile("/proc/self/mountinfo"),
+    pid,
+  );
+}
+
+/** After a learn run: its cgroup directory and its nftables table are gone. */
+async function assertCleanedUp(lab: Lab, plan: CgroupPlan | string): Promise<void> {
+  if (typeof plan !== "string") {
+    const left = await Deno.stat(plan.dir).then(() => true, () => false);
+    assertEquals(left, false, `the learn cgroup ${plan.dir} was removed`);
+  }
+  const t = await tables(lab);
+  assert(!t.includes("xvpn_learn"), `the table inet xvpn_learn was removed:\n${t}`);
+}
+
+/**
+ * Runs `learn` while telling the sender (SIGUSR1) to make its late socket once the learner is
+ * set up: its table exists in the sender's namespace (`until: "table"`; the port method then
+ * sees the socket), or the sender was moved into the learn cgroup (`until: "cgroup"`).
+ * Resolves with `learn`'s result and the sender's cgroup when it was told.
+ */
+async function learnWithLate<T>(
+  lab: Lab,
+  sender: Deno.ChildProcess,
+  until: "table" | "cgroup",
+  learn: () => Promise<T>,
+): Promise<{ result: T; during: string | undefined }> {
+  let settled = false;
+  const running = learn().finally(() => settled = true);
+  const trigger = (async () => {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (settled) throw new Error(`the learn run ended before its ${until} was set up`);
+      if (Date.now() > deadline) throw new Error(`no learn ${until} set up within 20 s`);
+      const ready = until === "cgroup"
+        ? (await cgroupOf(sender.pid))?.endsWith(`/xvpn-learn-${sender.pid}`)
+        : (await lab.topo.exec("game", ["nft", "list", "table", "inet", "xvpn_learn"], {
+          allowFailure: true,
+        })).code === 0;
+      if (ready) {
+        const during = await cgroupOf(sender.pid);
+        sender.kill("SIGUSR1");
+        return during;
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  })();
+  const [r, t] = await Promise.allSettled([running, trigger]);
+  if (r.status === "rejected") throw r.reason; // the learner's own failure comes first
+  if (t.status === "rejected") throw t.reason;
+  return { result: r.value, during: t.value };
+}
+
 rootTest("profile learn: records the unconnected UDP destinations of a process", async () => {
   await withSenderLab(async (lab) => {
     const sender = await startSender(lab);
     const before = await cgroupOf(sender.pid);
-    const r = await new LinuxLearner().learn({ pid: sender.pid, seconds: 3 });
+    const plan = await planOf(sender.pid);
+    const { result: r } = await learnWithLate(
+      lab,
+      sender,
+      "table",
+      () => new LinuxLearner().learn({ pid: sender.pid, seconds: 3 }),
+    );
     assertEquals(r.v4, [...SERVERS, LATE].sort());
     assertEquals(r.v6, [SERVER6]);
     assert(r.methods.includes("ports"), JSON.stringify(r));
     assertEquals([r.exited, r.comm], [false, "deno"]);
     // Everything is undone: the table, the cgroup, the process's place.
     assertEquals(await cgroupOf(sender.pid), before);
-    assert(!(await tables(lab)).includes("xvpn_learn"), await tables(lab));
+    await assertCleanedUp(lab, plan);
   });
 });
 
@@ -140,22 +204,19 @@ if (typeof selfPlan === "string" && rootTestSkipReason() === undefined) {
     await withSenderLab(async (lab) => {
       const sender = await startSender(lab);
       const before = await cgroupOf(sender.pid);
-      let during: string | undefined;
-      const watch = (async () => {
-        await new Promise((r) => setTimeout(r, 1000));
-        during = await cgroupOf(sender.pid);
-      })();
-      const r = await new LinuxLearner().learn({
-        pid: sender.pid,
-        seconds: 3,
-        methods: ["cgroup"],
-      });
-      await watch;
+      const plan = await planOf(sender.pid);
+      const { result: r, during } = await learnWithLate(
+        lab,
+        sender,
+        "cgroup",
+        () => new LinuxLearner().learn({ pid: sender.pid, seconds: 3, methods: ["cgroup"] }),
+      );
       assertEquals(r.methods, ["cgroup"]);
       // The first sockets were made before the move, so only the late one is seen.
       assertEquals(r.v4, [LATE]);
       assertEquals(during, `${before === "0::/" ? "0::" : before}/xvpn-learn-${sender.pid}`);
       assertEquals(await cgroupOf(sender.pid), before);
+      await assertCleanedUp(lab, plan);
     });
   });
 }
@@ -165,6 +226,7 @@ rootTest(
   async () => {
     await withSenderLab(async (lab) => {
       const sender = await startSender(lab);
+      const plan = await planOf(sender.pid);
       await lab.topo.exec("game", ["nft", "add", "table", "inet", "xvpn_learn"]);
       let message = "";
       try {
@@ -177,6 +239,9 @@ rootTest(
         message.includes(`nsenter --net=/proc/${sender.pid}/ns/net nft delete table`),
         message,
       );
+      // The run stopped before making anything; the table is the test's own.
+      await lab.topo.exec("game", ["nft", "delete", "table", "inet", "xvpn_learn"]);
+      await assertCleanedUp(lab, plan);
       sender.kill("SIGKILL");
       await sender.status;
       message = "";
@@ -186,49 +251,48 @@ rootTest(
         message = (e as Error).message;
       }
       assertEquals(message, `no running process with pid ${sender.pid}`);
+      await assertCleanedUp(lab, plan);
     });
   },
 );
 
-// The real CLI, once main.ts dispatches `xvpn profile` (the lead wires it).
-const wired = /["']profile["']/.test(
-  Deno.readTextFileSync(new URL("../src/cli/main.ts", import.meta.url)),
-);
-const cliName = "profile learn: xvpn profile learn --pid writes a profile of what the game sent to";
-if (!wired) {
-  Deno.test({
-    name: `${cliName} (ignored: main.ts has no profile command yet)`,
-    ignore: true,
-    fn() {},
-  });
-} else {
-  rootTest(cliName, async () => {
+rootTest(
+  "profile learn: xvpn profile learn --pid writes a profile of what the game sent to",
+  async () => {
     await withSenderLab(async (lab) => {
       const sender = await startSender(lab);
-      const out = await new Deno.Command(selfCommand()[0]!, {
-        args: [
-          ...selfCommand().slice(1),
-          "profile",
-          "learn",
-          "--pid",
-          String(sender.pid),
-          "--seconds",
-          "3",
-          "--name",
-          "lab-game",
-          "--out",
-          lab.dir,
-          "--keep-private",
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const plan = await planOf(sender.pid);
+      const { result: out } = await learnWithLate(
+        lab,
+        sender,
+        "table",
+        () =>
+          new Deno.Command(selfCommand()[0]!, {
+            args: [
+              ...selfCommand().slice(1),
+              "profile",
+              "learn",
+              "--pid",
+              String(sender.pid),
+              "--seconds",
+              "3",
+              "--name",
+              "lab-game",
+              "--out",
+              lab.dir,
+              "--keep-private",
+            ],
+            stdout: "piped",
+            stderr: "piped",
+          }).output(),
+      );
       const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
       assertEquals(out.code, 0, text);
       const p = await loadProfile(`${lab.dir}/lab-game.yaml`);
       assertEquals(p.cidrs.length, 3, text);
       assertEquals(p.cidrs6.length, 1, text);
       assert(p.cidrs.every((c) => c.prefix === 32) && p.cidrs6[0]!.prefix === 128);
+      await assertCleanedUp(lab, plan);
     });
-  });
-}
+  },
+);

@@ -85,7 +85,8 @@ export async function addAddress6(lab: Lab, host: string, peer: string, cidr: st
   ]);
 }
 
-/** The tcpdump lines (one per packet) captured on `host`'s underlay interface during `fn`. */
+/** The tcpdump lines (one per packet) captured on `host`'s underlay interface during `fn`.
+ * `fn` runs once tcpdump says it is listening (up to 20 s, else this fails with its stderr). */
 export async function capture(
   lab: Lab,
   host: string,
@@ -93,16 +94,46 @@ export async function capture(
   fn: () => Promise<void>,
 ): Promise<string[]> {
   const iface = lab.topo.iface(host, host === "client" ? "server" : "client");
-  const cap = lab.topo.spawn(host, ["tcpdump", "-i", iface, "-n", "-l", "-q", filter], {
-    stdout: "piped",
-    stderr: "null",
-  });
+  const argv = ["tcpdump", "-i", iface, "-n", "-l", "-q", filter];
+  const cap = lab.topo.spawn(host, argv, { stdout: "piped", stderr: "piped" });
   const text = new Response(cap.stdout).text();
-  await new Promise((r) => setTimeout(r, 1000)); // let tcpdump arm the capture
-  await fn();
-  await new Promise((r) => setTimeout(r, 500));
-  cap.kill("SIGINT");
-  await cap.status;
+  // tcpdump prints "listening on <iface>, ..." to stderr once the capture is armed; the rest of
+  // stderr is drained so that it never blocks on a full pipe.
+  let errText = "";
+  let onArmed!: () => void;
+  const armed = new Promise<void>((r) => onArmed = r);
+  const drained = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of cap.stderr) {
+      errText += decoder.decode(chunk, { stream: true });
+      if (errText.includes("listening on")) onArmed();
+    }
+  })();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    armed.then(() => "armed" as const),
+    drained.then(() => "exited" as const),
+    new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), 20_000)),
+  ]);
+  clearTimeout(timer);
+  try {
+    if (outcome !== "armed") {
+      throw new Error(
+        `tcpdump on ${host} ${outcome === "exited" ? "exited" : "did not arm within 20 s"} ` +
+          `(${argv.join(" ")}): ${errText.trim() || "no output"}`,
+      );
+    }
+    await fn();
+    await new Promise((r) => setTimeout(r, 500)); // let the last packets reach the capture
+  } finally {
+    try {
+      cap.kill("SIGINT");
+    } catch {
+      // it exited already
+    }
+    await cap.status;
+    await drained;
+  }
   return (await text).split("\n").filter((l) => l.trim());
 }
 
