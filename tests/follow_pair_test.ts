@@ -80,8 +80,10 @@ Deno.test("follow: the route goes after its TTL plus the idle time, not while tr
     p.run(20_000);
   }
   assertEquals(follows(p).filter((e) => e.type === "unfollow").length, 0, "in use: kept");
-  // Then silence: gone within the idle time and a sweep.
-  p.run(FOLLOW_IDLE_MS + 15_000);
+  // Then silence: kept for the idle time, gone within a sweep after it.
+  p.run(FOLLOW_IDLE_MS - 15_000);
+  assertEquals(follows(p).filter((e) => e.type === "unfollow").length, 0, "idle, not long enough");
+  p.run(30_000);
   const gone = follows(p).filter((e) => e.type === "unfollow");
   assertEquals(gone.length, 1);
   assertEquals(gone[0]!.addresses, [{ addr: GAME }]);
@@ -90,4 +92,32 @@ Deno.test("follow: the route goes after its TTL plus the idle time, not while tr
   const drops = p.client.drops.bad_inner_src;
   p.run(5);
   assertEquals(p.client.drops.bad_inner_src, drops + 1, "no longer accepted as a source");
+});
+
+Deno.test("follow: an unused route stays until its TTL when the TTL is the longer", () => {
+  const p = connected();
+  assert(p.serverSend(dnsAnswer(p, "play.example.com", 900)));
+  p.run(5);
+  p.run(FOLLOW_IDLE_MS + 60_000); // idle long enough, TTL (15 min) not over
+  assertEquals(follows(p).filter((e) => e.type === "unfollow").length, 0);
+  p.run(900_000 - FOLLOW_IDLE_MS - 60_000 + 15_000);
+  assertEquals(follows(p).filter((e) => e.type === "unfollow").length, 1, "gone after its TTL");
+});
+
+Deno.test("follow: addresses the runtime could not route are forgotten, and followed afresh", () => {
+  const p = connected();
+  assert(p.serverSend(dnsAnswer(p, "play.example.com", 30)));
+  p.run(5);
+  const [ev] = follows(p);
+  assert(ev && ev.type === "follow");
+  p.client.release(ev.id, ev.addresses); // `ip route` failed for them
+  assertEquals(p.client.followed, 0);
+  const me = p.client.config!.address.addr;
+  const drops = p.client.drops.bad_inner_src;
+  assert(p.serverSend(udpPacket(GAME, me, new Uint8Array(20))));
+  p.run(5);
+  assertEquals(p.client.drops.bad_inner_src, drops + 1, "not accepted as a source");
+  assert(p.serverSend(dnsAnswer(p, "play.example.com", 30)));
+  p.run(5);
+  assertEquals(follows(p).filter((e) => e.type === "follow").length, 2, "the next answer is new");
 });

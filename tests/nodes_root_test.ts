@@ -26,11 +26,12 @@ async function waitStatus(lab: NodeLab, ok: (d: Doc) => boolean, timeoutMs: numb
   throw new Error(`status never matched: ${JSON.stringify(last)}`);
 }
 
-async function pingTunnel(lab: NodeLab, i: number): Promise<boolean> {
-  const r = await lab.topo.exec("client", ["ping", "-n", "-c", "2", "-W", "2", nodeTunnel(i)], {
-    allowFailure: true,
-  });
-  return r.code === 0;
+/** True when all `count` pings to node `i`'s tunnel address came back. */
+async function pingTunnel(lab: NodeLab, i: number, count = 3): Promise<boolean> {
+  const r = await lab.topo.exec("client", [
+    ...["ping", "-n", "-c", String(count), "-i", "0.2", "-W", "2", nodeTunnel(i)],
+  ], { allowFailure: true });
+  return new RegExp(`${count} packets transmitted, ${count} received`).test(r.stdout);
 }
 
 async function withNodeLab(delays: number[], fn: (lab: NodeLab) => Promise<void>) {
@@ -48,8 +49,10 @@ async function withNodeLab(delays: number[], fn: (lab: NodeLab) => Promise<void>
 rootTest(
   "nodes: ping ranks three nodes, connect takes the best, leaves it when it dies",
   async () => {
-    // One-way delays: n1 20 ms, n2 3 ms, n3 45 ms (round trips about twice that).
-    await withNodeLab([20, 3, 45], async (lab) => {
+    // One-way delays: n1 45 ms, n2 20 ms, n3 3 ms (round trips about twice that). The best is
+    // last in the list, and after it dies the best of the others is neither the first in the
+    // list nor the one after it.
+    await withNodeLab([45, 20, 3], async (lab) => {
       await lab.writeClient();
       const r = await lab.topo.exec("client", [
         ...selfCommand(),
@@ -57,102 +60,91 @@ rootTest(
         "--json",
       ]);
       const p = JSON.parse(r.stdout) as { best: string; nodes: Doc[] };
-      assertEquals(p.best, "n2");
+      assertEquals(p.best, "n3");
       const by = Object.fromEntries(p.nodes.map((n) => [n.name, n]));
-      for (const [name, oneWay] of [["n1", 20], ["n2", 3], ["n3", 45]] as const) {
+      for (const [name, oneWay] of [["n1", 45], ["n2", 20], ["n3", 3]] as const) {
         const n = by[name]!;
-        assertEquals(
-          [n.reachable, n.answered, n.loss_pct],
-          [true, 10, 0],
-          `${name}: ${JSON.stringify(n)}`,
-        );
+        assertEquals([n.reachable, n.answered], [true, 10], `${name}: ${JSON.stringify(n)}`);
         const p50 = Number(n.p50_ms);
-        assert(
-          p50 >= 2 * oneWay && p50 < 2 * oneWay + 25,
-          `${name} p50 ${p50} for ${oneWay} ms each way`,
-        );
+        assert(p50 >= 2 * oneWay, `${name} p50 ${p50} for ${oneWay} ms each way`);
       }
+      const order = p.nodes.map((n) => [n.name, Number(n.p50_ms)] as const)
+        .sort((a, b) => a[1] - b[1]).map((x) => x[0]);
+      assertEquals(order, ["n3", "n2", "n1"], "ranked by their delays");
       const text = await lab.topo.exec("client", [
         ...selfCommand(),
         ...["ping", "--config", lab.path("client.yaml"), "--count", "3"],
       ]);
-      assertStringIncludes(text.stdout, "best: n2");
+      assertStringIncludes(text.stdout, "best: n3");
 
       lab.startClient();
-      let s = await waitStatus(
-        lab,
-        (d) => d.state === "connected" && d.address !== undefined,
-        20_000,
-      );
-      assertEquals((s.node as Doc).name, "n2", "the best node at start");
-      assertEquals(s.address, "10.78.2.2/24");
-      assert(await pingTunnel(lab, 2), "traffic through n2");
+      let s = await waitStatus(lab, (d) => d.address !== undefined, 20_000);
+      assertEquals((s.node as Doc).name, "n3", "the best node at start");
+      assertEquals(s.address, "10.78.3.2/24");
+      assert(await pingTunnel(lab, 3), "traffic through n3");
       const log = await lab.waitLog("client.log", "Nodes measured:");
-      assertStringIncludes(log, "using n2");
+      assertStringIncludes(log, "using n3");
 
-      // xvpn ping beside the running tunnel: the tunnel is not disturbed.
+      // xvpn ping beside the running tunnel: the tunnel is not disturbed (given the time a
+      // dead-path verdict would take to show).
       const hsBefore = Number(s.handshakes);
       await lab.topo.exec("client", [
         ...selfCommand(),
         ...["ping", "--config", lab.path("client.yaml"), "--count", "5", "--interval", "20"],
       ]);
+      assertEquals(await pingTunnel(lab, 3, 20), true, "20 of 20 through n3 meanwhile");
       s = await status(lab);
       assertEquals([s.handshakes, s.dead_paths, s.state], [hsBefore, 0, "connected"]);
-      assert(await pingTunnel(lab, 2), "still through n2");
+      assertEquals(((s.paths as Doc[])[0]!).loss_pct, 0, "no probe of the tunnel lost");
 
-      // n2 dies: after its dead spell, the client moves to the best of the others (n1).
+      // n3 dies: after its dead spell, the client moves to the best of the others (n2).
       const t0 = performance.now();
-      await lab.killNode(1);
+      await lab.killNode(2);
       s = await waitStatus(
         lab,
-        (d) => (d.node as Doc)?.name === "n1" && d.state === "connected" && d.address !== undefined,
-        40_000,
+        (d) => (d.node as Doc)?.name !== "n3" && d.address !== undefined,
+        60_000,
       );
-      const took = (performance.now() - t0) / 1000;
-      console.log(`  moved off the dead node in ${took.toFixed(1)} s`);
-      assertEquals([s.moves, s.address], [1, "10.78.1.2/24"]);
-      assert(await pingTunnel(lab, 1), "traffic through n1");
-      const moved = await lab.waitLog("client.log", "Moving from node n2 to n1");
-      assertStringIncludes(moved, "n2 silent for");
+      console.log(`  moved off the dead node in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      assertEquals([(s.node as Doc).name, s.moves, s.address], ["n2", 1, "10.78.2.2/24"]);
+      assert(await pingTunnel(lab, 2), "traffic through n2");
+      const moved = await lab.waitLog("client.log", "Moving from node n3 to n2");
+      assertStringIncludes(moved, "n3 silent for");
 
       // A move on request (xvpn control), logged as such.
-      const ctl = await lab.topo.exec("client", [...selfCommand(), "control", "node", "n3"]);
-      assertStringIncludes(ctl.stdout, "moving to n3");
+      const ctl = await lab.topo.exec("client", [...selfCommand(), "control", "node", "n1"]);
+      assertStringIncludes(ctl.stdout, "moving to n1");
       s = await waitStatus(
         lab,
-        (d) => (d.node as Doc)?.name === "n3" && d.state === "connected" && d.address !== undefined,
-        20_000,
+        (d) => (d.node as Doc)?.name === "n1" && d.address !== undefined,
+        30_000,
       );
       assertEquals(s.moves, 2);
-      assert(await pingTunnel(lab, 3), "traffic through n3");
+      assert(await pingTunnel(lab, 1), "traffic through n1");
       await lab.waitLog("client.log", "asked by xvpn control");
     });
   },
 );
 
 rootTest(
-  "nodes: --node starts on the named node; a dead node in ping is reported, not fatal",
+  "nodes: --node starts on the named (slower) node; a dead node in ping is reported, not fatal",
   async () => {
-    await withNodeLab([2, 2], async (lab) => {
+    await withNodeLab([2, 15, 2], async (lab) => {
       await lab.writeClient();
-      await lab.killNode(1);
+      await lab.killNode(2);
       const r = await lab.topo.exec("client", [
         ...selfCommand(),
         ...["ping", "--config", lab.path("client.yaml"), "--count", "3", "--json"],
       ]);
       const p = JSON.parse(r.stdout) as { best: string; nodes: Doc[] };
       assertEquals(p.best, "n1");
-      const dead = p.nodes.find((n) => n.name === "n2")!;
+      const dead = p.nodes.find((n) => n.name === "n3")!;
       assertEquals(dead.reachable, false);
       assertStringIncludes(String(dead.error), "no answer to the handshake");
-      lab.startClient(["--node", "n1"]);
-      const s = await waitStatus(
-        lab,
-        (d) => d.state === "connected" && d.address !== undefined,
-        20_000,
-      );
-      assertEquals((s.node as Doc).name, "n1");
-      assertStringIncludes(await lab.waitLog("client.log", "chosen with --node"), "n1");
+      lab.startClient(["--node", "n2"]);
+      const s = await waitStatus(lab, (d) => d.address !== undefined, 20_000);
+      assertEquals((s.node as Doc).name, "n2", "the named node, not the fastest");
+      assertStringIncludes(await lab.waitLog("client.log", "chosen with --node"), "n2");
       const bad = await lab.topo.exec("client", [
         ...selfCommand(),
         ...["connect", "--config", lab.path("client.yaml"), "--node", "nope"],

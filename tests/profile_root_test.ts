@@ -71,10 +71,15 @@ rootTest("profiles: --profile routes its ranges and follows its domains' answers
         Deno.execPath(),
         ...["run", "-A", support("dnsquery.ts"), LAB.game, name],
       ]);
-      return JSON.parse(r.stdout) as { addresses: string[]; routes: Record<string, string> };
+      return JSON.parse(r.stdout) as {
+        addresses: string[];
+        sent: Record<string, string>;
+        routes: Record<string, string>;
+      };
     };
     const play = await query("play.example.com");
     assertEquals(play.addresses, ["10.201.9.9"]);
+    assertEquals(play.sent["10.201.9.9"], "ok", "the first packet after the answer had a route");
     assertStringIncludes(play.routes["10.201.9.9"]!, "dev xvpn0", "routed before the answer");
     assertEquals((await ping(lab, "client", "10.201.9.9")).received, 3, "through the tunnel");
 
@@ -85,6 +90,7 @@ rootTest("profiles: --profile routes its ranges and follows its domains' answers
     const other = await query("other.test");
     assertEquals(other.addresses, ["10.201.9.11"]);
     assert(!other.routes["10.201.9.11"]!.includes("xvpn0"), "a name outside the profile");
+    assert(other.sent["10.201.9.11"] !== "ok", "and no way to it (the control case)");
 
     const st = JSON.parse(
       (await t.exec("client", [...selfCommand(), "status", "--json"])).stdout,

@@ -195,3 +195,31 @@ Deno.test("wake-ups: a multipath client with a dead path wakes at most at the pr
   assert(!p.client.paths!.isUp(1), "path 2 is down");
   assert(p.client.paths!.isUp(0), "path 1 is up");
 });
+
+Deno.test("liveness: the server's own probes do not keep a path alive whose way up is broken", () => {
+  // The server pings four times a second here: were its pings proof of life, the client's six
+  // liveness probes (100 ms apart) would never all go unanswered.
+  const p = connected(new Pair({}, { probeMs: 250 }));
+  p.links[0]!.upstreamDown = true;
+  game(p, 5000);
+  const dead = p.client.events.filter((e) => e.type === "path_dead");
+  assertEquals(dead.length, 1, "the broken way up is found");
+});
+
+Deno.test("liveness: a nudge during a dead spell brings the next handshake near, no new verdict", () => {
+  const p = connected();
+  p.linkUp = false;
+  game(p, 3000);
+  assertEquals(p.client.events.filter((e) => e.type === "path_dead").length, 1);
+  // The runtime's fresh socket after the verdict, and network changes meanwhile, nudge the core.
+  for (let i = 0; i < 8; i++) {
+    p.client.nudge(p.now);
+    assert(
+      p.client.timers.get(ClientTimer.Retry) <= p.now + 250,
+      "the handshake is retried within 250 ms of a network change",
+    );
+    game(p, 600);
+  }
+  const verdicts = p.client.events.filter((e) => e.type === "path_dead").length;
+  assertEquals(verdicts, 1, "one verdict for one dead spell, however often it is nudged");
+});

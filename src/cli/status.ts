@@ -60,7 +60,12 @@ async function ask(path: string, request: string): Promise<string> {
     return await askLocal(path, request);
   } catch (err) {
     if (err instanceof Deno.errors.PermissionDenied) {
-      throw new Error(`${path}: permission denied (the status socket is for group xvpn and root)`);
+      throw new Error(
+        `${path}: permission denied (` +
+          (path.endsWith(".control.sock")
+            ? "the control socket is root's)"
+            : "the status socket is for group xvpn and root)"),
+      );
     }
     if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.ConnectionRefused) {
       throw new Error(`${path}: nothing answers (the xvpn that made it is gone)`);
@@ -80,7 +85,11 @@ export async function status(args: string[]): Promise<number> {
   if (p.positional.length) throw new UsageError(`status: unexpected argument "${p.positional[0]}"`);
   const intervalS = intFlag("status", p, "interval", 1, 1, 3600);
   const path = await statusSocket(p.flags.tun as string | undefined, "status");
-  const read = async () => JSON.parse(await ask(path, "status")) as Record<string, unknown>;
+  const read = async () => {
+    const doc = JSON.parse(await ask(path, "status")) as Record<string, unknown>;
+    if (typeof doc.error === "string") throw new Error(`${path}: ${doc.error}`);
+    return doc;
+  };
   if (!p.flags.watch) {
     const doc = await read();
     console.log(p.flags.json ? JSON.stringify(doc, null, 2) : formatStatus(doc));

@@ -450,13 +450,17 @@ export class ClientCore {
     const n = kp.open(this.#o.aead, d, plain);
     if (typeof n === "string") return this.#drop(n);
     // The path works: no liveness probing until we send again, and the dead-path clock
-    // restarts (a few stores; this runs for every packet).
-    this.#lastRecvMs = now;
-    this.#probes = 0;
-    this.#reconnecting = false;
-    const at = this.#at;
-    at[ClientTimer.Liveness] = Infinity;
-    if (!this.#paths) at[ClientTimer.Dead] = now + this.#deadAfterMs;
+    // restarts (a few stores; this runs for every packet). Not for the server's own RTT probe:
+    // it proves only the way down, and a client whose packets no longer reach the server must
+    // still find its path dead.
+    if (type !== MessageType.Control || plain[0] !== ControlKind.Ping) {
+      this.#lastRecvMs = now;
+      this.#probes = 0;
+      this.#reconnecting = false;
+      const at = this.#at;
+      at[ClientTimer.Liveness] = Infinity;
+      if (!this.#paths) at[ClientTimer.Dead] = now + this.#deadAfterMs;
+    }
     this.stats.rxPackets++;
     this.stats.rxBytes += d.len;
     if (type === MessageType.Control) return this.#onControl(now, plain.subarray(0, n));
@@ -886,7 +890,13 @@ export class ClientCore {
     if (!this.#current || this.#closed) return;
     // After a dead-path verdict the handshake retries run the show (the runtime's fresh socket
     // carries them): probing again here would give a new verdict, and a new socket, every 600 ms.
-    if (this.#reconnecting) return;
+    // A changed network is worth a retry soon, though, not at the end of a long backoff.
+    if (this.#reconnecting) {
+      this.#attempt = Math.min(this.#attempt, 1);
+      const soon = now + HANDSHAKE_RETRY_FIRST_MS;
+      if (this.timers.get(ClientTimer.Retry) > soon) this.timers.set(ClientTimer.Retry, soon);
+      return;
+    }
     if (!this.#pending) this.timers.set(ClientTimer.Rekey, now);
     if (this.#paths) return this.#probeAll(now);
     this.#ping(now);
@@ -954,8 +964,10 @@ export class ClientCore {
   }
 
   /** The DNS answer held under `id` (a `follow` event), now that its routes are in: for the
-   * TUN. Undefined when unknown (already released). */
-  release(id: number): Uint8Array | undefined {
+   * TUN. `forget`: its addresses that got no route (refused, or the command failed), which are
+   * then dropped from the table. Undefined when unknown (already released). */
+  release(id: number, forget: readonly FollowAddress[] = []): Uint8Array | undefined {
+    if (forget.length) this.#follower?.forget(forget);
     return this.#follower?.release(id);
   }
 

@@ -376,6 +376,13 @@ export class FollowTable {
     return true;
   }
 
+  /** Removes `keys`; returns those that were held. */
+  remove(keys: Iterable<FollowKey>): FollowKey[] {
+    const out: FollowKey[] = [];
+    for (const k of keys) if (this.#entries.delete(k)) out.push(k);
+    return out;
+  }
+
   /**
    * Removes and returns the addresses whose TTL has passed and that have seen no traffic for
    * `idleMs`: their routes can go.

@@ -46,6 +46,8 @@ export class DomainFollower {
   readonly #table: FollowTable;
   readonly #held: Held[] = [];
   #nextId = 0;
+  /** IPv6 addresses held: an IPv6 packet's lookup (a hex key) is made only when there are any. */
+  #count6 = 0;
   /** Answers that found the hold list full and went through before their routes. */
   unheld = 0;
 
@@ -82,7 +84,10 @@ export class DomainFollower {
       if (f.addr !== undefined) {
         if (this.#table.learn(followKey4(f.addr), f.ttl, now)) fresh.push({ addr: f.addr });
       } else if (f.addr6) {
-        if (this.#table.learn(followKey6(f.addr6), f.ttl, now)) fresh.push({ addr6: f.addr6 });
+        if (this.#table.learn(followKey6(f.addr6), f.ttl, now)) {
+          fresh.push({ addr6: f.addr6 });
+          this.#count6++;
+        }
       }
     }
     if (!fresh.length) return undefined;
@@ -109,7 +114,7 @@ export class DomainFollower {
 
   /** Traffic to the IPv6 address at `pkt[off..off+16)`. */
   touch6(pkt: Uint8Array, off: number, now: number): void {
-    if (this.#table.size) this.#table.touch(followKey6(pkt, off), now);
+    if (this.#count6) this.#table.touch(followKey6(pkt, off), now);
   }
 
   /** True when IPv4 `src` is a followed address (a packet from it: the route is in use). */
@@ -119,12 +124,24 @@ export class DomainFollower {
 
   /** The same for the IPv6 address at `pkt[off..off+16)`. */
   seen6(pkt: Uint8Array, off: number, now: number): boolean {
-    return this.#table.size > 0 && this.#table.touch(followKey6(pkt, off), now);
+    return this.#count6 > 0 && this.#table.touch(followKey6(pkt, off), now);
+  }
+
+  /** Drops `addresses` from the table (their routes could not be added, or were refused): a
+   * later answer for them is fresh again, and they are no longer accepted as sources. */
+  forget(addresses: readonly FollowAddress[]): void {
+    const keys = new Set(
+      addresses.map((a) => ("addr6" in a ? followKey6(a.addr6) : followKey4(a.addr))),
+    );
+    const gone = this.#table.remove(keys);
+    for (const k of gone) if (typeof k === "string") this.#count6--;
   }
 
   /** The addresses whose routes can go now (removed from the table). */
   expired(now: number, idleMs = FOLLOW_IDLE_MS): FollowAddress[] {
-    return this.#table.expired(now, idleMs).map(addressOf);
+    const gone = this.#table.expired(now, idleMs);
+    for (const k of gone) if (typeof k === "string") this.#count6--;
+    return gone.map(addressOf);
   }
 }
 

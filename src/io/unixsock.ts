@@ -17,6 +17,10 @@ const MAX_REQUEST_BYTES = 4096;
 /** How long a connection may take to send its request line. */
 const REQUEST_TIMEOUT_MS = 2000;
 
+/** Connections answered at once; more are closed unanswered (a reader looping on the socket
+ * must not take the process's file descriptors). */
+const MAX_CONNECTIONS = 16;
+
 /** A listening local socket; {@link close} stops it and removes the file. */
 export interface LocalServer {
   readonly path: string;
@@ -58,6 +62,7 @@ export function serveLocal(
   Deno.chmodSync(path, opts.mode);
   if (opts.gid !== undefined) Deno.chownSync(path, null, opts.gid);
   let open = true;
+  let busy = 0;
   (async () => {
     for (;;) {
       let conn: Deno.UnixConn;
@@ -65,9 +70,16 @@ export function serveLocal(
         conn = await listener.accept();
       } catch {
         if (!open) return;
+        // Out of descriptors, or the like: wait instead of spinning.
+        await new Promise((r) => setTimeout(r, 100));
         continue;
       }
-      void answer(conn, handle);
+      if (busy >= MAX_CONNECTIONS) {
+        conn.close();
+        continue;
+      }
+      busy++;
+      void answer(conn, handle).finally(() => busy--);
     }
   })();
   return {
@@ -86,6 +98,7 @@ export function serveLocal(
 async function answer(conn: Deno.UnixConn, handle: (r: string) => Promise<string>): Promise<void> {
   try {
     const line = await readLine(conn);
+    if (line === undefined) return; // connected and went: a probe of whether anyone listens
     let out: string;
     try {
       out = await handle(line);
@@ -102,8 +115,9 @@ async function answer(conn: Deno.UnixConn, handle: (r: string) => Promise<string
   }
 }
 
-/** Reads up to the first newline (or the end), within the size and time limits. */
-async function readLine(conn: Deno.Conn): Promise<string> {
+/** Reads up to the first newline (or the end), within the size and time limits; undefined when
+ * the peer closed without sending anything. */
+async function readLine(conn: Deno.Conn): Promise<string | undefined> {
   const buf = new Uint8Array(MAX_REQUEST_BYTES);
   let n = 0;
   const timer = setTimeout(() => conn.close(), REQUEST_TIMEOUT_MS);
@@ -117,6 +131,7 @@ async function readLine(conn: Deno.Conn): Promise<string> {
   } finally {
     clearTimeout(timer);
   }
+  if (n === 0) return undefined;
   const text = new TextDecoder().decode(buf.subarray(0, n));
   const nl = text.indexOf("\n");
   return (nl < 0 ? text : text.slice(0, nl)).trim();
@@ -129,7 +144,11 @@ async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
 /** Sends `request` to the local socket at `path` and returns the answer line. */
 export async function askLocal(path: string, request: string, timeoutMs = 5000): Promise<string> {
   const conn = await Deno.connect({ transport: "unix", path });
-  const timer = setTimeout(() => conn.close(), timeoutMs);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    conn.close();
+  }, timeoutMs);
   try {
     await writeAll(conn, new TextEncoder().encode(request + "\n"));
     const chunks: Uint8Array[] = [];
@@ -148,6 +167,9 @@ export async function askLocal(path: string, request: string, timeoutMs = 5000):
     const text = new TextDecoder().decode(all).trim();
     if (!text) throw new Error(`no answer from ${path}`);
     return text;
+  } catch (err) {
+    if (timedOut) throw new Error(`no answer from ${path} within ${timeoutMs} ms`);
+    throw err;
   } finally {
     clearTimeout(timer);
     try {

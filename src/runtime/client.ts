@@ -11,7 +11,9 @@ import type { FollowAddress } from "../core/follow.ts";
 import type { GameProfile } from "../config/profile.ts";
 import type { NodeSpec } from "../config/nodes.ts";
 import { NodeWatch, startNode } from "./nodes.ts";
-import { serveStatus, statusDoc } from "./status.ts";
+import { cachedStatus, serveStatus, statusDoc } from "./status.ts";
+import { LearnedRoutes } from "./learned_routes.ts";
+import type { Engine } from "./portable.ts";
 import type { SessionConfig } from "../core/control.ts";
 import { type Cidr, formatCidr, formatIPv4, parseIPv4 } from "../lib/ip.ts";
 import { type Cidr6, formatCidr6, formatIPv6, parseIPv6 } from "../lib/ip6.ts";
@@ -84,17 +86,28 @@ export async function runClient(
         d: follow.length,
       });
     }
-    let node = await startNode(cfg.nodes, cfg.privateKey, log, deps.node);
+    // Every node's address, looked up once now, while DNS works outside the tunnel (pushed DNS
+    // may go through it, and a move happens when the tunnel is dead). A name that does not
+    // resolve now is tried again when it is needed.
+    const nodes: NodeSpec[] = [];
+    for (const n of cfg.nodes) {
+      const ip = await resolveHost(n.server.host).catch((err) => {
+        if (cfg.nodes.length > 1) {
+          log.warning("Node {name}: {err}", { name: n.name, err: err.message });
+        }
+        return undefined;
+      });
+      nodes.push(ip ? { ...n, server: { host: ip, port: n.server.port } } : n);
+    }
+    const hostOf = (n: NodeSpec) => cfg.nodes.find((c) => c.name === n.name)!.server.host;
+    let node = await startNode(nodes, cfg.privateKey, log, deps.node);
     let server: Endpoint = {
       hostname: await resolveHost(node.server.host),
       port: node.server.port,
     };
     // The other nodes stay reachable outside a full tunnel (node choice measures them there).
-    const bypass: number[] = [];
-    for (const n of cfg.nodes) {
-      const ip = parseIPv4(await resolveHost(n.server.host).catch(() => ""));
-      if (ip !== undefined) bypass.push(ip);
-    }
+    // IPv4 only: around an IPv6 server, or for IPv6 nodes, they are measured through the tunnel.
+    const bypass = [...new Set(nodes.flatMap((n) => parseIPv4(n.server.host) ?? []))];
     // What this host's own network looks like, before the tunnel exists (for the push policy,
     // and for whether IPv6 must be blocked around a full tunnel).
     const local = await localNetwork(deps.runner, server.hostname, cfg.tun.name);
@@ -104,16 +117,37 @@ export async function runClient(
       cleanup.add("restore forwarding", undo);
     }
     let reconnect: () => Promise<void> = () => Promise.resolve();
-    // Set once the first engine runs; the event handler (which runs from the start) reads it.
-    // deno-lint-ignore prefer-const
-    let watch: NodeWatch | undefined;
     let routeFollowed: (id: number, a: FollowAddress[]) => Promise<void> = () => Promise.resolve();
-    let unrouteFollowed: (a: FollowAddress[]) => Promise<void> = () => Promise.resolve();
+    // Moving to another node: a request (dead node, a clearly better one, `xvpn control node`).
+    let moveTo: ((m: { to: NodeSpec; why: string }) => void) | undefined;
+    let moves = 0;
+    const requestMove = (to: NodeSpec, why: string) => moveTo?.({ to, why });
+    // A node that refuses us for good (its pool is full): another one, if any answers.
+    let refusedMove: Promise<{ to: NodeSpec; why: string } | undefined> | undefined;
+    // The engine in use (replaced on a move); read by the closures below when they run.
+    let engine: Engine | undefined;
+    // Built before the first engine: its events (a handshake done) must find it.
+    const watch = new NodeWatch({
+      nodes,
+      privateKey: cfg.privateKey,
+      mode: cfg.nodeSwitch,
+      log,
+      current: () => node,
+      figures: async () => {
+        if (!engine) return undefined;
+        const st = (await engine.status()).core as ClientStatus;
+        const p = st.paths.find((x) => x.active) ?? st.paths[0];
+        return p && { rtt: p, up: st.state === "connected" };
+      },
+      move: requestMove,
+    });
+    cleanup.add("stop watching the nodes", () => watch.stop());
     // The fast path writes coalesced TCP segments (GSO) to the TUN: that needs IFF_VNET_HDR.
     const fast = useFastPath(cfg.dataPath);
     // TSO reads need one socket per TUN read; with several paths the reads stay plain.
     const tun = openTun(cfg.tun.name, { vnetHdr: fast, offload: fast && !cfg.paths?.length });
     cleanup.add(`close TUN ${tun.name}`, () => tun.close());
+    const learned = new LearnedRoutes(deps.runner, tun.name, log, new Set(bypass));
     const link = new RouteApplier(
       deps.runner,
       Deno.build.os,
@@ -175,6 +209,7 @@ export async function runClient(
           dnsApplied = undefined; // the link is rebuilt: its DNS settings are applied again
           await link.up(want);
           applied = want;
+          await learned.reapply(); // the rebuilt link lost the routes learnt from DNS
           log.info("Tunnel up: {address} mtu {mtu}, routes {routes}, DNS offered {dns}{six}", {
             address: `${formatIPv4(c.address.addr)}/${c.address.prefix}` +
               (c.address6 ? ` ${formatIPv6(c.address6.addr)}/${c.address6.prefix}` : ""),
@@ -216,7 +251,7 @@ export async function runClient(
             }
             break;
           case "connected":
-            watch?.connected();
+            watch.connected();
             log.info(
               e.rekey
                 ? "Rekeyed with {server}"
@@ -236,24 +271,29 @@ export async function runClient(
                 reason: e.reason,
               },
             );
-            watch?.pathDead();
+            watch.pathDead();
             void reconnect();
             break;
           case "follow":
             void routeFollowed(e.id, e.addresses);
             break;
           case "unfollow":
-            void unrouteFollowed(e.addresses);
+            void learned.remove(e.addresses);
             break;
           case "paths":
             logPathsEvent(log, e, cfg.paths ?? [], cfg.multipath ?? "failover");
             break;
           case "disconnected":
-            if (e.final) {
+            if (e.final && nodes.length > 1) {
+              // Another node may have room: measure the others now (the loop waits for it).
+              log.error("Node {name} refused us: {reason}", { name: node.name, reason: e.reason });
+              refusedMove = watch.elsewhere(`${node.name} refused us: ${e.reason}`);
+            } else if (e.final) {
               log.error("The server refused us: {reason}", { reason: e.reason });
               fail(`the server refused us: ${e.reason}`);
             } else {
               log.warning("Disconnected: {reason}; reconnecting", { reason: e.reason });
+              watch.pathDead(); // a node that went away: left if it stays away
             }
             break;
         }
@@ -286,7 +326,9 @@ export async function runClient(
           open: (path) => openPortablePathSocket(paths, path),
         },
       }, onEvents);
-    let engine = await startEngine();
+    engine = await startEngine();
+    // Stopped by the loop below; this is for a failure on the way there (stop() is idempotent).
+    cleanup.add("stop the data path", () => engine?.stop());
     log.info("Connecting to {node} at {server} with TUN {tun}; data path {path}", {
       node: node.name,
       server: formatEndpoint(server),
@@ -294,45 +336,13 @@ export async function runClient(
       path: engine.description,
     });
     // Domain following: the answered addresses are routed into the tunnel before the answer is
-    // released to the TUN (so the game's first packet to them takes the tunnel).
-    const learned = new Map<string, string[]>(); // route text -> its `ip route del` argv
+    // released to the TUN (so the game's first packet to them takes the tunnel). The routes go
+    // with the TUN device at exit, so no cleanup step removes them one by one.
     routeFollowed = async (id, addresses) => {
-      for (const a of addresses) {
-        const v6 = "addr6" in a;
-        if (v6 && !applied?.address6) continue; // no IPv6 in this tunnel: nothing to route
-        const dst = v6 ? `${formatIPv6(a.addr6)}/128` : `${formatIPv4(a.addr)}/32`;
-        if (learned.has(dst)) continue;
-        const argv = ["ip", ...(v6 ? ["-6"] : []), "route", "replace", dst, "dev", tun.name];
-        const r = await deps.runner.run(argv).catch((err) => ({ code: 1, stderr: String(err) }));
-        if (r.code === 0) {
-          learned.set(dst, ["ip", ...(v6 ? ["-6"] : []), "route", "del", dst, "dev", tun.name]);
-          log.info("Profile domain answer: {dst} routed into the tunnel", { dst });
-        } else {
-          log.warning("Cannot route {dst} ({argv}): {err}", {
-            dst,
-            argv: argv.join(" "),
-            err: ("stderr" in r ? r.stderr : "").trim(),
-          });
-        }
-      }
-      engine.release?.(id);
+      const e = engine; // a move meanwhile: the hold died with the old engine
+      const failed = await learned.add(addresses, applied?.address6 !== undefined);
+      if (e === engine) e?.release?.(id, failed);
     };
-    unrouteFollowed = async (addresses) => {
-      for (const a of addresses) {
-        const dst = "addr6" in a ? `${formatIPv6(a.addr6)}/128` : `${formatIPv4(a.addr)}/32`;
-        const argv = learned.get(dst);
-        if (!argv) continue;
-        learned.delete(dst);
-        await deps.runner.run(argv).catch(() => undefined);
-        log.info("Profile domain route {dst} expired (TTL passed, unused)", { dst });
-      }
-    };
-    const flushLearned = async () => {
-      for (const argv of learned.values()) await deps.runner.run(argv).catch(() => undefined);
-      learned.clear();
-    };
-    // Learned routes go with the TUN device anyway; a clean exit removes them first.
-    cleanup.add("remove the routes learned from DNS", flushLearned);
     // A dead path: a fresh socket (new source port, fresh NAT mapping and route lookup), and
     // a server given by name is resolved again, in case it moved (WireGuard resolves once).
     let reconnecting = false;
@@ -340,47 +350,31 @@ export async function runClient(
       if (reconnecting) return;
       reconnecting = true;
       try {
-        await engine.rebind?.();
-        if (parseIPv4(node.server.host) === undefined) {
-          const ip = await resolveHost(node.server.host).catch(() => undefined);
-          if (ip && ip !== server.hostname) {
-            log.info("{host} now resolves to {ip}", { host: node.server.host, ip });
+        const e = engine;
+        await e?.rebind?.();
+        const host = hostOf(node);
+        if (parseIPv4(host) === undefined && !host.includes(":")) {
+          const ip = await resolveHost(host).catch(() => undefined);
+          if (ip && ip !== server.hostname && e === engine) {
+            log.info("{host} now resolves to {ip}", { host, ip });
             server = { hostname: ip, port: node.server.port };
-            engine.setServer?.(server);
+            e?.setServer?.(server);
           }
         }
       } finally {
         reconnecting = false;
       }
     };
-    // Moving to another node: a request (dead node, a clearly better one, `xvpn control node`).
-    let moveTo: ((m: { to: NodeSpec; why: string }) => void) | undefined;
-    let moves = 0;
-    const requestMove = (to: NodeSpec, why: string) => moveTo?.({ to, why });
-    watch = new NodeWatch({
-      nodes: cfg.nodes,
-      privateKey: cfg.privateKey,
-      mode: cfg.nodeSwitch,
-      log,
-      current: () => node,
-      figures: async () => {
-        const st = (await engine.status()).core as ClientStatus;
-        const p = st.paths.find((x) => x.active) ?? st.paths[0];
-        return p && { rtt: p, up: st.state === "connected" };
-      },
-      move: requestMove,
-    });
-    cleanup.add("stop watching the nodes", () => watch?.stop());
     // `xvpn status` and `xvpn control`.
     const startedWallMs = Date.now();
     const closeStatus = await serveStatus(
       tun.name,
-      async () =>
+      cachedStatus(async () =>
         statusDoc({
           role: "client",
           tun: tun.name,
           startedWallMs,
-          dataPath: engine.description,
+          dataPath: engine!.description,
           node: {
             name: node.name,
             ...(node.region ? { region: node.region } : {}),
@@ -390,13 +384,14 @@ export async function runClient(
           ...(profiles.length
             ? { profiles: profiles.map((p) => p.name), learnedRoutes: learned.size }
             : {}),
-        }, await engine.status()),
+        }, await engine!.status())
+      ),
       (c) => {
         if (c.cmd === "reconnect") {
           void reconnect();
           return Promise.resolve("reconnecting: a fresh socket and a new handshake");
         }
-        const to = cfg.nodes.find((n) => n.name === c.name);
+        const to = nodes.find((n) => n.name === c.name);
         if (!to) {
           return Promise.reject(
             new Error(
@@ -404,11 +399,16 @@ export async function runClient(
             ),
           );
         }
-        if (to === node) return Promise.resolve(`already on ${to.name}`);
+        if (to.name === node.name) return Promise.resolve(`already on ${to.name}`);
+        if (!moveTo) return Promise.reject(new Error("a move is under way; ask again shortly"));
         requestMove(to, "asked by xvpn control");
         return Promise.resolve(`moving to ${to.name}`);
       },
-    );
+    ).catch((err) => {
+      // Status is a convenience: the tunnel runs without it.
+      log.warning("No status socket: {err}", { err: (err as Error).message });
+      return () => {};
+    });
     cleanup.add("close the status sockets", closeStatus);
     for (;;) {
       // A changed way to the server (new address, new default route): probe at once on a fresh
@@ -418,16 +418,43 @@ export async function runClient(
           before: describePath(before),
           after: describePath(after),
         });
-        void engine.rebind?.();
+        void engine?.rebind?.();
       });
       const moved = new Promise<{ to: NodeSpec; why: string }>((res) => (moveTo = res));
-      const outcome = await Promise.race([
+      let ended = false;
+      let outcome = await Promise.race([
         aborted(deps.signal).then(() => undefined),
-        engine.ended.then(() => undefined),
+        engine.ended.then(() => (ended = true, undefined)),
         failed.then(() => undefined),
         moved,
       ]);
       moveTo = undefined;
+      if (!outcome && refusedMove && !deps.signal.aborted) {
+        outcome = await refusedMove; // the node refused us: another one, or the end
+        refusedMove = undefined;
+        if (!outcome) exit = { code: 1, reason: "every node refused us or is unreachable" };
+      }
+      // Where the move goes, before anything stops: a name that does not resolve (DNS through a
+      // dead tunnel) keeps the client where it is.
+      let to: Endpoint | undefined;
+      if (outcome) {
+        const target = outcome.to;
+        to = await resolveHost(target.server.host).then(
+          (hostname) => ({ hostname, port: target.server.port }),
+          (err) => {
+            log.warning("Cannot move to node {to}: {err}; staying on {node}", {
+              to: target.name,
+              err: (err as Error).message,
+              node: node.name,
+            });
+            return undefined;
+          },
+        );
+        if (!to && !ended) {
+          await unwatch();
+          continue;
+        }
+      }
       await unwatch();
       const report = await engine.stop();
       const drops = formatDrops(report.drops);
@@ -436,16 +463,16 @@ export async function runClient(
       }
       await applying;
       if (drops) log.info("Dropped datagrams by reason: {drops}", { drops });
-      if (!outcome) break;
+      if (!outcome || !to) break;
       // The move: the game server will see another address; say why, with the figures.
       log.warning("Moving from node {from} to {to}: {why}", {
         from: node.name,
         to: outcome.to.name,
         why: outcome.why,
       });
-      await flushLearned();
+      await learned.flush();
       node = outcome.to;
-      server = { hostname: await resolveHost(node.server.host), port: node.server.port };
+      server = to;
       moves++;
       watch.reset();
       engine = await startEngine();

@@ -6,6 +6,7 @@
  * @module
  */
 import type { ClientCore, ClientEvent, ClientStatus } from "../core/client.ts";
+import type { FollowAddress } from "../core/follow.ts";
 import type { PacketBuf } from "../core/packet.ts";
 import { type Outgoing, PacketResult, Verdict } from "../core/result.ts";
 
@@ -69,7 +70,7 @@ export interface CoreAdapter {
   /** The local network changed: probe the path now (client only). */
   nudge?(now: number): void;
   /** Domain following (client only): the held answer `id`, for the TUN. */
-  release?(id: number): Uint8Array | undefined;
+  release?(id: number, forget?: readonly FollowAddress[]): Uint8Array | undefined;
   /** Where sealed packets go now (client only: a server that moved or was re-resolved). */
   setServer?(server: Endpoint): void;
   /** Most extra destinations one sealed packet can have (sizes the loops' send batches). */
@@ -252,8 +253,8 @@ export class ClientAdapter implements CoreAdapter {
   status(now: number): ClientStatus {
     return this.core.status(now);
   }
-  release(id: number): Uint8Array | undefined {
-    return this.core.release(id);
+  release(id: number, forget?: readonly FollowAddress[]): Uint8Array | undefined {
+    return this.core.release(id, forget);
   }
   get drops(): DropCounters {
     return this.core.drops;

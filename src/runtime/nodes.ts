@@ -117,10 +117,11 @@ export interface NodeWatchDeps {
 /**
  * Watches the node in use: told of dead paths and completed handshakes, it moves off a node
  * that stays dead for {@link NODE_DEAD_MS} (to the best other node that answers), and with
- * `node_switch: better` measures the others every {@link RECHECK_MS}.
+ * `node_switch: better` measures the others every {@link RECHECK_MS}. A node counts as dead
+ * from the start until its first handshake completes, so one that never answers is left too.
  */
 export class NodeWatch {
-  #deadSince: number | undefined;
+  #deadSince: number | undefined = performance.now();
   #streak: { name: string; rounds: number } | undefined;
   #busy = false;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -153,15 +154,41 @@ export class NodeWatch {
     this.#deadSince = undefined;
   }
 
-  /** A new node is in use: start afresh. */
+  /** A new node is in use: start afresh (dead until its first handshake completes). */
   reset(): void {
-    this.#deadSince = undefined;
+    this.#deadSince = performance.now();
     this.#streak = undefined;
     this.#lastRecheck = performance.now();
   }
 
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
+  }
+
+  /**
+   * The best other node that answers now, measured at once (the node in use refused us, or is
+   * dead): undefined when none answers, or when the node in use changed meanwhile.
+   */
+  async elsewhere(why: string): Promise<{ to: NodeSpec; why: string } | undefined> {
+    const cur = this.d.current();
+    const others = this.d.nodes.filter((n) => n.name !== cur.name);
+    if (!others.length) return undefined;
+    const results = await this.#measure(others, 3, 100);
+    if (this.d.current() !== cur) return undefined; // moved meanwhile: this is stale
+    const best = chooseNode(results);
+    const figures = describeResults(results);
+    if (!best) {
+      this.d.log.warning("{why}, but no other node answers either ({figures}); staying on {cur}", {
+        why,
+        figures,
+        cur: cur.name,
+      });
+      return undefined;
+    }
+    return {
+      to: others.find((n) => n.name === best.name)!,
+      why: `${why}; others measured: ${figures}`,
+    };
   }
 
   async #check(): Promise<void> {
@@ -184,35 +211,27 @@ export class NodeWatch {
 
   async #leaveDead(now: number): Promise<void> {
     const cur = this.d.current();
-    const others = this.d.nodes.filter((n) => n !== cur);
-    const results = await this.#measure(others, 3, 100);
-    const best = chooseNode(results);
     const silent = Math.round((now - this.#deadSince!) / 1000);
-    if (!best) {
-      this.d.log.warning(
-        "Node {name} silent for {s} s, but no other node answers either ({figures}); staying",
-        { name: cur.name, s: silent, figures: describeResults(results) },
-      );
+    const pick = await this.elsewhere(`${cur.name} silent for ${silent} s`);
+    if (this.d.current() !== cur) return;
+    if (!pick) {
       this.#deadSince = performance.now(); // look again after another dead spell
       return;
     }
     this.#deadSince = undefined;
-    const to = this.d.nodes.find((n) => n.name === best.name)!;
-    this.d.move(
-      to,
-      `${cur.name} silent for ${silent} s; others measured: ${describeResults(results)}`,
-    );
+    this.d.move(pick.to, pick.why);
   }
 
   async #recheck(): Promise<void> {
     const cur = this.d.current();
     const own = await this.d.figures();
     if (!own || !own.up) return; // a dead node is the other rule's
-    const others = this.d.nodes.filter((n) => n !== cur);
+    const others = this.d.nodes.filter((n) => n.name !== cur.name);
     const results = [
       currentResult(cur, own.rtt, own.up),
       ...await this.#measure(others, START_PINGS, START_INTERVAL_MS),
     ];
+    if (this.d.current() !== cur) return; // moved meanwhile: these figures are stale
     const pick = chooseNode(results, cur.name);
     if (!pick || pick.name === cur.name) {
       if (this.#streak) {

@@ -46,12 +46,21 @@ function res(name: string, p50: number | undefined): NodeResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+async function waitFor(ok: () => boolean, ms: number): Promise<void> {
+  const end = performance.now() + ms;
+  while (!ok()) {
+    if (performance.now() > end) throw new Error("timed out");
+    await sleep(10);
+  }
+}
+
 function watch(
   mode: "dead" | "better",
   world: Record<string, number | undefined>,
   own: number,
 ) {
   const moves: { to: string; why: string }[] = [];
+  const measured: string[][] = [];
   let current = A;
   const w = new NodeWatch({
     nodes: [A, B, C],
@@ -65,26 +74,31 @@ function watch(
       current = to;
       w.reset();
     },
-    measure: (nodes) => Promise.resolve(nodes.map((n) => res(n.name, world[n.name]))),
-    deadMs: 100,
-    recheckMs: 30,
+    measure: (nodes) => {
+      measured.push(nodes.map((n) => n.name));
+      return Promise.resolve(nodes.map((n) => res(n.name, world[n.name])));
+    },
+    // Real timers, with room for a stalled event loop on a busy machine (a check every 20 ms).
+    deadMs: 500,
+    recheckMs: 150,
     rounds: 3,
-    tickMs: 10,
+    tickMs: 20,
   });
-  return { w, moves };
+  return { w, moves, measured };
 }
 
 Deno.test("node watch: a dead node is left for the best other that answers", async () => {
   const { w, moves } = watch("dead", { b: 40, c: 20 }, 10);
   try {
-    w.pathDead();
-    await sleep(60);
-    assertEquals(moves.length, 0, "not before the dead spell is over");
-    w.connected(); // it came back: the spell is over
-    await sleep(150);
-    assertEquals(moves.length, 0, "a node that came back is kept");
+    w.connected(); // the first handshake completed
     w.pathDead();
     await sleep(200);
+    assertEquals(moves.length, 0, "not before the dead spell is over");
+    w.connected(); // it came back: the spell is over
+    await sleep(800);
+    assertEquals(moves.length, 0, "a node that came back is kept");
+    w.pathDead();
+    await waitFor(() => moves.length > 0, 5000);
     assertEquals(moves.map((m) => m.to), ["c"]);
     assert(moves[0]!.why.includes("a silent for"), moves[0]!.why);
   } finally {
@@ -92,22 +106,35 @@ Deno.test("node watch: a dead node is left for the best other that answers", asy
   }
 });
 
-Deno.test("node watch: with every other node down too, it stays", async () => {
-  const { w, moves } = watch("dead", { b: undefined, c: undefined }, 10);
+Deno.test("node watch: a node whose first handshake never completes is left too", async () => {
+  const { w, moves } = watch("dead", { b: 40, c: 20 }, 10);
   try {
+    await waitFor(() => moves.length > 0, 5000);
+    assertEquals(moves.map((m) => m.to), ["c"]);
+  } finally {
+    w.stop();
+  }
+});
+
+Deno.test("node watch: with every other node down too, it stays, and looks again", async () => {
+  const { w, moves, measured } = watch("dead", { b: undefined, c: undefined }, 10);
+  try {
+    w.connected();
     w.pathDead();
-    await sleep(250);
+    await waitFor(() => measured.length >= 2, 5000);
     assertEquals(moves.length, 0);
+    assertEquals(measured[0], ["b", "c"], "the others were measured");
   } finally {
     w.stop();
   }
 });
 
 Deno.test("node watch: dead mode never moves for a better node", async () => {
-  const { w, moves } = watch("dead", { b: 5, c: 5 }, 100);
+  const { w, moves, measured } = watch("dead", { b: 5, c: 5 }, 100);
   try {
-    await sleep(250);
-    assertEquals(moves.length, 0);
+    w.connected();
+    await sleep(1000);
+    assertEquals([moves.length, measured.length], [0, 0], "nothing measured, nothing moved");
   } finally {
     w.stop();
   }
@@ -115,15 +142,18 @@ Deno.test("node watch: dead mode never moves for a better node", async () => {
 
 Deno.test("node watch: better mode moves after three winning rounds in a row, not before", async () => {
   const world: Record<string, number | undefined> = { b: 20, c: 90 };
-  const { w, moves } = watch("better", world, 60);
+  const { w, moves, measured } = watch("better", world, 60);
   try {
-    // Round one or two won by b, then b falls back: the streak restarts.
-    await sleep(45);
+    w.connected();
+    // b wins a round, then falls back (55 against 60: not 10 ms better): the streak restarts.
+    await waitFor(() => measured.length >= 1, 5000);
     world.b = 55;
-    await sleep(80);
+    await waitFor(() => measured.length >= 3, 5000);
     assertEquals(moves.length, 0, "a streak broken by a lost round does not move");
     world.b = 20;
-    await sleep(250);
+    const at = measured.length;
+    await waitFor(() => moves.length > 0, 5000);
+    assert(measured.length - at >= 3, `three more rounds first, saw ${measured.length - at}`);
     assertEquals(moves.map((m) => m.to), ["b"]);
     assert(moves[0]!.why.includes("better for 3 rounds"), moves[0]!.why);
   } finally {

@@ -24,6 +24,7 @@ import type { TunDevice } from "../io/tun/device.ts";
 import type { UdpSocket } from "../io/udp/socket.ts";
 import { logger } from "../log.ts";
 import type { CoreAdapter, CoreEvent } from "./engine.ts";
+import type { FollowAddress } from "../core/follow.ts";
 
 const log = logger("datapath");
 /** Largest datagram or packet handled (IPv4 maximum). */
@@ -48,7 +49,7 @@ export interface Engine {
   /** The figures for `xvpn status`. */
   status(): Promise<EngineStatus>;
   /** Client only: domain following's held answer `id` may go to the TUN now. */
-  release?(id: number): void;
+  release?(id: number, forget?: FollowAddress[]): void;
 }
 
 /**
@@ -66,6 +67,7 @@ export function startPortable(
   const socks = Array.isArray(firstUdp) ? [...firstUdp] : [firstUdp];
   const sockFor = (to: Endpoint) => socks[to.via ?? 0] ?? socks[0]!;
   let running = true;
+  let stopped: Promise<StopReport> | undefined;
   let endedResolve!: () => void;
   const ended = new Promise<void>((r) => (endedResolve = r));
 
@@ -178,23 +180,26 @@ export function startPortable(
       flush();
     },
     status: () => Promise.resolve({ core: core.status(performance.now()) }),
-    release: (id: number) => {
-      const pkt = core.release?.(id);
+    release: (id: number, forget?: FollowAddress[]) => {
+      const pkt = core.release?.(id, forget);
       if (pkt) writeTun(tun, pkt, pkt.length, core.drops);
     },
-    async stop() {
-      stopping = true;
-      if (timer !== undefined) clearTimeout(timer);
-      core.stop();
-      // The goodbye leaves on the live socket, so the peer sees our usual address.
-      await Promise.allSettled(core.takeOutbox().map((o) => sockFor(o.to).send(o.data, o.to)));
-      const events = core.takeEvents();
-      if (events.length) onEvents(events);
-      running = false;
-      tun.wake();
-      for (const s of socks) s.close();
-      await loops;
-      return { drops: core.drops };
+    stop() {
+      // Once: the runtime's loop and its cleanup may both ask.
+      return stopped ??= (async () => {
+        stopping = true;
+        if (timer !== undefined) clearTimeout(timer);
+        core.stop();
+        // The goodbye leaves on the live socket, so the peer sees our usual address.
+        await Promise.allSettled(core.takeOutbox().map((o) => sockFor(o.to).send(o.data, o.to)));
+        const events = core.takeEvents();
+        if (events.length) onEvents(events);
+        running = false;
+        tun.wake();
+        for (const s of socks) s.close();
+        await loops;
+        return { drops: core.drops };
+      })();
     },
   };
 }

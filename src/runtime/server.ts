@@ -20,7 +20,7 @@ import { aborted, Cleanup } from "./signals.ts";
 import { formatDrops, formatScheduler } from "./stats.ts";
 import type { CoreEvent } from "./engine.ts";
 import { startDataPath } from "./datapath.ts";
-import { serveStatus, statusDoc, type StatusInfo } from "./status.ts";
+import { cachedStatus, serveStatus, statusDoc, type StatusInfo } from "./status.ts";
 import { useFastPath } from "./choose.ts";
 import { DEFAULT_MTU, serverAddress } from "../config/server.ts";
 import { autoTunMtu, TUNNEL_OVERHEAD6_BYTES, TUNNEL_OVERHEAD_BYTES } from "../core/mtu.ts";
@@ -96,6 +96,8 @@ export async function runServer(
         upstream: false,
       },
     }, onEvents);
+    // Stopped below; this is for a failure on the way there (stop() is idempotent).
+    cleanup.add("stop the data path", () => engine.stop());
     log.info(
       "Listening on {listen}, TUN {tun} {address} mtu {mtu}, pool {pool}, {clients} clients allowed{nat}; data path {path}",
       {
@@ -115,9 +117,13 @@ export async function runServer(
     const info = { role: "server", tun: tun.name, startedWallMs, dataPath: engine.description };
     const closeStatus = await serveStatus(
       tun.name,
-      async () => statusDoc(info as StatusInfo, await engine.status()),
+      cachedStatus(async () => statusDoc(info as StatusInfo, await engine.status())),
       (c) => Promise.reject(new Error(`a server takes no "${c.cmd}" command`)),
-    );
+    ).catch((err) => {
+      // Status is a convenience: the node runs without it.
+      log.warning("No status socket: {err}", { err: (err as Error).message });
+      return () => {};
+    });
     cleanup.add("close the status sockets", closeStatus);
     await Promise.race([aborted(deps.signal), engine.ended]);
     log.info("Shutting down");

@@ -3,8 +3,9 @@
  * models): two sockets per TUN under /run/xvpn, named as the crash journal is (per TUN and, in
  * another network namespace, per namespace):
  *
- * - `<tun>.status.sock` (0660, group `xvpn` when the host has one): any connection gets one JSON
- *   document, {@link StatusDoc}, and is closed. Read-only: figures, no keys.
+ * - `<tun>.status.sock` (0660, group `xvpn` when the host has one): each request line (any text)
+ *   gets one JSON document, {@link StatusDoc}, and the connection is closed. Read-only: figures,
+ *   addresses and the clients' public keys, never a private one.
  * - `<tun>.control.sock` (0600, root): one JSON command line (`{"cmd": "reconnect"}`,
  *   `{"cmd": "node", "name": "..."}`), one JSON answer line (`{"ok": true, "message": ...}`).
  *
@@ -112,12 +113,25 @@ export async function serveStatus(
   const paths = await socketPaths(tun);
   const gid = groupId(STATUS_GROUP);
   // The state directory is root's (0700); with an `xvpn` group its members may enter it to reach
-  // the status socket (the files in it are 0600 each).
+  // the status socket (the files in it are 0600 each). What it was is put back when the last
+  // status socket in it goes (other runs may share it).
   let group = gid;
+  let restoreDir = () => {};
   if (gid !== undefined) {
     try {
-      Deno.chownSync(STATE_DIR, null, gid);
-      Deno.chmodSync(STATE_DIR, 0o750);
+      const before = Deno.statSync(STATE_DIR);
+      if (before.gid !== gid || (before.mode! & 0o7777) !== 0o750) {
+        Deno.chownSync(STATE_DIR, null, gid);
+        Deno.chmodSync(STATE_DIR, 0o750);
+        restoreDir = () => {
+          const others = [...Deno.readDirSync(STATE_DIR)].some((e) =>
+            e.name.endsWith(".status.sock")
+          );
+          if (others) return;
+          Deno.chownSync(STATE_DIR, null, before.gid!);
+          Deno.chmodSync(STATE_DIR, before.mode! & 0o7777);
+        };
+      }
     } catch {
       group = undefined; // no right to give the group to it: root only, as without the group
     }
@@ -141,5 +155,29 @@ export async function serveStatus(
     servers[0]!.close();
     throw err;
   }
-  return () => servers.forEach((s) => s.close());
+  return () => {
+    servers.forEach((s) => s.close());
+    try {
+      restoreDir();
+    } catch { /* the directory went, or another run took it over */ }
+  };
+}
+
+/** How long one status document answers every request (a reader polling in a loop, or many
+ * readers, must not make a server build its session list on the data thread each time). */
+export const STATUS_CACHE_MS = 250;
+
+/** `build`, with its document reused for {@link STATUS_CACHE_MS}. */
+export function cachedStatus(build: () => Promise<StatusDoc>): () => Promise<StatusDoc> {
+  let at = -Infinity;
+  let doc: Promise<StatusDoc> | undefined;
+  return () => {
+    const now = performance.now();
+    if (!doc || now - at >= STATUS_CACHE_MS) {
+      at = now;
+      doc = build();
+      doc.catch(() => (at = -Infinity)); // a failure is not kept
+    }
+    return doc;
+  };
 }

@@ -1,7 +1,8 @@
 /**
  * A DNS client for root tests (run inside the client namespace): `deno run -A dnsquery.ts
- * SERVER NAME` sends one A query, and the moment the answer arrives asks the kernel how it
- * routes each answered address (`ip route get`), printing `{"addresses": [...], "routes":
+ * SERVER NAME` sends one A query, and the moment the answer arrives sends a datagram to each
+ * answered address (as a game's first packet), then asks the kernel how it routes them (`ip
+ * route get`), printing `{"addresses": [...], "sent": {"addr": "ok" | error}, "routes":
  * {"addr": "dev xvpn0 ..."}}`. With domain following, the route must be in before the answer
  * reaches the application: that is what this measures.
  *
@@ -37,10 +38,21 @@ for (let k = 0; k < count && at < a.length; k++) {
   if (type === 1 && len === 4) addresses.push([...a.subarray(at + 10, at + 14)].join("."));
   at += 10 + len;
 }
+// First, at once: a datagram to each address, as a game's first packet would go. The client
+// namespace has no default route, so without a route into the tunnel this fails (ENETUNREACH).
+const sent: Record<string, string> = {};
+for (const addr of addresses) {
+  try {
+    await sock.send(new Uint8Array([0]), { hostname: addr, port: 9, transport: "udp" });
+    sent[addr] = "ok";
+  } catch (err) {
+    sent[addr] = (err as Error).message;
+  }
+}
 const routes: Record<string, string> = {};
 for (const addr of addresses) {
   const out = await new Deno.Command("ip", { args: ["route", "get", addr] }).output();
   routes[addr] = new TextDecoder().decode(out.stdout).trim();
 }
-console.log(JSON.stringify({ addresses, routes }));
+console.log(JSON.stringify({ addresses, sent, routes }));
 Deno.exit(0);

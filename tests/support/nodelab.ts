@@ -150,16 +150,42 @@ export class NodeLab {
     throw new Error(`${file} did not say "${text}" within ${timeoutMs} ms:\n${log.slice(-3000)}`);
   }
 
+  /**
+   * Stops everything and removes the namespaces, and with them what a killed node left under
+   * /run/xvpn (its lock, journal and sockets, named by its namespace: no start will come to
+   * recover them once the namespace is gone).
+   */
   async destroy(): Promise<void> {
-    this.client?.kill("SIGTERM");
-    await this.client?.status.catch(() => {});
-    for (const r of this.relays) await r.stop().catch(() => {});
-    for (const s of this.servers) {
-      try {
-        s?.kill("SIGTERM");
-      } catch { /* gone */ }
-      await s?.status.catch(() => {});
+    const tags: string[] = [];
+    try {
+      for (const host of ["client", ...this.names]) {
+        const r = await this.topo.exec(host, ["readlink", "/proc/self/ns/net"], {
+          allowFailure: true,
+        });
+        const m = /^net:\[(\d+)\]$/.exec(r.stdout.trim());
+        if (m) tags.push(`.net${m[1]}.`);
+      }
+      for (const p of [this.client, ...this.servers]) {
+        try {
+          p?.kill("SIGTERM");
+        } catch { /* gone */ }
+        await p?.status.catch(() => {});
+      }
+      for (const r of this.relays) await r.stop().catch(() => {});
+    } finally {
+      await this.topo.destroy();
+      const files = (() => {
+        try {
+          return [...Deno.readDirSync("/run/xvpn")].map((e) => e.name);
+        } catch {
+          return [];
+        }
+      })();
+      for (const name of files) {
+        if (tags.some((t) => name.includes(t))) {
+          await Deno.remove(`/run/xvpn/${name}`).catch(() => {});
+        }
+      }
     }
-    await this.topo.destroy();
   }
 }

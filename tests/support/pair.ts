@@ -42,6 +42,8 @@ export interface SimLink {
   delayMs: number;
   /** More impairment both ways (reordering, duplication, jitter), by the lab's fault injector. */
   impair?: Impairment;
+  /** True: only the way to the server is broken (what the client sends is lost). */
+  upstreamDown?: boolean;
 }
 
 /** A datagram on the wire. */
@@ -204,7 +206,9 @@ export class Pair {
     const link = this.links[path];
     if (!link) return; // the server sent to an address that is no path of ours
     const from = toServer ? link.endpoint : this.serverEndpoint;
-    const go = link.up ? this.#fault(path, toServer).push(data, this.now) : [];
+    const go = link.up && !(toServer && link.upstreamDown)
+      ? this.#fault(path, toServer).push(data, this.now)
+      : [];
     if (go.length === 0) {
       this.wire.push({ at: this.now + link.delayMs, data, toServer, path, from, lost: true });
     }

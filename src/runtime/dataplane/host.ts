@@ -10,6 +10,7 @@ import { EFD_CLOEXEC, EFD_NONBLOCK, errno, errnoName, libc } from "../../io/_lib
 import type { CoreEvent } from "../engine.ts";
 import type { Engine } from "../portable.ts";
 import type { EngineStatus, StopReport } from "../stats.ts";
+import type { FollowAddress } from "../../core/follow.ts";
 import {
   type Command,
   CTRL_COMMAND,
@@ -100,7 +101,12 @@ export async function startFast(
     closeAll();
     throw err;
   }
+  // After stop() the eventfd is closed (its number may belong to another file by then): a late
+  // command from the runtime (a release, a rebind) is dropped.
+  let halted = false;
+  let stopping: Promise<StopReport> | undefined;
   const command = (cmd: Command) => {
+    if (halted) return;
     worker.postMessage(cmd);
     Atomics.store(ctrl, CTRL_COMMAND, 1);
     c.write(wakeFd, wake, 8n);
@@ -109,15 +115,20 @@ export async function startFast(
     rebind: () => Promise.resolve(command({ type: "rebind" })),
     setServer: (server) => command({ type: "server", server }),
     nudge: () => command({ type: "nudge" }),
-    release: (id: number) => command({ type: "release", id }),
+    release: (id: number, forget?: FollowAddress[]) =>
+      command({ type: "release", id, ...(forget?.length ? { forget } : {}) }),
     status: () => {
+      if (halted) return Promise.reject(new Error("the data path is stopping"));
       const id = ++statusId;
       const answer = new Promise<EngineStatus>((resolve, reject) => {
-        statusWaiters.set(id, resolve);
         // A Worker that does not answer (stopping, stuck) must not hang a status reader.
-        setTimeout(() => {
+        const timer = setTimeout(() => {
           if (statusWaiters.delete(id)) reject(new Error("the data path did not answer"));
         }, STATUS_TIMEOUT_MS);
+        statusWaiters.set(id, (s) => {
+          clearTimeout(timer);
+          resolve(s);
+        });
       });
       command({ type: "status", id });
       return answer;
@@ -128,17 +139,22 @@ export async function startFast(
         (info.paths ?? [info.local]).map((l) => `${l.hostname}:${l.port}`).join(" + ")
       }`,
     ended,
-    async stop() {
-      Atomics.store(ctrl, CTRL_STOP, 1);
-      c.write(wakeFd, wake, 8n);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<StopReport | undefined>((
-        r,
-      ) => (timer = setTimeout(() => r(undefined), STOP_GRACE_MS)));
-      const drops = await Promise.race([stopped, timeout]);
-      clearTimeout(timer);
-      closeAll();
-      return drops ?? { drops: {} as DropCounters };
+    stop() {
+      // Once: the runtime's loop and its cleanup may both ask.
+      return stopping ??= stopOnce();
     },
   };
+  async function stopOnce(): Promise<StopReport> {
+    halted = true;
+    Atomics.store(ctrl, CTRL_STOP, 1);
+    c.write(wakeFd, wake, 8n);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<StopReport | undefined>((
+      r,
+    ) => (timer = setTimeout(() => r(undefined), STOP_GRACE_MS)));
+    const drops = await Promise.race([stopped, timeout]);
+    clearTimeout(timer);
+    closeAll();
+    return drops ?? { drops: {} as DropCounters };
+  }
 }

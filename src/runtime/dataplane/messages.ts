@@ -12,6 +12,7 @@ import type { SchedParams } from "./loop.ts";
 import type { EngineStatus, SchedulerReport } from "../stats.ts";
 import type { DropCounters } from "../../core/wire.ts";
 import type { CoreEvent } from "../engine.ts";
+import type { FollowAddress } from "../../core/follow.ts";
 
 /** Index of the stop flag in the shared control words. */
 export const CTRL_STOP = 0;
@@ -74,7 +75,7 @@ export type Command =
   /** Asks for an {@link EngineStatus}, answered with a `status` message of the same `id`. */
   | { type: "status"; id: number }
   /** Domain following: the routes of held answer `id` are in; write it to the TUN. */
-  | { type: "release"; id: number };
+  | { type: "release"; id: number; forget?: FollowAddress[] };
 
 /** Main thread to Worker. */
 export type ToWorker = ServerInit | ClientInit | Command;

@@ -222,7 +222,7 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
           core.nudge?.(now);
           break;
         case "release": {
-          const pkt = core.release?.(cmd.id);
+          const pkt = core.release?.(cmd.id, cmd.forget);
           if (pkt) loop.writeTun(pkt);
           break;
         }
