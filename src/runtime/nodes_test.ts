@@ -160,3 +160,23 @@ Deno.test("node watch: better mode moves after three winning rounds in a row, no
     w.stop();
   }
 });
+
+Deno.test("node watch: elsewhere() names the best other node at once, or none", async () => {
+  const { w, measured } = watch("dead", { b: 40, c: 20 }, 10);
+  try {
+    w.connected();
+    const pick = await w.elsewhere("a refused us: the pool is full");
+    assertEquals(pick?.to.name, "c");
+    assert(pick!.why.startsWith("a refused us: the pool is full; others measured: "), pick!.why);
+    assertEquals(measured.at(-1), ["b", "c"], "the node in use is not measured");
+  } finally {
+    w.stop();
+  }
+  const none = watch("dead", { b: undefined, c: undefined }, 10);
+  try {
+    none.w.connected();
+    assertEquals(await none.w.elsewhere("a refused us"), undefined);
+  } finally {
+    none.w.stop();
+  }
+});
