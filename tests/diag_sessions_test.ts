@@ -8,7 +8,9 @@ import { ClientCore } from "../src/core/client.ts";
 import { DIAG_MIN_INTERVAL_MS, ServerCore } from "../src/core/server.ts";
 import { MAX_DIAG_SESSIONS } from "../src/core/sessions.ts";
 import { generatePrivateKey, publicKeyOf } from "../src/core/keys.ts";
-import { parseCidr } from "../src/lib/ip.ts";
+import { parseCidr, parseIPv4 } from "../src/lib/ip.ts";
+import { udpPacket } from "./support/packets.ts";
+import { Verdict } from "../src/core/result.ts";
 import { PacketBuf } from "../src/core/packet.ts";
 import { loadAead } from "../src/crypto/aead.ts";
 
@@ -92,4 +94,47 @@ Deno.test("server probes: many clients are pinged in slices of the second, each 
   }
   assertEquals(sent, 300, "every client once");
   assert(most <= 64, `at most a slice at a time, saw ${most}`);
+});
+
+Deno.test("server probes: an idle session is measured every 10 s, a playing one every second", () => {
+  const keys = [generatePrivateKey(), generatePrivateKey()];
+  const s = server(keys);
+  const cores = keys.map((k, i) => {
+    const c = new ClientCore({ privateKey: k, serverPublicKey: publicKeyOf(SERVER_KEY), aead });
+    c.start(1000, 1_800_000_000_000);
+    const from = { hostname: `10.2.0.${i + 1}`, port: 40000 };
+    const out = new Uint8Array(2048);
+    for (let round = 0; round < 3; round++) {
+      for (const d of c.outbox.splice(0)) s.receive(1000, new PacketBuf(d, d.length), from, out);
+      for (const o of s.outbox.splice(0)) {
+        c.receive(1000, new PacketBuf(o.data, o.data.length), out);
+      }
+    }
+    assert(c.ready);
+    return { c, from };
+  });
+  s.outbox.splice(0);
+  const player = cores[1]!;
+  const pkt = udpPacket(
+    player.c.config!.address.addr,
+    parseIPv4("198.51.100.7")!,
+    new Uint8Array(20),
+  );
+  const sealed = PacketBuf.alloc(2048);
+  const out = new Uint8Array(2048);
+  const pings = new Map<string, number>();
+  for (let now = s.deadline(); now < 21_000;) {
+    // The player sends a packet every 100 ms; the other one stays quiet.
+    if (player.c.seal(now, pkt, pkt.length, sealed).verdict === Verdict.Net) {
+      s.receive(now, new PacketBuf(sealed.buf.slice(0, sealed.len), sealed.len), player.from, out);
+    }
+    s.tick(now);
+    for (const o of s.outbox.splice(0)) {
+      pings.set(o.to.hostname, (pings.get(o.to.hostname) ?? 0) + 1);
+    }
+    now = Math.min(s.deadline(), now + 100);
+  }
+  const idle = pings.get("10.2.0.1") ?? 0, playing = pings.get("10.2.0.2") ?? 0;
+  assert(playing >= 18, `the player measured every second: ${playing}`);
+  assert(idle >= 1 && idle <= 3, `the idle one every 10 s: ${idle}`);
 });

@@ -391,9 +391,14 @@ Deno.test("Pair status: both sides measure the round trip once a second, and see
   assertEquals(s.clients[0]!.name, "alice");
   assertEquals(s.clients[0]!.rttMs, 14, "the server's own probes");
   assert(s.clients[0]!.rx.packets > 0 && s.clients[0]!.tx.packets > 0);
-  // Every datagram towards the client lost for 3 s: the server's probes see it.
+  // Every datagram towards the client lost for 3 s while it plays (an active session is probed
+  // once a second): the server's probes see it.
   p.links[0]!.loss = 1;
-  p.run(3_000);
+  const me = p.client.config!.address.addr;
+  for (let t = 0; t < 3_000; t += 100) {
+    p.clientSend(udpPacket(me, parseIPv4("198.51.100.7")!, new Uint8Array(40)));
+    p.run(100);
+  }
   p.links[0]!.loss = 0;
   p.run(1_500);
   assert(p.server.status(p.now).clients[0]!.lossPct > 0, "the server saw its probes lost");

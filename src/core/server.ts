@@ -83,6 +83,11 @@ export const DIAG_MIN_INTERVAL_MS = 1_000;
 /** How often the server measures each client's round trip by default. */
 export const DEFAULT_SERVER_PROBE_MS = 1_000;
 
+/** A session that sent data this recently is measured once a second; others less often. */
+const ACTIVE_MS = 10_000;
+/** How often an idle session is measured. */
+const IDLE_PROBE_MS = 10_000;
+
 /** Most slices the server's probe second is cut into (see ServerCore's #probeAll). */
 const PROBE_SLICES = 20;
 
@@ -553,6 +558,7 @@ export class ServerCore {
     }
     if (n === 0) return this.#none(); // an empty data message is a bare keepalive
     if (session.diag) return this.#drop("no_route"); // diagnostic sessions carry no traffic
+    session.lastDataMs = now;
     if (!validInnerPacket(out, n)) return this.#drop("bad_inner_packet");
     if (
       out[0]! >> 4 === 6 ? !this.#own6(out, 8, session) : ipv4Src(out) !== session.lease.address
@@ -806,6 +812,15 @@ export class ServerCore {
       if (s.diag || !s.current) continue;
       any = true;
       if (s.slot % slices !== slice) continue;
+      // An idle session (nothing sent through it lately: a player in a menu, a parked client)
+      // is measured every IDLE_PROBE_MS only; thousands of them must not cost a ping each a second.
+      if (
+        now - (s.lastDataMs ?? -Infinity) > ACTIVE_MS &&
+        now - (s.lastProbeMs ?? -Infinity) < IDLE_PROBE_MS
+      ) {
+        continue;
+      }
+      s.lastProbeMs = now;
       const seq = (this.#probeSeq = (this.#probeSeq + 1) >>> 0 || 1);
       (s.rtt ??= new RttStats(SERVER_RTT_WINDOW)).probeSent(seq, now);
       this.#sendControl(s, encodePing(ControlKind.Ping, seq, now));

@@ -81,6 +81,9 @@ export interface ServerSession {
   rtt?: RttStats;
   /** Monotonic ms when the session began (its first handshake). */
   startedMs?: number;
+  /** Monotonic ms of its last data packet with a payload, and of the server's last probe. */
+  lastDataMs?: number;
+  lastProbeMs?: number;
   /** Counters. */
   rxPackets: number;
   txPackets: number;
