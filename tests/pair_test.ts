@@ -377,6 +377,8 @@ Deno.test("Pair client applies its policy to a hostile push and says what it ref
 Deno.test("Pair status: both sides measure the round trip once a second, and see loss", () => {
   const p = new Pair({ delayMs: 7 });
   p.client.start(p.now, p.wall);
+  p.run(50);
+  p.client.status(p.now); // a status reader: figures once a second from now on
   p.run(10_000);
   const c = p.client.status(p.now);
   assertEquals(c.state, "connected");

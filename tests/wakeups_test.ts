@@ -66,26 +66,51 @@ Deno.test("wake-ups: an idle tunnel without RTT probes wakes once per keepalive 
   assertEquals([...p.server.sessions()].length, 1, "the session lives on");
 });
 
-Deno.test("wake-ups: an idle tunnel with RTT probes wakes once a second on each side, no more", () => {
+Deno.test("wake-ups: an idle, unwatched tunnel is measured by its keepalives alone", () => {
   const p = connected();
   p.resetWakes();
-  const seconds = 600;
-  p.run(seconds * 1000);
-  const rekeys = Math.floor(seconds * 1000 / REKEY_AFTER_TIME_MS);
-  console.log(
-    `  idle ${seconds} s with probes: client ${p.wakes.client} wake-ups ${
-      JSON.stringify(p.wakes.clientByTimer)
-    }, server ${p.wakes.server}`,
-  );
-  // A wake-up that coincides with an arriving datagram (the server's probe) is not counted.
-  assert(p.wakes.client <= seconds + rekeys + 2, `client woke ${p.wakes.client} times`);
-  assert(p.wakes.server <= seconds + seconds / 60 + 2, `server woke ${p.wakes.server} times`);
-  const r = p.client.rtt.report(p.now);
-  assert(r.sent >= seconds - 2, `a probe a second went out: ${r.sent}`);
+  const minutes = 10;
+  p.run(minutes * 60_000);
+  const keepalives = minutes * 60_000 / KEEPALIVE_MS;
+  const rekeys = Math.floor(minutes * 60_000 / REKEY_AFTER_TIME_MS);
   assert(
-    r.answered >= seconds - 2 && r.lossPct === 0,
-    `every probe answered: ${JSON.stringify(r)}`,
+    p.wakes.client <= keepalives + rekeys + 2,
+    `client woke ${p.wakes.client} times (budget ${keepalives + rekeys + 2})`,
   );
+  // The server measures an idle client every 10 s as well (and sweeps for expiry).
+  assert(p.wakes.server <= keepalives + 2 * minutes + 2, `server woke ${p.wakes.server} times`);
+  const r = p.client.rtt.report(p.now);
+  assert(
+    r.answered >= keepalives - 1 && r.lossPct === 0,
+    `its pings measured: ${JSON.stringify(r)}`,
+  );
+});
+
+Deno.test("wake-ups: a tunnel in use, or watched, is measured once a second", () => {
+  const p = connected();
+  const sentAt = () => p.client.rtt.report(p.now).sent;
+  // In use: a game packet each way every 50 ms for a minute.
+  let before = sentAt();
+  const me = p.client.config!.address.addr;
+  for (let t = 0; t < 60_000; t += 50) {
+    p.clientSend(udpPacket(me, GAME, new Uint8Array(100)));
+    p.serverSend(udpPacket(GAME, me, new Uint8Array(100)));
+    p.run(50);
+  }
+  const inUse = sentAt() - before;
+  assert(inUse >= 58 && inUse <= 62, `a probe a second while in use: ${inUse}`);
+  // Then idle: back to the keepalive rate once the traffic is 10 s old.
+  p.run(15_000);
+  before = sentAt();
+  p.run(60_000);
+  const idle = sentAt() - before;
+  assert(idle <= 60_000 / KEEPALIVE_MS + 1, `keepalives only while idle: ${idle}`);
+  // Watched (a status read): once a second for the next 30 s, idle or not.
+  p.client.status(p.now);
+  before = sentAt();
+  p.run(30_000);
+  const watched = sentAt() - before;
+  assert(watched >= 28 && watched <= 31, `a probe a second while watched: ${watched}`);
 });
 
 Deno.test("wake-ups: with the server gone, the client wakes no faster than the handshake retries", () => {

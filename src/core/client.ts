@@ -142,6 +142,10 @@ export interface ClientParams {
 
 /** How often a client measures its round trip by default: once a second, ~1 kbit/s. */
 export const DEFAULT_PROBE_MS = 1_000;
+/** The RTT probes run at that rate while data crossed the tunnel this recently... */
+export const PROBE_ACTIVE_MS = 10_000;
+/** ...or a status reader asked this recently. */
+export const PROBE_WATCHED_MS = 30_000;
 
 /** Everything the client core needs: its settings and what is injected; no I/O handles. */
 export interface ClientOptions extends ClientParams {
@@ -323,6 +327,9 @@ export class ClientCore {
   readonly #probeMs: number;
   /** Domain following (game profiles), when any domain is followed. */
   readonly #follower: DomainFollower | undefined;
+  /** Last data packet either way, and until when a status reader wants fresh figures. */
+  #lastDataMs = -Infinity;
+  #watchedUntil = -Infinity;
 
   constructor(opts: ClientOptions) {
     this.#o = opts;
@@ -465,6 +472,7 @@ export class ClientCore {
     this.stats.rxBytes += d.len;
     if (type === MessageType.Control) return this.#onControl(now, plain.subarray(0, n));
     if (n === 0) return this.#none();
+    this.#noteData(now);
     if (!validInnerPacket(out, n)) return this.#drop("bad_inner_packet");
     // Only sources we route into the tunnel (WireGuard's AllowedIPs): a host beside the server
     // must not pass a packet off as one from our own LAN. Addresses routed by domain following
@@ -710,9 +718,21 @@ export class ClientCore {
 
   /** The next RTT probe of a single-path session that can carry traffic (or a diagnostic
    * one), one interval after the last ping of any kind. */
+  /** Data crossed the tunnel: an idle tunnel's probes speed up to once a second at once. */
+  #noteData(now: number): void {
+    const idle = now - this.#lastDataMs >= PROBE_ACTIVE_MS;
+    this.#lastDataMs = now;
+    if (idle && this.timers.isSet(ClientTimer.Probe)) this.#armProbe(now);
+  }
+
   #armProbe(now: number): void {
     if (this.#probeMs <= 0 || this.#paths || !this.#current) return;
-    this.timers.set(ClientTimer.Probe, Math.max(now, this.#lastPingMs + this.#probeMs));
+    // Once a second while the tunnel carries traffic or someone reads its status; an idle,
+    // unwatched tunnel is measured by its keepalives alone (a node with thousands of parked
+    // clients must not answer a ping of each one every second).
+    const busy = now - this.#lastDataMs < PROBE_ACTIVE_MS || now < this.#watchedUntil;
+    const every = busy || this.#o.diag ? this.#probeMs : Math.max(this.#probeMs, this.keepaliveMs);
+    this.timers.set(ClientTimer.Probe, Math.max(now, this.#lastPingMs + every));
   }
 
   /**
@@ -737,6 +757,7 @@ export class ClientCore {
     if (f && f.size) pkt[0]! >> 4 === 6 ? f.touch6(pkt, 24, now) : f.touch4(ipv4Dst(pkt), now);
     const r = this.#result;
     kp.seal(this.#o.aead, MessageType.Data, pkt, len, out, flags);
+    this.#noteData(now);
     r.length = out.len;
     r.verdict = Verdict.Net;
     const at = this.#at;
@@ -825,7 +846,8 @@ export class ClientCore {
       // be dead. The liveness probes decide (six at 100 ms), instead of three keepalives. (A
       // diagnostic session only measures: `xvpn ping` reports the loss instead.)
       if (
-        this.#lastRecvMs < this.#lastPingMs && !this.#reconnecting && !this.#o.diag &&
+        this.#lastRecvMs < this.#lastPingMs && now - this.#lastPingMs >= this.#probeMs &&
+        !this.#reconnecting && !this.#o.diag &&
         !t.isSet(ClientTimer.Liveness)
       ) {
         this.#ping(now);
@@ -921,6 +943,10 @@ export class ClientCore {
 
   /** The session's figures at `now` for `xvpn status`. */
   status(now: number): ClientStatus {
+    // Someone is looking: measure once a second for a while, idle or not.
+    const wasWatched = now < this.#watchedUntil;
+    this.#watchedUntil = now + PROBE_WATCHED_MS;
+    if (!wasWatched && this.timers.isSet(ClientTimer.Probe)) this.#armProbe(now);
     const kp = this.#current;
     const c = this.config;
     const drops: Record<string, number> = {};

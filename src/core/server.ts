@@ -558,6 +558,8 @@ export class ServerCore {
     }
     if (n === 0) return this.#none(); // an empty data message is a bare keepalive
     if (session.diag) return this.#drop("no_route"); // diagnostic sessions carry no traffic
+    // A session that starts playing is measured once a second from the next sweep on.
+    if (now - (session.lastDataMs ?? -Infinity) > ACTIVE_MS) this.#probeSoon(now);
     session.lastDataMs = now;
     if (!validInnerPacket(out, n)) return this.#drop("bad_inner_packet");
     if (
@@ -807,10 +809,11 @@ export class ServerCore {
   #probeAll(now: number): void {
     const slices = Math.min(PROBE_SLICES, Math.max(1, Math.ceil(this.pool.size / 64)));
     const slice = (this.#probeSlice = (this.#probeSlice + 1) % slices);
-    let any = false;
+    let any = false, active = false;
     for (const s of this.#sessions.values()) {
       if (s.diag || !s.current) continue;
       any = true;
+      if (now - (s.lastDataMs ?? -Infinity) <= ACTIVE_MS) active = true;
       if (s.slot % slices !== slice) continue;
       // An idle session (nothing sent through it lately: a player in a menu, a parked client)
       // is measured every IDLE_PROBE_MS only; thousands of them must not cost a ping each a second.
@@ -825,8 +828,18 @@ export class ServerCore {
       (s.rtt ??= new RttStats(SERVER_RTT_WINDOW)).probeSent(seq, now);
       this.#sendControl(s, encodePing(ControlKind.Ping, seq, now));
     }
-    if (any) this.timers.set(ServerTimer.Probe, now + this.#probeMs / slices);
+    // With every session idle, the sweeps slow down to the idle probes' pace.
+    const every = active ? this.#probeMs : Math.max(this.#probeMs, IDLE_PROBE_MS);
+    if (any) this.timers.set(ServerTimer.Probe, now + every / slices);
     else this.timers.stop(ServerTimer.Probe);
+  }
+
+  /** The next sweep within one probe interval (a session started sending). */
+  #probeSoon(now: number): void {
+    if (this.#probeMs <= 0) return;
+    if (this.timers.get(ServerTimer.Probe) > now + this.#probeMs) {
+      this.timers.set(ServerTimer.Probe, now + this.#probeMs);
+    }
   }
 
   /** Arms the probe sweep when a session gets keys and none is armed. */
