@@ -12,7 +12,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "./support/assert.ts";
 import { rootTest } from "./support/root.ts";
-import { LAB, Lab, ping, tcpTransfer, withLab } from "./support/net.ts";
+import { capture, LAB, Lab, ping, tcpTransfer, withLab } from "./support/net.ts";
 import { selfCommand } from "../src/demo/lab.ts";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/core/keys.ts";
 
@@ -22,52 +22,6 @@ const SECOND = "10.77.0.9";
 
 async function sysctl(lab: Lab, host: string, key: string): Promise<string> {
   return (await lab.topo.exec(host, ["sysctl", "-n", key])).stdout.trim();
-}
-
-/** tcpdump lines seen on the game host's link to the server while `fn` runs; `fn` runs once
- * tcpdump says it is listening (up to 20 s, else this fails with its stderr). */
-async function captureAtGame(lab: Lab, filter: string, fn: () => Promise<void>): Promise<string[]> {
-  const iface = lab.topo.iface("game", "server");
-  const argv = ["tcpdump", "-i", iface, "-n", "-l", "-q", filter];
-  const cap = lab.topo.spawn("game", argv, { stdout: "piped", stderr: "piped" });
-  const text = new Response(cap.stdout).text();
-  // "listening on <iface>, ..." on stderr means the capture is armed; the rest is drained.
-  let errText = "";
-  let onArmed!: () => void;
-  const armed = new Promise<void>((r) => onArmed = r);
-  const drained = (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of cap.stderr) {
-      errText += decoder.decode(chunk, { stream: true });
-      if (errText.includes("listening on")) onArmed();
-    }
-  })();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const outcome = await Promise.race([
-    armed.then(() => "armed" as const),
-    drained.then(() => "exited" as const),
-    new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), 20_000)),
-  ]);
-  clearTimeout(timer);
-  try {
-    if (outcome !== "armed") {
-      throw new Error(
-        `tcpdump on game ${outcome === "exited" ? "exited" : "did not arm within 20 s"} ` +
-          `(${argv.join(" ")}): ${errText.trim() || "no output"}`,
-      );
-    }
-    await fn();
-    await new Promise((r) => setTimeout(r, 500)); // let the last packets reach the capture
-  } finally {
-    try {
-      cap.kill("SIGINT");
-    } catch {
-      // it exited already
-    }
-    await cap.status;
-    await drained;
-  }
-  return (await text).split("\n").filter((l) => l.trim());
 }
 
 /** The client's journal of this lab (absent after a clean exit). */
@@ -109,7 +63,7 @@ rootTest(
         `the full tunnel spares the LAN: ${toConsole.stdout}`,
       );
 
-      const seen = await captureAtGame(lab, "icmp or tcp port 5201", async () => {
+      const seen = await capture(lab, "game", "icmp or tcp port 5201", async () => {
         const p = await ping(lab, "console", LAB.game, { count: 3 });
         assertEquals(p.received, 3, `the console pings the game host: ${p.out}`);
         const t = await tcpTransfer(lab, "console", "game", LAB.game, 4 * 1024 * 1024);
@@ -155,7 +109,7 @@ rootTest(
         const own = await ping(lab, "other", LAB.game, { count: 2 });
         assertEquals(own.received, 2, `the second client's own traffic passes: ${own.out}`);
         await topo.exec("other", ["ip", "address", "add", `${LAB.console}/32`, "dev", "lo"]);
-        const spoofed = await captureAtGame(lab, `icmp and host ${LAB.console}`, async () => {
+        const spoofed = await capture(lab, "game", `icmp and host ${LAB.console}`, async () => {
           const r = await topo.exec("other", [
             ...["ping", "-n", "-c", "5", "-i", "0.2", "-W", "1", "-I", LAB.console, LAB.game],
           ], { allowFailure: true });
@@ -193,7 +147,7 @@ rootTest(
       const { topo } = lab;
       await topo.exec("client", ["sysctl", "-qw", `${FORWARD}=0`]);
       await lab.up();
-      const seen = await captureAtGame(lab, "icmp", async () => {
+      const seen = await capture(lab, "game", "icmp", async () => {
         const p = await ping(lab, "console", LAB.game, { count: 3 });
         assertEquals(p.received, 3, `the console pings the game host: ${p.out}`);
       });

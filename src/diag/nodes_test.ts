@@ -1,37 +1,9 @@
 import { assertEquals } from "../../tests/support/assert.ts";
-import type { RttReport } from "../core/rtt_stats.ts";
-import { chooseNode, type NodeResult, nodeScore } from "./nodes.ts";
+import { chooseNode, nodeScore } from "./nodes.ts";
+import { nodeResult, rttReport } from "../../tests/support/noderesults.ts";
 
-function rtt(p50: number, jitter = 0, loss = 0, answered = 10): RttReport {
-  return {
-    rttMs: p50,
-    lastMs: p50,
-    minMs: p50,
-    p50Ms: p50,
-    p99Ms: p50,
-    jitterMs: jitter,
-    lossPct: loss,
-    sent: 10,
-    answered,
-    lost: 10 - answered,
-    recent: [],
-  };
-}
-
-/** A node result as pingNodes gives it. */
-export function result(name: string, r: RttReport | undefined): NodeResult {
-  return r
-    ? { name, endpoint: "x", reachable: true, handshakeMs: 1, rtt: r, score: nodeScore(r) }
-    : {
-      name,
-      endpoint: "x",
-      reachable: false,
-      error: "down",
-      handshakeMs: -1,
-      rtt: rtt(-1, -1, 100, 0),
-      score: Infinity,
-    };
-}
+const rtt = rttReport;
+const result = nodeResult;
 
 Deno.test("nodeScore: median plus twice the jitter plus 10 ms per percent lost", () => {
   assertEquals(nodeScore(rtt(20)), 20);

@@ -1,9 +1,7 @@
 import { assert, assertEquals } from "../../tests/support/assert.ts";
 import { getLogger } from "@logtape/logtape";
 import type { NodeSpec } from "../config/nodes.ts";
-import type { NodeResult } from "../diag/nodes.ts";
-import { nodeScore } from "../diag/nodes.ts";
-import type { RttReport } from "../core/rtt_stats.ts";
+import { nodeResult, rttReport } from "../../tests/support/noderesults.ts";
 import { NodeWatch } from "./nodes.ts";
 
 const node = (name: string): NodeSpec => ({
@@ -13,36 +11,9 @@ const node = (name: string): NodeSpec => ({
 });
 const A = node("a"), B = node("b"), C = node("c");
 
-function rtt(p50: number): RttReport {
-  return {
-    rttMs: p50,
-    lastMs: p50,
-    minMs: p50,
-    p50Ms: p50,
-    p99Ms: p50,
-    jitterMs: 0,
-    lossPct: 0,
-    sent: 5,
-    answered: 5,
-    lost: 0,
-    recent: [],
-  };
-}
-
-function res(name: string, p50: number | undefined): NodeResult {
-  const r = rtt(p50 ?? -1);
-  return p50 === undefined
-    ? {
-      name,
-      endpoint: "x",
-      reachable: false,
-      error: "down",
-      handshakeMs: -1,
-      rtt: r,
-      score: Infinity,
-    }
-    : { name, endpoint: "x", reachable: true, handshakeMs: 1, rtt: r, score: nodeScore(r) };
-}
+const rtt = (p50: number) => rttReport(p50, 0, 0, 5);
+const res = (name: string, p50: number | undefined) =>
+  nodeResult(name, p50 === undefined ? undefined : rtt(p50));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

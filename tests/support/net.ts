@@ -85,15 +85,26 @@ export async function addAddress6(lab: Lab, host: string, peer: string, cidr: st
   ]);
 }
 
-/** The tcpdump lines (one per packet) captured on `host`'s underlay interface during `fn`.
+/** The link a capture watches by default: each lab host's link towards the tunnel. */
+const TOWARDS: Record<string, string> = {
+  client: "server",
+  server: "client",
+  game: "server",
+  other: "server",
+  console: "client",
+};
+
+/** The tcpdump lines (one per packet) captured on `host`'s link to `peer` (by default its link
+ * towards the tunnel) during `fn`.
  * `fn` runs once tcpdump says it is listening (up to 20 s, else this fails with its stderr). */
 export async function capture(
   lab: Lab,
   host: string,
   filter: string,
   fn: () => Promise<void>,
+  peer = TOWARDS[host] ?? "client",
 ): Promise<string[]> {
-  const iface = lab.topo.iface(host, host === "client" ? "server" : "client");
+  const iface = lab.topo.iface(host, peer);
   const argv = ["tcpdump", "-i", iface, "-n", "-l", "-q", filter];
   const cap = lab.topo.spawn(host, argv, { stdout: "piped", stderr: "piped" });
   const text = new Response(cap.stdout).text();
