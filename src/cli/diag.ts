@@ -44,6 +44,14 @@ export async function diag(args: string[]): Promise<number> {
         : `diag: unknown "${what}"; ${DIAG_USAGE}`,
     );
   }
+  if (Deno.build.os !== "linux") {
+    // Its probes set DF through Linux socket options (IP_MTU_DISCOVER, IP_MTU); Windows has
+    // IP_DONTFRAGMENT and IP_MTU under other numbers, not built yet.
+    throw new Error(
+      `diag mtu runs on Linux only for now (this is ${Deno.build.os}); ` +
+        `the Windows and macOS probes are not built yet`,
+    );
+  }
   return await diagMtu(rest);
 }
 
