@@ -11,6 +11,13 @@ import { planLinuxSteps } from "./linux.ts";
 import { planMacosSteps } from "./macos.ts";
 import { type Endpoint, type LinkState, needsEndpointRoute, type RouteStep } from "./state.ts";
 import { planWindowsSteps } from "./windows.ts";
+import {
+  findNetRouteArgv,
+  type FoundRoute,
+  parseFindNetRoute,
+  windowsOriginalRoute,
+  windowsOriginalRoute6,
+} from "./windows_lookup.ts";
 import type { Journal } from "../state/journal.ts";
 
 /** Operating systems as named by `Deno.build.os`. */
@@ -104,8 +111,9 @@ export class RouteApplier {
 
   /**
    * Brings `s` up. For a full tunnel without a known original path to the endpoint, first asks
-   * the OS how it reaches the endpoint now (`ip route get` on Linux, `route -n get` on macOS),
-   * before anything is changed. Throws if a previous `up` is still active.
+   * the OS how it reaches the endpoint now (`ip route get` on Linux, `route -n get` on macOS,
+   * `Find-NetRoute` on Windows), before anything is changed. Throws if a previous `up` is still
+   * active.
    */
   async up(s: LinkState): Promise<void> {
     if (this.active) throw new Error(`routes for ${s.ifname} are already up; call down() first`);
@@ -181,6 +189,8 @@ export class RouteApplier {
     } else if (this.os === "darwin") {
       const r = await this.runner.run(["route", "-n", "get", ip]);
       found = parseMacosRouteGet(r.stdout);
+    } else if (this.os === "windows") {
+      found = windowsOriginalRoute(await this.#findNetRoute(ip), ip, s.ifname);
     } else {
       return s; // the plan reports that endpoint.gateway/dev are needed
     }
@@ -188,11 +198,26 @@ export class RouteApplier {
     return { ...s, endpoint };
   }
 
-  /** The same for an IPv6 server (Linux): its way before IPv6 routes or the block take over. */
+  /** Find-NetRoute's answer for `ip` (Windows); throws when Windows knows no route to it. */
+  async #findNetRoute(ip: string): Promise<FoundRoute> {
+    const r = await this.runner.run(findNetRouteArgv(ip));
+    const found = parseFindNetRoute(r.stdout);
+    if (!found) throw new Error(`Windows has no route to the server ${ip}`);
+    return found;
+  }
+
+  /** The same for an IPv6 server (Linux, Windows): its way before IPv6 routes or the block
+   * take over. */
   async #withOriginalRoute6(s: LinkState): Promise<LinkState> {
     const ep = s.endpoint6;
-    if (!ep || ep.gateway !== undefined || ep.dev !== undefined || this.os !== "linux") return s;
+    if (!ep || ep.gateway !== undefined || ep.dev !== undefined) return s;
+    if (this.os !== "linux" && this.os !== "windows") return s;
     if (!s.blockIPv6 && !(s.routes6?.length)) return s;
+    if (this.os === "windows") {
+      const ip = formatIPv6(ep.ip6);
+      const found = windowsOriginalRoute6(await this.#findNetRoute(ip), ip, s.ifname);
+      return { ...s, endpoint6: { ...ep, ...found } };
+    }
     const r = await this.runner.run(["ip", "-j", "-6", "route", "get", formatIPv6(ep.ip6)]);
     const first = (JSON.parse(r.stdout) as { gateway?: string; dev?: string }[])[0] ?? {};
     const gateway = first.gateway ? parseIPv6(first.gateway) : undefined;

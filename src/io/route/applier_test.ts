@@ -160,6 +160,7 @@ Deno.test("RouteApplier.up() on Windows replays the golden netsh transcript", as
   await applier.down();
   assertEquals(runner.transcript(), [
     "netsh interface ipv4 set subinterface xvpn0 mtu=1420 store=active",
+    "netsh interface ipv4 set interface xvpn0 metric=1 store=active",
     "netsh interface ipv4 add address name=xvpn0 address=10.7.0.2 mask=255.255.255.0 store=active",
     "netsh interface ipv4 add route prefix=203.0.113.5/32 interface=Ethernet " +
     "nexthop=192.168.1.1 store=active",
@@ -171,10 +172,11 @@ Deno.test("RouteApplier.up() on Windows replays the golden netsh transcript", as
     "nexthop=192.168.1.1 store=active",
     "netsh interface ipv4 delete address name=xvpn0 address=10.7.0.2 store=active",
   ]);
-  // Without the original route Windows cannot plan a full tunnel, and nothing runs.
+  // Without the original route the applier asks Find-NetRoute first; with no answer, nothing
+  // else runs (the lookup itself is windows_lookup_test.ts's).
   const idle = new RecordingRunner();
-  await assertRejects(() => new RouteApplier(idle, "windows").up(full), Error, "unknown");
-  assertEquals(idle.calls, []);
+  await assertRejects(() => new RouteApplier(idle, "windows").up(full), Error, "no route");
+  assertEquals(idle.calls.map((c) => c[0]), ["powershell"]);
 });
 
 Deno.test("RouteApplier.up() on macOS looks up the old route with route -n get", async () => {

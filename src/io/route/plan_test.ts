@@ -116,6 +116,7 @@ Deno.test("planLinuxUp() refuses a full tunnel that would cut off the server", (
 Deno.test("planWindowsUp() sets MTU, address and split routes with netsh", () => {
   assertEquals(lines(planWindowsUp(split)), [
     "netsh interface ipv4 set subinterface xvpn0 mtu=1420 store=active",
+    "netsh interface ipv4 set interface xvpn0 metric=1 store=active",
     "netsh interface ipv4 add address name=xvpn0 address=10.7.0.2 mask=255.255.255.0 store=active",
     "netsh interface ipv4 add route prefix=10.99.0.0/16 interface=xvpn0 store=active",
     "netsh interface ipv4 add route prefix=192.168.50.0/24 interface=xvpn0 store=active",
@@ -131,6 +132,7 @@ Deno.test("planWindowsUp() routes the endpoint via the old gateway, then the two
   const s: LinkState = { ...full, endpoint: { ...full.endpoint!, dev: "Ethernet 2" } };
   assertEquals(lines(planWindowsUp(s)), [
     "netsh interface ipv4 set subinterface xvpn0 mtu=1420 store=active",
+    "netsh interface ipv4 set interface xvpn0 metric=1 store=active",
     "netsh interface ipv4 add address name=xvpn0 address=10.7.0.2 mask=255.255.255.0 store=active",
     "netsh interface ipv4 add route prefix=203.0.113.5/32 interface=Ethernet 2 " +
     "nexthop=192.168.1.1 store=active",
@@ -138,7 +140,7 @@ Deno.test("planWindowsUp() routes the endpoint via the old gateway, then the two
     "netsh interface ipv4 add route prefix=128.0.0.0/1 interface=xvpn0 store=active",
   ]);
   // The interface name with a space stays one argv element.
-  assertEquals(planWindowsUp(s)[2]![6], "interface=Ethernet 2");
+  assertEquals(planWindowsUp(s)[3]![6], "interface=Ethernet 2");
   assertEquals(lines(planWindowsDown(s)), [
     "netsh interface ipv4 delete route prefix=128.0.0.0/1 interface=xvpn0 store=active",
     "netsh interface ipv4 delete route prefix=0.0.0.0/1 interface=xvpn0 store=active",
