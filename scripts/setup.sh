@@ -9,11 +9,13 @@ if [ ! -x node_modules/.bin/deno ] || [ package-lock.json -nt node_modules/.bin/
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# Debian package -> a file it provides.
+# Debian package -> a file it provides. gcc and the headers: tests/wintun_root_test.ts compiles
+# the fake wintun (tests/support/fakewintun/).
 need=""
 for pair in iproute2:/usr/sbin/ip iputils-ping:/usr/bin/ping tcpdump:/usr/bin/tcpdump \
   nftables:/usr/sbin/nft iperf3:/usr/bin/iperf3 procps:/usr/bin/pgrep \
-  libsodium23:/usr/lib/x86_64-linux-gnu/libsodium.so.23; do
+  libsodium23:/usr/lib/x86_64-linux-gnu/libsodium.so.23 \
+  gcc:/usr/bin/gcc libc6-dev:/usr/include/stdio.h linux-libc-dev:/usr/include/linux/if_tun.h; do
   pkg=${pair%%:*}
   file=${pair#*:}
   if [ ! -e "$file" ] && ! dpkg -s "$pkg" >/dev/null 2>&1; then need="$need $pkg"; fi

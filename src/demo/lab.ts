@@ -104,6 +104,8 @@ export interface LabOptions {
    * defaults (10 s, 60 s) apply, as a user's server would have them.
    */
   keepalive?: "fast" | "product";
+  /** Extra environment variables of the `xvpn connect` process (e.g. a test hook). */
+  clientEnv?: Record<string, string>;
 }
 
 /** A running lab. */
@@ -259,6 +261,7 @@ export class Lab {
       this.path(config),
     ], {
       logFile: this.path("client.out"),
+      env: this.opts.clientEnv,
     });
     return this.client;
   }

@@ -114,6 +114,6 @@ export async function startDataPath(
     ...engine,
     description: `${engine.description}, AEAD ${aead.name}, UDP ${
       socks.map((u) => formatEndpoint(u.local)).join(" + ")
-    }`,
+    }${tun.description ? `, TUN ${tun.description}` : ""}`,
   };
 }

@@ -16,6 +16,9 @@ export interface TunDevice {
   readonly fd: number;
   /** Every read and write carries a 10-byte `struct virtio_net_hdr` first (IFF_VNET_HDR). */
   readonly vnetHdr?: boolean;
+  /** What the device is, for the startup log, when it is not a plain Linux TUN (a Wintun
+   * adapter says so, with its driver version and LUID). */
+  readonly description?: string;
   /**
    * Reads one packet into `buf`; returns its length, or 0 when none is waiting (EAGAIN). Never
    * blocks. Throws only on real errors (an ErrnoError naming the errno). A packet longer than

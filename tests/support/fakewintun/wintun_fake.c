@@ -1,0 +1,517 @@
+/*
+ * A fake wintun.dll for Linux, so that xvpn's Windows TUN code (src/io/tun/wintun.ts) runs
+ * unchanged in a root test: it exports the wintun.h functions xvpn calls, plus stand-ins for
+ * the kernel32 calls it makes (WaitForMultipleObjects, CreateEventW, SetEvent, ResetEvent,
+ * CloseHandle, GetLastError, RtlMoveMemory), over a Linux TUN device and eventfds.
+ *
+ * Calling convention: wintun.h declares everything WINAPI (__stdcall), which only differs from
+ * the default on 32-bit x86; x86-64 Windows has one convention, and so does System V x86-64
+ * (this build). Deno's FFI calls with the platform's default, so one TypeScript symbol table
+ * (src/io/tun/wintun_abi.ts) fits both the real DLL and this library.
+ *
+ * What is modelled, and how:
+ * - An adapter is a TUN device: /dev/net/tun, TUNSETIFF with IFF_TUN | IFF_NO_PI, O_NONBLOCK.
+ *   Its name is the UTF-16 adapter name, which must be ASCII and fit IFNAMSIZ here. Closing a
+ *   created adapter closes the fd, which removes the (non-persistent) device, as Wintun
+ *   removes the adapters it created. WintunOpenAdapter finds adapters of this process only.
+ * - The LUID is built from the ifindex (NetLuidIndex) and IF_TYPE_PROP_VIRTUAL (53).
+ * - A session reads and writes the TUN fd. WintunReceivePacket reads one packet into a
+ *   buffer from a per-session free list (ERROR_NO_MORE_ITEMS on EAGAIN, ERROR_HANDLE_EOF when
+ *   the device is gone, e.g. after `ip link del`); WintunReleaseReceivePacket gives it back.
+ *   WintunAllocateSendPacket hands out a buffer and WintunSendPacket writes it to the TUN.
+ *   Ring space is not modelled, except that FAKE_WINTUN_SEND_LIMIT=N (read at session start)
+ *   makes allocations after the N-th report ERROR_BUFFER_OVERFLOW, a full send ring.
+ * - An event HANDLE is a small struct holding an eventfd (bManualReset and bInitialState as
+ *   Windows has them; named events are not supported). The session's read event is signalled
+ *   while the TUN fd is readable (level-triggered: the real one is an auto-reset event set
+ *   whenever the driver moved the ring's tail, so it may also fire with nothing left to read;
+ *   callers of either loop) or after SetEvent on it (as wireguard-go does on close).
+ * - WaitForMultipleObjects (bWaitAll = FALSE only) polls every handle's fds; the lowest
+ *   signalled index wins, as on Windows, and only that handle's state changes: an auto-reset
+ *   event is consumed (its eventfd drained; if another waiter drained it first, the wait goes
+ *   on), a manual-reset one stays signalled until ResetEvent. xvpn's wake event is auto-reset.
+ * - GetLastError is thread-local, like Windows' last error; each failing call sets it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#define API __attribute__((visibility("default")))
+
+typedef uint32_t DWORD;
+typedef int32_t BOOL;
+typedef uint8_t BYTE;
+typedef uint16_t WCHAR;
+typedef void *HANDLE;
+
+/* winerror.h */
+#define ERROR_SUCCESS 0
+#define ERROR_FILE_NOT_FOUND 2
+#define ERROR_TOO_MANY_OPEN_FILES 4
+#define ERROR_ACCESS_DENIED 5
+#define ERROR_INVALID_HANDLE 6
+#define ERROR_NOT_ENOUGH_MEMORY 8
+#define ERROR_GEN_FAILURE 31
+#define ERROR_HANDLE_EOF 38
+#define ERROR_NOT_SUPPORTED 50
+#define ERROR_INVALID_PARAMETER 87
+#define ERROR_BUFFER_OVERFLOW 111
+#define ERROR_ALREADY_EXISTS 183
+#define ERROR_NO_MORE_ITEMS 259
+#define ERROR_ALREADY_INITIALIZED 1247
+
+#define WAIT_OBJECT_0 0u
+#define WAIT_TIMEOUT 0x102u
+#define WAIT_FAILED 0xffffffffu
+#define INFINITE 0xffffffffu
+#define MAXIMUM_WAIT_OBJECTS 64
+
+#define WINTUN_MIN_RING_CAPACITY 0x20000u
+#define WINTUN_MAX_RING_CAPACITY 0x4000000u
+#define WINTUN_MAX_IP_PACKET_SIZE 0xffffu
+#define IF_TYPE_PROP_VIRTUAL 53u
+/* Reported as the running driver's version: 0.14, the current Wintun release. */
+#define FAKE_DRIVER_VERSION ((0u << 16) | 14u)
+
+static __thread DWORD last_error;
+
+static void *fail(DWORD code) {
+    last_error = code;
+    return NULL;
+}
+
+/* The Win32 error closest to a Linux errno from open/ioctl/read/write. */
+static DWORD win_error(int e) {
+    switch (e) {
+    case EPERM:
+    case EACCES: return ERROR_ACCESS_DENIED;
+    case ENOENT:
+    case ENODEV:
+    case ENXIO: return ERROR_FILE_NOT_FOUND;
+    case EBUSY:
+    case EEXIST: return ERROR_ALREADY_EXISTS;
+    case EINVAL: return ERROR_INVALID_PARAMETER;
+    case ENOMEM:
+    case ENOBUFS: return ERROR_NOT_ENOUGH_MEMORY;
+    case EMFILE:
+    case ENFILE: return ERROR_TOO_MANY_OPEN_FILES;
+    default: return ERROR_GEN_FAILURE;
+    }
+}
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+#define EVENT_MAGIC 0x45564e54u /* "EVNT" */
+
+struct event {
+    uint32_t magic;
+    int efd;    /* signalled state: the eventfd counter is non-zero */
+    int manual; /* bManualReset */
+    int tunfd;  /* read event of a session: also signalled while this fd is readable; else -1 */
+    int owned;  /* CloseHandle may free it (the read event belongs to its session) */
+};
+
+static struct event *as_event(HANDLE h) {
+    struct event *e = h;
+    return e && e->magic == EVENT_MAGIC ? e : NULL;
+}
+
+static int event_init(struct event *e, int manual, int initial, int tunfd, int owned) {
+    e->efd = eventfd(initial ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (e->efd < 0) return -1;
+    e->magic = EVENT_MAGIC;
+    e->manual = manual;
+    e->tunfd = tunfd;
+    e->owned = owned;
+    return 0;
+}
+
+static void event_destroy(struct event *e) {
+    e->magic = 0;
+    close(e->efd);
+}
+
+/* HANDLE CreateEventW(LPSECURITY_ATTRIBUTES, BOOL bManualReset, BOOL bInitialState, LPCWSTR) */
+API HANDLE CreateEventW(void *attrs, BOOL manual, BOOL initial, const WCHAR *name) {
+    (void)attrs;
+    if (name) return fail(ERROR_NOT_SUPPORTED); /* named events: not modelled */
+    struct event *e = calloc(1, sizeof *e);
+    if (!e) return fail(ERROR_NOT_ENOUGH_MEMORY);
+    if (event_init(e, manual != 0, initial != 0, -1, 1) < 0) {
+        DWORD code = win_error(errno);
+        free(e);
+        return fail(code);
+    }
+    return e;
+}
+
+/* BOOL SetEvent(HANDLE) */
+API BOOL SetEvent(HANDLE h) {
+    struct event *e = as_event(h);
+    if (!e) return (last_error = ERROR_INVALID_HANDLE), 0;
+    uint64_t one = 1;
+    /* EAGAIN only when the counter is saturated: the event is signalled already. */
+    if (write(e->efd, &one, sizeof one) < 0 && errno != EAGAIN) {
+        last_error = win_error(errno);
+        return 0;
+    }
+    return 1;
+}
+
+/* BOOL ResetEvent(HANDLE) */
+API BOOL ResetEvent(HANDLE h) {
+    struct event *e = as_event(h);
+    if (!e) return (last_error = ERROR_INVALID_HANDLE), 0;
+    uint64_t v;
+    (void)!read(e->efd, &v, sizeof v); /* EAGAIN: not signalled, nothing to do */
+    return 1;
+}
+
+/* BOOL CloseHandle(HANDLE) — events only; a session's read event is the session's to close. */
+API BOOL CloseHandle(HANDLE h) {
+    struct event *e = as_event(h);
+    if (!e || !e->owned) return (last_error = ERROR_INVALID_HANDLE), 0;
+    event_destroy(e);
+    free(e);
+    return 1;
+}
+
+/* DWORD GetLastError(VOID) */
+API DWORD GetLastError(void) { return last_error; }
+
+/* VOID RtlMoveMemory(VOID *Destination, const VOID *Source, SIZE_T Length) */
+API void RtlMoveMemory(void *dst, const void *src, size_t len) { memmove(dst, src, len); }
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* DWORD WaitForMultipleObjects(DWORD nCount, const HANDLE *lpHandles, BOOL bWaitAll,
+ * DWORD dwMilliseconds) — see the file comment for the semantics. */
+API DWORD WaitForMultipleObjects(DWORD n, const HANDLE *handles, BOOL all, DWORD ms) {
+    if (n == 0 || n > MAXIMUM_WAIT_OBJECTS || !handles) {
+        last_error = ERROR_INVALID_PARAMETER;
+        return WAIT_FAILED;
+    }
+    if (all) {
+        last_error = ERROR_NOT_SUPPORTED;
+        return WAIT_FAILED;
+    }
+    struct event *ev[MAXIMUM_WAIT_OBJECTS];
+    struct pollfd fds[2 * MAXIMUM_WAIT_OBJECTS];
+    int first[MAXIMUM_WAIT_OBJECTS]; /* index of each handle's first pollfd */
+    nfds_t nfds = 0;
+    for (DWORD i = 0; i < n; i++) {
+        if (!(ev[i] = as_event(handles[i]))) {
+            last_error = ERROR_INVALID_HANDLE;
+            return WAIT_FAILED;
+        }
+        first[i] = (int)nfds;
+        fds[nfds++] = (struct pollfd){.fd = ev[i]->efd, .events = POLLIN};
+        if (ev[i]->tunfd >= 0) fds[nfds++] = (struct pollfd){.fd = ev[i]->tunfd, .events = POLLIN};
+    }
+    const int64_t deadline = ms == INFINITE ? -1 : now_ms() + ms;
+    for (;;) {
+        int timeout = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - now_ms();
+            timeout = left > 0 ? (int)(left > 0x7fffffff ? 0x7fffffff : left) : 0;
+        }
+        int r = poll(fds, nfds, timeout);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            last_error = win_error(errno);
+            return WAIT_FAILED;
+        }
+        if (r == 0) return WAIT_TIMEOUT;
+        for (DWORD i = 0; i < n; i++) {
+            const short ready = POLLIN | POLLERR | POLLHUP | POLLNVAL;
+            struct pollfd *set = &fds[first[i]];
+            if (ev[i]->tunfd >= 0 && (set[1].revents & ready)) return WAIT_OBJECT_0 + i;
+            if (!(set[0].revents & ready)) continue;
+            if (ev[i]->manual) return WAIT_OBJECT_0 + i;
+            uint64_t v;
+            if (read(ev[i]->efd, &v, sizeof v) == sizeof v) return WAIT_OBJECT_0 + i;
+            /* Another waiter consumed this auto-reset event first: not ours after all. */
+        }
+        if (deadline >= 0 && now_ms() >= deadline) return WAIT_TIMEOUT;
+    }
+}
+
+/* ---- adapters -------------------------------------------------------------------------- */
+
+#define ADAPTER_MAGIC 0x41445054u /* "ADPT" */
+#define SESSION_MAGIC 0x53455353u /* "SESS" */
+
+struct tundev {
+    int fd;
+    int refs;
+    unsigned ifindex;
+    char name[IFNAMSIZ];
+    struct tundev *next;
+    struct session *session;
+};
+
+struct adapter {
+    uint32_t magic;
+    struct tundev *dev;
+};
+
+struct packet {
+    struct packet *next;
+    DWORD size;
+    BYTE data[WINTUN_MAX_IP_PACKET_SIZE];
+};
+
+struct session {
+    uint32_t magic;
+    struct tundev *dev;
+    struct event read_event;
+    pthread_mutex_t lock; /* guards free and the counters: wintun's calls are thread-safe */
+    struct packet *free;
+    long send_limit; /* FAKE_WINTUN_SEND_LIMIT, or -1 */
+    long sent;
+};
+
+static pthread_mutex_t devs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tundev *devs;
+
+/* The ASCII interface name of a UTF-16 adapter name; -1 when it is not ASCII or too long. */
+static int ascii_name(const WCHAR *w, char out[IFNAMSIZ]) {
+    if (!w) return -1;
+    size_t i = 0;
+    for (; w[i]; i++) {
+        if (i >= IFNAMSIZ - 1 || w[i] >= 0x80) return -1;
+        out[i] = (char)w[i];
+    }
+    out[i] = 0;
+    return i > 0 ? 0 : -1;
+}
+
+static struct adapter *new_handle(struct tundev *d) {
+    struct adapter *a = calloc(1, sizeof *a);
+    if (!a) return fail(ERROR_NOT_ENOUGH_MEMORY);
+    a->magic = ADAPTER_MAGIC;
+    a->dev = d;
+    return a;
+}
+
+/* WINTUN_ADAPTER_HANDLE WintunCreateAdapter(LPCWSTR Name, LPCWSTR TunnelType,
+ * const GUID *RequestedGUID) — the tunnel type and GUID mean nothing to Linux. */
+API void *WintunCreateAdapter(const WCHAR *name, const WCHAR *type, const void *guid) {
+    (void)type;
+    (void)guid;
+    struct tundev *d = calloc(1, sizeof *d);
+    if (!d) return fail(ERROR_NOT_ENOUGH_MEMORY);
+    if (ascii_name(name, d->name) < 0) {
+        free(d);
+        return fail(ERROR_INVALID_PARAMETER);
+    }
+    d->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (d->fd < 0) {
+        DWORD code = win_error(errno);
+        free(d);
+        return fail(code);
+    }
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, d->name, sizeof d->name);
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    if (ioctl(d->fd, TUNSETIFF, &ifr) < 0) {
+        DWORD code = win_error(errno);
+        close(d->fd);
+        free(d);
+        return fail(code);
+    }
+    d->ifindex = if_nametoindex(d->name);
+    d->refs = 1;
+    struct adapter *a = new_handle(d);
+    if (!a) {
+        close(d->fd);
+        free(d);
+        return NULL;
+    }
+    pthread_mutex_lock(&devs_lock);
+    d->next = devs;
+    devs = d;
+    pthread_mutex_unlock(&devs_lock);
+    return a;
+}
+
+/* WINTUN_ADAPTER_HANDLE WintunOpenAdapter(LPCWSTR Name) — adapters of this process only. */
+API void *WintunOpenAdapter(const WCHAR *name) {
+    char want[IFNAMSIZ];
+    if (ascii_name(name, want) < 0) return fail(ERROR_INVALID_PARAMETER);
+    pthread_mutex_lock(&devs_lock);
+    struct tundev *d = devs;
+    while (d && strcmp(d->name, want) != 0) d = d->next;
+    if (d) d->refs++;
+    pthread_mutex_unlock(&devs_lock);
+    if (!d) return fail(ERROR_FILE_NOT_FOUND);
+    return new_handle(d);
+}
+
+/* VOID WintunCloseAdapter(WINTUN_ADAPTER_HANDLE) — the last handle closes the TUN fd. */
+API void WintunCloseAdapter(void *h) {
+    struct adapter *a = h;
+    if (!a || a->magic != ADAPTER_MAGIC) return;
+    struct tundev *d = a->dev;
+    a->magic = 0;
+    free(a);
+    pthread_mutex_lock(&devs_lock);
+    int last = --d->refs == 0;
+    if (last) {
+        struct tundev **p = &devs;
+        while (*p != d) p = &(*p)->next;
+        *p = d->next;
+    }
+    pthread_mutex_unlock(&devs_lock);
+    if (last) {
+        close(d->fd);
+        free(d);
+    }
+}
+
+/* VOID WintunGetAdapterLUID(WINTUN_ADAPTER_HANDLE, NET_LUID *) — NET_LUID's Info bit fields:
+ * Reserved:24, NetLuidIndex:24, IfType:16. */
+API void WintunGetAdapterLUID(void *h, uint64_t *luid) {
+    struct adapter *a = h;
+    if (!a || a->magic != ADAPTER_MAGIC || !luid) return;
+    *luid = ((uint64_t)(a->dev->ifindex & 0xffffff) << 24) | ((uint64_t)IF_TYPE_PROP_VIRTUAL << 48);
+}
+
+/* DWORD WintunGetRunningDriverVersion(VOID) */
+API DWORD WintunGetRunningDriverVersion(void) { return FAKE_DRIVER_VERSION; }
+
+/* ---- sessions -------------------------------------------------------------------------- */
+
+static struct session *as_session(void *h) {
+    struct session *s = h;
+    return s && s->magic == SESSION_MAGIC ? s : NULL;
+}
+
+/* WINTUN_SESSION_HANDLE WintunStartSession(WINTUN_ADAPTER_HANDLE, DWORD Capacity) */
+API void *WintunStartSession(void *h, DWORD capacity) {
+    struct adapter *a = h;
+    if (!a || a->magic != ADAPTER_MAGIC) return fail(ERROR_INVALID_HANDLE);
+    if (capacity < WINTUN_MIN_RING_CAPACITY || capacity > WINTUN_MAX_RING_CAPACITY ||
+        (capacity & (capacity - 1)) != 0)
+        return fail(ERROR_INVALID_PARAMETER);
+    if (a->dev->session) return fail(ERROR_ALREADY_INITIALIZED);
+    struct session *s = calloc(1, sizeof *s);
+    if (!s) return fail(ERROR_NOT_ENOUGH_MEMORY);
+    /* Auto-reset, like the real read event; signalled while the TUN fd is readable too. */
+    if (event_init(&s->read_event, 0, 0, a->dev->fd, 0) < 0) {
+        DWORD code = win_error(errno);
+        free(s);
+        return fail(code);
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    const char *limit = getenv("FAKE_WINTUN_SEND_LIMIT");
+    s->send_limit = limit && *limit ? strtol(limit, NULL, 10) : -1;
+    s->magic = SESSION_MAGIC;
+    s->dev = a->dev;
+    a->dev->session = s;
+    return s;
+}
+
+/* VOID WintunEndSession(WINTUN_SESSION_HANDLE) */
+API void WintunEndSession(void *h) {
+    struct session *s = as_session(h);
+    if (!s) return;
+    s->magic = 0;
+    s->dev->session = NULL;
+    event_destroy(&s->read_event);
+    for (struct packet *p = s->free, *next; p; p = next) {
+        next = p->next;
+        free(p);
+    }
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* HANDLE WintunGetReadWaitEvent(WINTUN_SESSION_HANDLE) */
+API HANDLE WintunGetReadWaitEvent(void *h) {
+    struct session *s = as_session(h);
+    return s ? &s->read_event : fail(ERROR_INVALID_HANDLE);
+}
+
+static struct packet *take_buffer(struct session *s) {
+    pthread_mutex_lock(&s->lock);
+    struct packet *p = s->free;
+    if (p) s->free = p->next;
+    pthread_mutex_unlock(&s->lock);
+    return p ? p : malloc(sizeof *p);
+}
+
+static void give_back(struct session *s, const BYTE *data) {
+    struct packet *p = (struct packet *)(data - offsetof(struct packet, data));
+    pthread_mutex_lock(&s->lock);
+    p->next = s->free;
+    s->free = p;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* BYTE *WintunReceivePacket(WINTUN_SESSION_HANDLE, DWORD *PacketSize) */
+API BYTE *WintunReceivePacket(void *h, DWORD *size) {
+    struct session *s = as_session(h);
+    if (!s || !size) return fail(ERROR_INVALID_PARAMETER);
+    struct packet *p = take_buffer(s);
+    if (!p) return fail(ERROR_NOT_ENOUGH_MEMORY);
+    ssize_t n = read(s->dev->fd, p->data, sizeof p->data);
+    if (n < 0) {
+        int e = errno;
+        give_back(s, p->data);
+        if (e == EAGAIN || e == EINTR) return fail(ERROR_NO_MORE_ITEMS);
+        /* EBADFD: the device was unregistered (ip link del); EIO and friends likewise end it. */
+        return fail(e == EBADFD || e == EIO || e == ENODEV ? ERROR_HANDLE_EOF : win_error(e));
+    }
+    *size = (DWORD)n;
+    return p->data;
+}
+
+/* VOID WintunReleaseReceivePacket(WINTUN_SESSION_HANDLE, const BYTE *Packet) */
+API void WintunReleaseReceivePacket(void *h, const BYTE *packet) {
+    struct session *s = as_session(h);
+    if (s && packet) give_back(s, packet);
+}
+
+/* BYTE *WintunAllocateSendPacket(WINTUN_SESSION_HANDLE, DWORD PacketSize) */
+API BYTE *WintunAllocateSendPacket(void *h, DWORD size) {
+    struct session *s = as_session(h);
+    if (!s) return fail(ERROR_INVALID_HANDLE);
+    if (size > WINTUN_MAX_IP_PACKET_SIZE) return fail(ERROR_INVALID_PARAMETER);
+    pthread_mutex_lock(&s->lock);
+    int full = s->send_limit >= 0 && s->sent >= s->send_limit;
+    if (!full) s->sent++;
+    pthread_mutex_unlock(&s->lock);
+    if (full) return fail(ERROR_BUFFER_OVERFLOW);
+    struct packet *p = take_buffer(s);
+    if (!p) return fail(ERROR_NOT_ENOUGH_MEMORY);
+    p->size = size;
+    return p->data;
+}
+
+/* VOID WintunSendPacket(WINTUN_SESSION_HANDLE, const BYTE *Packet) — like the real call it
+ * reports nothing: a packet the kernel refuses is dropped, as a driver would drop it. */
+API void WintunSendPacket(void *h, const BYTE *packet) {
+    struct session *s = as_session(h);
+    if (!s || !packet) return;
+    const struct packet *p = (const struct packet *)(packet - offsetof(struct packet, data));
+    (void)!write(s->dev->fd, p->data, p->size);
+    give_back(s, packet);
+}
