@@ -21,7 +21,9 @@ import { type Endpoint, formatEndpoint } from "../lib/endpoint.ts";
 import type { CommandRunner } from "../io/command.ts";
 import { openTun } from "../io/tun/open.ts";
 import { RouteApplier } from "../io/route/applier.ts";
-import { DnsApplier, DnsNotApplied } from "../io/dns/applier.ts";
+import { DnsNotApplied } from "../io/dns/applier.ts";
+import { type SystemDns, systemDns } from "../io/dns/platform.ts";
+import { checkElevated } from "../io/state/elevation.ts";
 import { dnsHostRoutes } from "../io/dns/routes.ts";
 import type { LinkState } from "../io/route/state.ts";
 import { logger } from "../log.ts";
@@ -61,13 +63,20 @@ export async function runClient(
 ): Promise<ClientExit> {
   const cleanup = new Cleanup();
   let exit: ClientExit = { code: 0 };
-  const dns = new DnsApplier({ runner: deps.runner });
+  let dns: SystemDns = systemDns({ runner: deps.runner });
   try {
+    // Windows: every change below needs an elevated process; say so before touching anything.
+    if (Deno.build.os === "windows") await checkElevated(deps.runner);
     // Before anything else: one client per TUN name (a second one must not recover the first
     // one's DNS from under it), and what a killed run left put back (its host route to the
     // server, which would make this run's `ip route add` fail).
     const claim = await claimTun(cfg.tun.name, deps.runner, log);
     cleanup.add(`release the lock of ${cfg.tun.name}`, () => claim.lock?.release());
+    // Windows keeps an NRPT rule in the registry: its undo goes into the crash journal.
+    dns = systemDns({
+      runner: deps.runner,
+      ...(claim.journal ? { journal: { journal: claim.journal, key: "dns", what: "DNS" } } : {}),
+    });
     // Then, even before resolving the server's name: an earlier run that died may have left
     // resolv.conf pointing at a tunnel that no longer exists.
     await recoverDns(dns, cfg.tun.name);
@@ -228,7 +237,7 @@ export async function runClient(
         }
         if (servers.length > 0 && dnsApplied !== servers.join()) {
           dnsApplied = servers.join();
-          await applyDns(dns, servers, tun.name);
+          await applyDns(dns, servers, tun.name, c.dns6);
         } else if (servers.length === 0 && dns.active) {
           dnsApplied = undefined;
           const done = await dns.restore();
@@ -531,7 +540,7 @@ function describePath(p: PathToServer | undefined): string {
 }
 
 /** Puts back DNS settings a crashed earlier run left behind; failures are logged, not fatal. */
-async function recoverDns(dns: DnsApplier, ifname: string): Promise<void> {
+async function recoverDns(dns: SystemDns, ifname: string): Promise<void> {
   try {
     const done = await dns.recoverStale(ifname);
     if (done) log.warning("DNS: {done}", { done });
@@ -546,9 +555,14 @@ async function recoverDns(dns: DnsApplier, ifname: string): Promise<void> {
  * Points DNS at the pushed servers. A failure is logged but keeps the tunnel up: the game
  * traffic still flows, only names resolve as they did before the tunnel.
  */
-async function applyDns(dns: DnsApplier, servers: number[], ifname: string): Promise<void> {
+async function applyDns(
+  dns: SystemDns,
+  servers: number[],
+  ifname: string,
+  servers6: Uint8Array[] = [],
+): Promise<void> {
   try {
-    const done = await dns.apply(servers, ifname);
+    const done = await dns.apply(servers, ifname, servers6);
     for (const note of dns.notes.splice(0)) log.warning("DNS: {note}", { note });
     log.info("DNS: {done}", { done });
   } catch (err) {

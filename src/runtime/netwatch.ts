@@ -8,6 +8,12 @@
  * @module
  */
 import type { CommandRunner } from "../io/command.ts";
+import {
+  findNetRouteArgv,
+  type FoundRoute,
+  parseFindNetRoute,
+} from "../io/route/windows_lookup.ts";
+import { PathPoller, type PollSample, WINDOWS_POLL_MS } from "../io/route/windows_watch.ts";
 import { logger } from "../log.ts";
 
 const log = logger("netwatch");
@@ -37,7 +43,9 @@ export async function watchPathToServer(
   runner: CommandRunner,
   serverIp: string,
   onChange: (before: PathToServer | undefined, after: PathToServer | undefined) => void,
+  os: typeof Deno.build.os = Deno.build.os,
 ): Promise<() => void> {
+  if (os === "windows") return watchWindows(runner, serverIp, onChange);
   const lookup = async () => {
     const r = await runner.run(["ip", "-j", "route", "get", serverIp], { allowFailure: true });
     return r.code === 0 ? parseRouteGet(r.stdout) : undefined;
@@ -84,4 +92,37 @@ export async function watchPathToServer(
     }
     child.status.catch(() => {});
   };
+}
+
+/**
+ * Windows has no `ip monitor`: ask it how it reaches the server (`Find-NetRoute`) every
+ * {@link WINDOWS_POLL_MS} and call back when the interface, next hop or source changed
+ * (`PathPoller`); a failed or slow lookup is no change.
+ */
+async function watchWindows(
+  runner: CommandRunner,
+  serverIp: string,
+  onChange: (before: PathToServer | undefined, after: PathToServer | undefined) => void,
+): Promise<() => void> {
+  const sample = async (): Promise<PollSample> => {
+    const r = await runner.run(findNetRouteArgv(serverIp), { allowFailure: true })
+      .catch(() => undefined);
+    return r && r.code === 0 ? parseFindNetRoute(r.stdout) : "error";
+  };
+  const first = await sample();
+  const poller = new PathPoller("", first === "error" ? undefined : first);
+  const asPath = (f: FoundRoute | undefined): PathToServer | undefined =>
+    f && { dev: f.alias ?? String(f.ifIndex), prefsrc: f.source, gateway: f.nextHop };
+  let busy = false;
+  const timer = setInterval(async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const change = poller.observe(await sample());
+      if (change) onChange(asPath(change.before), asPath(change.after));
+    } finally {
+      busy = false;
+    }
+  }, WINDOWS_POLL_MS);
+  return () => clearInterval(timer);
 }

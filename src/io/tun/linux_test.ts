@@ -172,7 +172,10 @@ rootTest("openTun() reports EBUSY for a name already open and EINVAL for a non-T
 
 Deno.test("openTun() rejects an invalid name before touching the kernel", () => {
   if (Deno.build.os !== "linux") {
-    assertThrows(() => openTun("xvpn0"), Error, "only Linux can open a TUN device today");
+    // Windows opens Wintun adapters (wintun.ts); other systems cannot open one yet.
+    if (Deno.build.os !== "windows") {
+      assertThrows(() => openTun("xvpn0"), Error, "cannot open a TUN device yet");
+    }
     return;
   }
   assertThrows(() => openTun(""), Error, 'cannot create TUN device "": the name is empty');
