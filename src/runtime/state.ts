@@ -21,20 +21,25 @@ export interface TunClaim {
 
 /**
  * Takes the lock of `ifname` (throwing `LockedError` with a clear message when another xvpn
- * holds it) and undoes what a crashed run recorded. `dir` defaults to /run/xvpn. Outside Linux
- * there is neither (documented in the README).
+ * holds it) and undoes what a crashed run recorded. `dir` defaults to /run/xvpn
+ * (`%ProgramData%\xvpn` on Windows). On Windows there is the journal but no lock yet (`flock`
+ * is Linux's; documented in the README); on macOS neither.
  */
 export async function claimTun(
   ifname: string,
   runner: CommandRunner,
   log: Logger,
   dir = Deno.env.get("XVPN_STATE_DIR") ?? STATE_DIR,
+  os: typeof Deno.build.os = Deno.build.os,
 ): Promise<TunClaim> {
-  if (Deno.build.os !== "linux") return { lock: undefined, journal: undefined };
-  const lock = takeLock(await statePath(dir, ifname, "lock"), `TUN ${ifname}`);
+  if (os !== "linux" && os !== "windows") return { lock: undefined, journal: undefined };
+  const noNetns = () => Promise.resolve(undefined); // Windows has no network namespaces
+  const path = (suffix: string) =>
+    os === "windows" ? statePath(dir, ifname, suffix, noNetns, os) : statePath(dir, ifname, suffix);
+  const lock = os === "linux" ? takeLock(await path("lock"), `TUN ${ifname}`) : undefined;
   try {
-    const path = await statePath(dir, ifname, "state.json");
-    const rec = await recoverJournal(path, runner);
+    const journalPath = await path("state.json");
+    const rec = await recoverJournal(journalPath, runner);
     if (rec) {
       log.warn("An earlier xvpn on {tun} did not clean up (killed?); put back: {found}", {
         tun: ifname,
@@ -42,9 +47,9 @@ export async function claimTun(
       });
       for (const f of rec.failed) log.info("Recovery: {f} (already gone, most likely)", { f });
     }
-    return { lock, journal: new Journal(path) };
+    return { lock, journal: new Journal(journalPath) };
   } catch (err) {
-    lock.release();
+    lock?.release();
     throw err;
   }
 }

@@ -57,7 +57,9 @@ export class Journal {
       await Deno.remove(this.path).catch(() => {});
       return;
     }
-    const dir = this.path.slice(0, this.path.lastIndexOf("/")) || "/";
+    // The directory: up to the last separator (`\` as well, for %ProgramData%\xvpn).
+    const cut = Math.max(this.path.lastIndexOf("/"), this.path.lastIndexOf("\\"));
+    const dir = this.path.slice(0, cut) || "/";
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
     const tmp = `${this.path}.${Deno.pid}.tmp`;
     const body: JournalFile = { pid: Deno.pid, entries: this.#entries };
