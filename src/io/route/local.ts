@@ -9,6 +9,7 @@
 import { type Cidr, parseCidr, parseIPv4 } from "../../lib/ip.ts";
 import { type Cidr6, parseCidr6 } from "../../lib/ip6.ts";
 import type { CommandRunner } from "../command.ts";
+import { parseWindowsRoutes4, parseWindowsRoutes6, windowsRoutesArgv } from "./windows_local.ts";
 
 /** The local network (the same shape as the core's `LocalNetwork`, which io/ does not import). */
 export interface LocalNetwork {
@@ -58,8 +59,22 @@ export async function localNetwork(
   runner: CommandRunner,
   serverIp: string,
   ifname: string,
+  os: typeof Deno.build.os = Deno.build.os,
 ): Promise<LocalNetwork> {
-  if (Deno.build.os !== "linux") return { subnets: [], gateways: [] };
+  if (os === "windows") {
+    // Get-NetRoute, one call per family; a failure reads as nothing known (the policy then
+    // refuses less, and IPv6 is not blocked), never as an error that stops the client.
+    const list = async (family: "IPv4" | "IPv6") => {
+      const r = await runner.run(windowsRoutesArgv(family), { allowFailure: true })
+        .catch(() => undefined);
+      return r && r.code === 0 ? r.stdout : "[]";
+    };
+    return {
+      ...parseWindowsRoutes4(await list("IPv4"), ifname),
+      ...parseWindowsRoutes6(await list("IPv6"), ifname),
+    };
+  }
+  if (os !== "linux") return { subnets: [], gateways: [] };
   const routes = await runner.run(["ip", "-j", "route", "show"], { allowFailure: true });
   const out: LocalNetwork = parseLocalRoutes(routes.code === 0 ? routes.stdout : "[]", ifname);
   const r6 = await runner.run(["ip", "-j", "-6", "route", "show"], { allowFailure: true });
