@@ -6,7 +6,7 @@
  * @module
  */
 import type { CommandRunner } from "../io/command.ts";
-import { type HeldLock, takeLock } from "../io/state/lock.ts";
+import { type HeldLock, takeFileLock, takeLock } from "../io/state/lock.ts";
 import { Journal, recoverJournal } from "../io/state/journal.ts";
 import { STATE_DIR, statePath } from "../io/state/dir.ts";
 import type { Logger } from "@logtape/logtape";
@@ -36,7 +36,10 @@ export async function claimTun(
   const noNetns = () => Promise.resolve(undefined); // Windows has no network namespaces
   const path = (suffix: string) =>
     os === "windows" ? statePath(dir, ifname, suffix, noNetns, os) : statePath(dir, ifname, suffix);
-  const lock = os === "linux" ? takeLock(await path("lock"), `TUN ${ifname}`) : undefined;
+  // Windows: Deno's own file lock (LockFileEx); Linux keeps its flock by FFI.
+  const lock = os === "linux"
+    ? takeLock(await path("lock"), `TUN ${ifname}`)
+    : takeFileLock(await path("lock"), `adapter ${ifname}`);
   try {
     const journalPath = await path("state.json");
     const rec = await recoverJournal(journalPath, runner);

@@ -1,8 +1,10 @@
 /**
  * Claiming a TUN name on Windows, root-free: the journal under the Windows state directory
- * (backslash-joined), a killed run's undo commands run at the next start, and no lock yet.
+ * (backslash-joined), a killed run's undo commands run at the next start, and the adapter's lock
+ * (Deno's file lock, `flock` here and `LockFileEx` there) refusing a second run.
  */
-import { assert, assertEquals } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { LockedError } from "../io/state/lock.ts";
 import { getLogger } from "@logtape/logtape";
 import { RecordingRunner } from "../io/command.ts";
 import { Journal } from "../io/state/journal.ts";
@@ -28,10 +30,21 @@ Deno.test("claimTun on Windows: a killed run's netsh undo runs at the next start
     const runner = new RecordingRunner();
     const claim = await claimTun("xvpn0", runner, getLogger(["xvpn", "test"]), dir, "windows");
     assertEquals(runner.calls, [undo], "the undo ran");
-    assertEquals(claim.lock, undefined, "no lock on Windows yet");
+    assert(claim.lock, "the adapter's lock is held");
+    const second = claimTun("xvpn0", runner, getLogger(["xvpn", "test"]), dir, "windows");
+    await assertRejects(
+      () => second,
+      LockedError,
+      `adapter xvpn0 is in use by another xvpn (pid ${Deno.pid})`,
+    );
+    claim.lock.release();
     assertEquals(claim.journal?.path, `${dir}\\xvpn0.state.json`);
     await claim.journal!.set("dns", { what: "DNS", undo: [["powershell", "-Command", "x"]] });
     assert(await Deno.stat(`${dir}\\xvpn0.state.json`), "this run records in the same place");
+    // Released: the next start takes it (and runs this run's undo, as a crash would leave it).
+    const next = await claimTun("xvpn0", runner, getLogger(["xvpn", "test"]), dir, "windows");
+    assert(next.lock, "taken again after release");
+    next.lock.release();
   } finally {
     await Deno.remove(root, { recursive: true });
   }

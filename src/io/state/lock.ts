@@ -87,3 +87,46 @@ function inodeOf(path: string): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * The same lock where libc's `flock` is not at hand (Windows): Deno's `FsFile.tryLockSync`
+ * (`LockFileEx` there, `flock` here), which the system also drops at any death. Windows locks
+ * are mandatory (another process cannot read a locked file), so the holder's pid goes into a
+ * file beside it, `<path>.pid`, for the refusal message. The lock file itself stays (removing an
+ * open file fails on Windows); only the pid file is removed at release.
+ */
+export function takeFileLock(path: string, what: string): HeldLock {
+  const cut = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  Deno.mkdirSync(path.slice(0, cut) || "/", { recursive: true, mode: 0o700 });
+  const file = Deno.openSync(path, { read: true, write: true, create: true });
+  let locked: boolean;
+  try {
+    locked = file.tryLockSync(true);
+  } catch (err) {
+    file.close();
+    throw new Error(`cannot lock ${path}: ${(err as Error).message}`);
+  }
+  const pidFile = `${path}.pid`;
+  if (!locked) {
+    file.close();
+    let pid: number | undefined;
+    try {
+      const n = Number(Deno.readTextFileSync(pidFile).trim());
+      if (Number.isInteger(n) && n > 0) pid = n;
+    } catch { /* the pid is only for the message */ }
+    throw new LockedError(path, pid, what);
+  }
+  Deno.writeTextFileSync(pidFile, `${Deno.pid}\n`);
+  let held = true;
+  return {
+    path,
+    release() {
+      if (!held) return;
+      held = false;
+      try {
+        Deno.removeSync(pidFile);
+      } catch { /* already gone */ }
+      file.close(); // closing the handle drops the lock
+    },
+  };
+}

@@ -3,7 +3,7 @@
  * holds the lock and is killed with SIGKILL, and a recording command runner.
  */
 import { assert, assertEquals, assertThrows } from "../../../tests/support/assert.ts";
-import { LockedError, takeLock } from "./lock.ts";
+import { LockedError, takeFileLock, takeLock } from "./lock.ts";
 import { Journal, recoverJournal } from "./journal.ts";
 import { statePath } from "./dir.ts";
 import { RecordingRunner } from "../command.ts";
@@ -66,6 +66,33 @@ Deno.test("takeLock(): a holder killed with SIGKILL leaves no stale lock", async
     reader.releaseLock();
     await child.stdout.cancel();
     takeLock(path, "TUN xvpn0").release(); // the kernel dropped the dead process's lock
+  });
+});
+
+Deno.test("takeFileLock() (Windows): refuses a second holder with its pid; a SIGKILL frees it", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}\\xvpn0.lock`; // a Windows name (a plain character here)
+    const code = `import { takeFileLock } from "${new URL("./lock.ts", import.meta.url)}";\n` +
+      `takeFileLock(${JSON.stringify(path)}, "adapter xvpn0"); console.log("held");\n` +
+      `await new Promise(() => setInterval(() => {}, 1000));`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--no-config", code],
+      env: { DENO_NO_PROMPT: "1" },
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    assertEquals(new TextDecoder().decode((await reader.read()).value).trim(), "held");
+    const e = assertThrows(() => takeFileLock(path, "adapter xvpn0"), LockedError) as LockedError;
+    assertEquals(e.pid, child.pid);
+    assert(e.message.includes(`adapter xvpn0 is in use by another xvpn (pid ${child.pid})`));
+    child.kill("SIGKILL");
+    await child.status;
+    reader.releaseLock();
+    await child.stdout.cancel();
+    const mine = takeFileLock(path, "adapter xvpn0"); // the system dropped the dead one's lock
+    mine.release();
+    takeFileLock(path, "adapter xvpn0").release(); // and a release frees it too
   });
 });
 
