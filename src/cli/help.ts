@@ -61,7 +61,7 @@ Options:
   --tun NAME          the tunnel's TUN device (needed when several run)
   --json              print JSON for scripts
   --watch             keep refreshing until Ctrl-C
-  --interval SECONDS  with --watch: seconds between refreshes
+  --interval SECONDS  with --watch: seconds between refreshes (default 1)
   -h, --help          show this help
 
 Examples:
@@ -81,8 +81,8 @@ disturb a tunnel that is running.
 
 Options:
   -c, --config FILE   client config with servers: (YAML)
-  --count N           probes sent to each node
-  --interval MS       milliseconds between probes
+  --count N           probes sent to each node (default 10)
+  --interval MS       milliseconds between probes (default 200)
   --json              print JSON for scripts
   -h, --help          show this help
 
