@@ -19,7 +19,7 @@ import { type Cidr, formatCidr, formatIPv4, parseIPv4 } from "../lib/ip.ts";
 import { type Cidr6, formatCidr6, formatIPv6, parseIPv6 } from "../lib/ip6.ts";
 import { type Endpoint, formatEndpoint } from "../lib/endpoint.ts";
 import type { CommandRunner } from "../io/command.ts";
-import { openTun } from "../io/tun/open.ts";
+import { openTun, usesWintun } from "../io/tun/open.ts";
 import { RouteApplier } from "../io/route/applier.ts";
 import { DnsNotApplied } from "../io/dns/applier.ts";
 import { type SystemDns, systemDns } from "../io/dns/platform.ts";
@@ -152,7 +152,10 @@ export async function runClient(
     });
     cleanup.add("stop watching the nodes", () => watch.stop());
     // The fast path writes coalesced TCP segments (GSO) to the TUN: that needs IFF_VNET_HDR.
-    const fast = useFastPath(cfg.dataPath);
+    // A Wintun adapter (Windows, or the fake under the test hook) takes plain packets: its
+    // data path is the Windows Worker, or the portable one.
+    const wintun = usesWintun();
+    const fast = !wintun && useFastPath(cfg.dataPath);
     // TSO reads need one socket per TUN read; with several paths the reads stay plain.
     const tun = openTun(cfg.tun.name, { vnetHdr: fast, offload: fast && !cfg.paths?.length });
     cleanup.add(`close TUN ${tun.name}`, () => tun.close());
@@ -329,6 +332,7 @@ export async function runClient(
             ? { rateBps: cfg.shaping.upBps, overheadBytes: cfg.shaping.overheadBytes }
             : undefined,
         },
+        windowsWorker: wintun && cfg.dataPath !== "portable",
         fastPaths: paths && fastPathSockets(paths),
         portablePaths: paths && {
           count: paths.length,

@@ -15,6 +15,7 @@ import type { UdpSocket } from "../io/udp/socket.ts";
 import type { CoreEvent } from "./engine.ts";
 import type { Engine } from "./portable.ts";
 import { startFast } from "./dataplane/host.ts";
+import { WintunTun } from "../io/tun/wintun.ts";
 import type { PathSocket } from "./dataplane/messages.ts";
 import type { SchedParams } from "./dataplane/loop.ts";
 
@@ -44,6 +45,10 @@ export type DataPathSpec =
     fastPaths?: PathSocket[];
     /** Multipath: the portable path's socket per path, and how to open a fresh one. */
     portablePaths?: { open(path: number): UdpSocket; count: number };
+    /** A Wintun adapter (Windows, or the fake here): the Windows Worker (Winsock by FFI, one
+     * WaitForMultipleObjects) instead of the portable path, when the server is IPv4 and one
+     * path is used. */
+    windowsWorker?: boolean;
   };
 
 /** Starts the data path `spec` asks for; `onEvents` gets the core's events. */
@@ -52,6 +57,23 @@ export async function startDataPath(
   onEvents: (events: CoreEvent[]) => void,
 ): Promise<Engine> {
   const { tun } = spec;
+  if (
+    spec.role === "client" && spec.windowsWorker && !spec.fast && !spec.portablePaths &&
+    !spec.server.hostname.includes(":") && tun instanceof WintunTun
+  ) {
+    const { startWindowsWorker } = await import("./dataplane/win_host.ts");
+    const lent = tun.lend();
+    const { dll, kernel32 } = tun.libraries;
+    return await startWindowsWorker({
+      tun: { kind: "borrow", name: tun.name, dll, ...lent },
+      kernel32,
+      // The fake wintun stands in for ws2_32 too (tests/support/fakewintun/).
+      winsock: Deno.build.os === "windows" ? "ws2_32.dll" : dll,
+      bind: "0.0.0.0",
+      params: spec.params,
+      server: spec.server,
+    }, onEvents);
+  }
   if (spec.fast) {
     const common = { tunFd: tun.fd, vnetHdr: tun.vnetHdr === true, tunName: tun.name };
     if (spec.role === "server") {

@@ -8,6 +8,13 @@ import { openLinuxTun } from "./linux.ts";
 import { openWintun } from "./wintun.ts";
 import { findWintunDll, WINTUN_DLL_ENV } from "./wintun_dll.ts";
 
+/** True when TUN devices are Wintun adapters here: on Windows, and on Linux under the test
+ * hook (`XVPN_WINTUN_DLL`, the fake). They carry plain packets (no virtio header). */
+export function usesWintun(): boolean {
+  return Deno.build.os === "windows" ||
+    (Deno.build.os === "linux" && !!Deno.env.get(WINTUN_DLL_ENV));
+}
+
 /** Test hook: the kernel32 stand-in for the fake wintun (default: the fake library itself). */
 export const WINTUN_KERNEL32_ENV = "XVPN_WINTUN_KERNEL32";
 

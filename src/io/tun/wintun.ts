@@ -167,7 +167,7 @@ export function openWintun(name: string, opts: WintunOptions): WintunTun {
   return new WintunTun(name, wt, k32, adapter, session, readEvent, wake, {
     luid: luidBuf[0]!,
     driverVersion: version,
-  });
+  }, { dll: dllPath, kernel32: opts.kernel32 ?? "kernel32.dll" });
 }
 
 /** An open Wintun session; see the module docs. */
@@ -209,6 +209,8 @@ export class WintunTun implements TunDevice {
     readEvent: Deno.PointerObject,
     wake: Deno.PointerObject,
     info: { luid: bigint; driverVersion: number },
+    /** The libraries loaded (the Windows Worker loads the same ones to drive a lent session). */
+    readonly libraries: { dll: string; kernel32: string } = { dll: "", kernel32: "" },
   ) {
     this.#wtLib = wtLib;
     this.#k32Lib = k32Lib;
@@ -223,6 +225,18 @@ export class WintunTun implements TunDevice {
     this.#handles[READ_INDEX] = BigInt(Deno.UnsafePointer.value(readEvent));
     this.#handlesPtr = Deno.UnsafePointer.of(this.#handles)!;
     this.#sizePtr = Deno.UnsafePointer.of(this.#size)!;
+  }
+
+  /**
+   * The session's handles, for the Windows data-path Worker (one library image per process, so
+   * they are valid on every thread). While it drives the session, this object must not read,
+   * write or wait on it; it still owns the adapter and ends the session at close().
+   */
+  lend(): { session: bigint; readEvent: bigint } {
+    return {
+      session: BigInt(Deno.UnsafePointer.value(this.#session)),
+      readEvent: this.#handles[READ_INDEX]!,
+    };
   }
 
   /** One line for the startup log. */

@@ -119,7 +119,8 @@ struct event {
     uint32_t magic;
     int efd;    /* signalled state: the eventfd counter is non-zero */
     int manual; /* bManualReset */
-    int tunfd;  /* read event of a session: also signalled while this fd is readable; else -1 */
+    int tunfd;  /* read event of a session, or a WSAEventSelect(FD_READ) event: also signalled
+                 * while this fd (the TUN's, the socket's) is readable; else -1 */
     int owned;  /* CloseHandle may free it (the read event belongs to its session) */
 };
 
@@ -514,4 +515,232 @@ API void WintunSendPacket(void *h, const BYTE *packet) {
     const struct packet *p = (const struct packet *)(packet - offsetof(struct packet, data));
     (void)!write(s->dev->fd, p->data, p->size);
     give_back(s, packet);
+}
+
+/* ---- Winsock (ws2_32.dll) stand-ins ------------------------------------------------------
+ * Just enough of Winsock 2 for xvpn's Windows data-path Worker (src/io/udp/winsock.ts), over
+ * POSIX sockets, with Windows' types: SOCKET is a UINT_PTR (here the fd, widened), `long` and
+ * `u_long` are 32-bit (LLP64), errors come from WSAGetLastError (thread-local, like the real
+ * one) as WSA codes: EAGAIN reads as WSAEWOULDBLOCK (10035). sockaddr_in has the same layout
+ * on both (u16 family, u16 port big-endian, u32 address, 8 zero bytes), AF_INET is 2 on both,
+ * so addresses pass through untouched.
+ * - WSAStartup/WSACleanup only count; WSAStartup fills wVersion/wHighVersion of the WSADATA.
+ * - ioctlsocket(FIONBIO) sets O_NONBLOCK; no other command.
+ * - WSACreateEvent is CreateEventW(manual reset, not signalled). WSAEventSelect(s, ev, FD_READ)
+ *   ties the event to the socket's fd: the event is then signalled while the socket is
+ *   readable (level-triggered). Real Winsock records FD_READ into a manual-reset event that
+ *   stays set until WSAResetEvent, re-armed by every recvfrom; a caller that resets the event
+ *   and then reads until WSAEWOULDBLOCK, as xvpn does, sees the same thing from both. As on
+ *   Windows, WSAEventSelect also makes the socket non-blocking.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+typedef uintptr_t SOCKET;
+#define INVALID_SOCKET ((SOCKET)~(uintptr_t)0)
+#define SOCKET_ERROR (-1)
+#define WS_FIONBIO ((int32_t)0x8004667eu)
+#define WS_FD_READ 0x01
+#define WSAEINTR 10004
+#define WSAEBADF 10009
+#define WSAEACCES 10013
+#define WSAEFAULT 10014
+#define WSAEINVAL 10022
+#define WSAEMFILE 10024
+#define WSAEWOULDBLOCK 10035
+#define WSAEMSGSIZE 10040
+#define WSAEAFNOSUPPORT 10047
+#define WSAEADDRINUSE 10048
+#define WSAEADDRNOTAVAIL 10049
+#define WSAENETUNREACH 10051
+#define WSAENOBUFS 10055
+#define WSAECONNREFUSED 10061
+#define WSAEHOSTUNREACH 10065
+#define WSANOTINITIALISED 10093
+
+static __thread int wsa_error;
+static int wsa_started;
+
+static int wsa_code(int e) {
+    switch (e) {
+    case EAGAIN: return WSAEWOULDBLOCK;
+    case EINTR: return WSAEINTR;
+    case EBADF: return WSAEBADF;
+    case EACCES:
+    case EPERM: return WSAEACCES;
+    case EFAULT: return WSAEFAULT;
+    case EMFILE: return WSAEMFILE;
+    case EMSGSIZE: return WSAEMSGSIZE;
+    case EAFNOSUPPORT: return WSAEAFNOSUPPORT;
+    case EADDRINUSE: return WSAEADDRINUSE;
+    case EADDRNOTAVAIL: return WSAEADDRNOTAVAIL;
+    case ENETUNREACH: return WSAENETUNREACH;
+    case ENOBUFS:
+    case ENOMEM: return WSAENOBUFS;
+    case ECONNREFUSED: return WSAECONNREFUSED;
+    case EHOSTUNREACH: return WSAEHOSTUNREACH;
+    default: return WSAEINVAL;
+    }
+}
+
+static int sock_fail(void) {
+    wsa_error = wsa_code(errno);
+    return SOCKET_ERROR;
+}
+
+/* int WSAStartup(WORD wVersionRequested, LPWSADATA lpWSAData) — returns the error itself */
+API int WSAStartup(uint16_t version, void *data) {
+    if (!data) return WSAEFAULT;
+    uint16_t v[2] = {version, 0x0202};
+    memcpy(data, v, sizeof v);
+    __atomic_add_fetch(&wsa_started, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+/* int WSACleanup(void) */
+API int WSACleanup(void) {
+    if (__atomic_load_n(&wsa_started, __ATOMIC_SEQ_CST) <= 0) {
+        wsa_error = WSANOTINITIALISED;
+        return SOCKET_ERROR;
+    }
+    __atomic_sub_fetch(&wsa_started, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+/* int WSAGetLastError(void) */
+API int WSAGetLastError(void) { return wsa_error; }
+
+/* The POSIX calls themselves go through syscall(): this library exports Winsock's socket,
+ * bind, sendto, recvfrom and getsockname (by asm labels, since <sys/socket.h> declares the
+ * libc ones), and a call by name from in here must not land on its own stand-in. */
+#include <sys/syscall.h>
+
+static int started(void) {
+    if (__atomic_load_n(&wsa_started, __ATOMIC_SEQ_CST) > 0) return 1;
+    wsa_error = WSANOTINITIALISED;
+    return 0;
+}
+
+/* SOCKET socket(int af, int type, int protocol) */
+API SOCKET ws_socket(int af, int type, int protocol) __asm__("socket");
+API SOCKET ws_socket(int af, int type, int protocol) {
+    if (!started()) return INVALID_SOCKET;
+    long fd = syscall(SYS_socket, af, type | SOCK_CLOEXEC, protocol);
+    if (fd < 0) {
+        wsa_error = wsa_code(errno);
+        return INVALID_SOCKET;
+    }
+    return (SOCKET)fd;
+}
+
+static int sock_fd(SOCKET s) {
+    if (s == INVALID_SOCKET || s > 0x7fffffff) {
+        wsa_error = 10038; /* WSAENOTSOCK */
+        return -1;
+    }
+    return (int)s;
+}
+
+/* int bind(SOCKET s, const struct sockaddr *name, int namelen) */
+API int ws_bind(SOCKET s, const void *name, int len) __asm__("bind");
+API int ws_bind(SOCKET s, const void *name, int len) {
+    int fd = sock_fd(s);
+    if (fd < 0) return SOCKET_ERROR;
+    return syscall(SYS_bind, fd, name, (socklen_t)len) < 0 ? sock_fail() : 0;
+}
+
+/* int getsockname(SOCKET s, struct sockaddr *name, int *namelen) */
+API int ws_getsockname(SOCKET s, void *name, int *len) __asm__("getsockname");
+API int ws_getsockname(SOCKET s, void *name, int *len) {
+    int fd = sock_fd(s);
+    if (fd < 0) return SOCKET_ERROR;
+    if (!len) return (wsa_error = WSAEFAULT), SOCKET_ERROR;
+    socklen_t l = (socklen_t)*len;
+    if (syscall(SYS_getsockname, fd, name, &l) < 0) return sock_fail();
+    *len = (int)l;
+    return 0;
+}
+
+/* int ioctlsocket(SOCKET s, long cmd, u_long *argp) — long and u_long are 32-bit on Windows */
+API int ioctlsocket(SOCKET s, int32_t cmd, uint32_t *argp) {
+    int fd = sock_fd(s);
+    if (fd < 0) return SOCKET_ERROR;
+    if (cmd != WS_FIONBIO || !argp) return (wsa_error = WSAEINVAL), SOCKET_ERROR;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return sock_fail();
+    fl = *argp ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+    return fcntl(fd, F_SETFL, fl) < 0 ? sock_fail() : 0;
+}
+
+/* int sendto(SOCKET s, const char *buf, int len, int flags, const struct sockaddr *to,
+ * int tolen) — the bytes sent, or SOCKET_ERROR */
+API int ws_sendto(SOCKET s, const char *buf, int len, int flags, const void *to, int tolen)
+    __asm__("sendto");
+API int ws_sendto(SOCKET s, const char *buf, int len, int flags, const void *to, int tolen) {
+    int fd = sock_fd(s);
+    if (fd < 0) return SOCKET_ERROR;
+    if (flags) return (wsa_error = WSAEINVAL), SOCKET_ERROR;
+    long n = syscall(SYS_sendto, fd, buf, (size_t)len, 0, to, (socklen_t)tolen);
+    return n < 0 ? sock_fail() : (int)n;
+}
+
+/* int recvfrom(SOCKET s, char *buf, int len, int flags, struct sockaddr *from, int *fromlen)
+ * — the datagram's length, or SOCKET_ERROR (WSAEWOULDBLOCK: nothing waiting). A datagram
+ * longer than buf is WSAEMSGSIZE on Windows (the start is kept, the rest dropped): so here. */
+API int ws_recvfrom(SOCKET s, char *buf, int len, int flags, void *from, int *fromlen)
+    __asm__("recvfrom");
+API int ws_recvfrom(SOCKET s, char *buf, int len, int flags, void *from, int *fromlen) {
+    int fd = sock_fd(s);
+    if (fd < 0) return SOCKET_ERROR;
+    if (flags) return (wsa_error = WSAEINVAL), SOCKET_ERROR;
+    socklen_t l = fromlen ? (socklen_t)*fromlen : 0;
+    long n = syscall(SYS_recvfrom, fd, buf, (size_t)len, MSG_TRUNC, fromlen ? from : NULL,
+                     fromlen ? &l : NULL);
+    if (n < 0) return sock_fail();
+    if (fromlen) *fromlen = (int)l;
+    if (n > len) return (wsa_error = WSAEMSGSIZE), SOCKET_ERROR;
+    return (int)n;
+}
+
+/* int closesocket(SOCKET s) */
+API int closesocket(SOCKET s) {
+    int fd = sock_fd(s);
+    if (fd < 0) return SOCKET_ERROR;
+    return close(fd) < 0 ? sock_fail() : 0;
+}
+
+/* WSAEVENT WSACreateEvent(void) — manual reset, not signalled (WSA_INVALID_EVENT: NULL) */
+API HANDLE WSACreateEvent(void) {
+    HANDLE h = CreateEventW(NULL, 1, 0, NULL);
+    if (!h) wsa_error = WSAENOBUFS;
+    return h;
+}
+
+/* BOOL WSACloseEvent(WSAEVENT) */
+API BOOL WSACloseEvent(HANDLE h) {
+    if (CloseHandle(h)) return 1;
+    wsa_error = 6; /* WSA_INVALID_HANDLE */
+    return 0;
+}
+
+/* BOOL WSAResetEvent(WSAEVENT) — the socket half is level-triggered, see above */
+API BOOL WSAResetEvent(HANDLE h) {
+    if (ResetEvent(h)) return 1;
+    wsa_error = 6;
+    return 0;
+}
+
+/* int WSAEventSelect(SOCKET s, WSAEVENT hEventObject, long lNetworkEvents) — FD_READ only;
+ * 0 events unties the socket. */
+API int WSAEventSelect(SOCKET s, HANDLE h, int32_t events) {
+    int fd = sock_fd(s);
+    if (fd < 0) return SOCKET_ERROR;
+    struct event *e = as_event(h);
+    if (!e || !e->owned) return (wsa_error = 6), SOCKET_ERROR;
+    if (events & ~WS_FD_READ) return (wsa_error = WSAEINVAL), SOCKET_ERROR;
+    e->tunfd = events ? fd : -1;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return sock_fail();
+    return 0;
 }

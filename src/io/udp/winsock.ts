@@ -1,0 +1,226 @@
+/**
+ * An IPv4 UDP socket through Winsock 2 by FFI (ws2_32.dll), for the Windows data-path Worker
+ * (`runtime/dataplane/win_worker.ts`), which blocks in WaitForMultipleObjects and so cannot use
+ * `Deno.listenDatagram`. Non-blocking (ioctlsocket FIONBIO): `recv` returns -1 when nothing
+ * waits (WSAEWOULDBLOCK). Readability is a Winsock event: WSACreateEvent plus
+ * WSAEventSelect(FD_READ), a manual-reset HANDLE the Worker puts in its wait array; the Worker
+ * resets it ({@link WinsockUdp.resetEvent}) before it drains the socket to WSAEWOULDBLOCK, so a
+ * datagram that arrives during the drain sets it again.
+ *
+ * The hot calls allocate nothing: the peer's `sockaddr_in` is encoded once per destination
+ * change, and `recv` leaves the sender in {@link WinsockUdp.fromIp} / {@link fromPort}.
+ *
+ * On Linux it runs over the fake wintun library (its Winsock stand-ins over POSIX sockets);
+ * it has not run on real Windows.
+ *
+ * @module
+ */
+import { formatIPv4, parseIPv4 } from "../../lib/ip.ts";
+import {
+  AF_INET,
+  decodeSockaddrIn,
+  encodeSockaddrIn,
+  FD_READ,
+  FIONBIO,
+  INVALID_SOCKET,
+  IPPROTO_UDP,
+  SOCK_DGRAM,
+  SOCKADDR_IN_BYTES,
+  type Winsock,
+  WINSOCK_SYMBOLS,
+  WINSOCK_VERSION,
+  WSADATA_BYTES,
+  WsaError,
+  wsaErrorName,
+} from "./winsock_abi.ts";
+
+/** A failed Winsock call, with its WSAGetLastError code. */
+export class WinsockError extends Error {
+  readonly code: number;
+  readonly codeName: string;
+  constructor(message: string, code: number) {
+    super(message);
+    this.name = "WinsockError";
+    this.code = code;
+    this.codeName = wsaErrorName(code);
+  }
+}
+
+/** Options of {@link WinsockUdp.open}. */
+export interface WinsockOptions {
+  /** Path of ws2_32 (default `ws2_32.dll`; on Linux the fake wintun library). */
+  dll?: string;
+  /** Local IPv4 address to bind (`0.0.0.0`: any). */
+  host: string;
+  /** Local port (0: any). */
+  port: number;
+}
+
+/** `recv`'s answer for a datagram that was skipped (too long, or an ICMP error report). */
+export const RECV_SKIPPED = -2;
+/** `recv`'s answer when nothing waits. */
+export const RECV_EMPTY = -1;
+
+/** A non-blocking Winsock UDP socket with a read event; see the module docs. */
+export class WinsockUdp {
+  /** The bound local address and port. */
+  readonly localHost: string;
+  readonly localPort: number;
+  /** The sender of the last datagram `recv` returned. */
+  fromIp = 0;
+  fromPort = 0;
+  /** Datagrams skipped: longer than the buffer, or ICMP reports (WSAECONNRESET). */
+  skipped = 0;
+  readonly #lib: Deno.DynamicLibrary<typeof WINSOCK_SYMBOLS>;
+  readonly #ws: Winsock;
+  readonly #sock: bigint;
+  readonly #event: Deno.PointerObject;
+  readonly #to = new Uint8Array(SOCKADDR_IN_BYTES);
+  #toIp = -1;
+  #toPort = -1;
+  readonly #from = new Uint8Array(SOCKADDR_IN_BYTES);
+  readonly #fromLen = new Int32Array(1);
+  readonly #fromLenBytes = new Uint8Array(this.#fromLen.buffer);
+  readonly #fromView = new DataView(this.#from.buffer);
+  #closed = false;
+
+  private constructor(
+    lib: Deno.DynamicLibrary<typeof WINSOCK_SYMBOLS>,
+    sock: bigint,
+    event: Deno.PointerObject,
+    local: { ip: number; port: number },
+  ) {
+    this.#lib = lib;
+    this.#ws = lib.symbols;
+    this.#sock = sock;
+    this.#event = event;
+    this.localHost = formatIPv4(local.ip);
+    this.localPort = local.port;
+  }
+
+  /** WSAStartup, socket, FIONBIO, bind, getsockname, WSACreateEvent + WSAEventSelect(FD_READ). */
+  static open(opts: WinsockOptions): WinsockUdp {
+    const ip = parseIPv4(opts.host);
+    if (ip === undefined) {
+      throw new Error(`the Windows data path binds IPv4 only, not ${opts.host}`);
+    }
+    const path = opts.dll ?? "ws2_32.dll";
+    let lib: Deno.DynamicLibrary<typeof WINSOCK_SYMBOLS>;
+    try {
+      lib = Deno.dlopen(path, WINSOCK_SYMBOLS);
+    } catch (err) {
+      throw new Error(`cannot load Winsock from ${path}: ${(err as Error).message}`);
+    }
+    const ws = lib.symbols;
+    const undo: (() => void)[] = [() => lib.close()];
+    const fail = (call: string, code = ws.WSAGetLastError()): never => {
+      for (const u of undo.reverse()) u();
+      throw new WinsockError(
+        `cannot open the UDP socket: ${call} failed: ${wsaErrorName(code)} (${code})`,
+        code,
+      );
+    };
+    const started = ws.WSAStartup(WINSOCK_VERSION, new Uint8Array(WSADATA_BYTES));
+    if (started !== 0) fail("WSAStartup", started);
+    undo.push(() => ws.WSACleanup());
+    const sock = BigInt(ws.socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP));
+    if (sock === INVALID_SOCKET) fail("socket");
+    undo.push(() => ws.closesocket(sock));
+    if (ws.ioctlsocket(sock, FIONBIO, new Uint32Array([1])) !== 0) fail("ioctlsocket(FIONBIO)");
+    const addr = new Uint8Array(SOCKADDR_IN_BYTES);
+    encodeSockaddrIn(addr, ip, opts.port);
+    if (ws.bind(sock, addr, SOCKADDR_IN_BYTES) !== 0) fail(`bind(${opts.host}:${opts.port})`);
+    const len = new Int32Array([SOCKADDR_IN_BYTES]);
+    if (ws.getsockname(sock, addr, new Uint8Array(len.buffer)) !== 0) fail("getsockname");
+    const local = decodeSockaddrIn(addr) ?? { ip, port: opts.port };
+    const event = ws.WSACreateEvent();
+    if (event === null) fail("WSACreateEvent");
+    undo.push(() => ws.WSACloseEvent(event));
+    if (ws.WSAEventSelect(sock, event, FD_READ) !== 0) fail("WSAEventSelect(FD_READ)");
+    return new WinsockUdp(lib, sock, event!, local);
+  }
+
+  /** The read event (a WSAEVENT, i.e. a HANDLE) as a number for a wait array. */
+  get eventHandle(): bigint {
+    return BigInt(Deno.UnsafePointer.value(this.#event));
+  }
+
+  /** Clears the read event; call before draining with {@link recv}. */
+  resetEvent(): void {
+    this.#ws.WSAResetEvent(this.#event);
+  }
+
+  /**
+   * Sends `buf[0..len)` to `ip:port`. Returns the bytes sent, or -1 when the send buffer is
+   * full (WSAEWOULDBLOCK: a drop, as on a full Linux socket) or the network refused it
+   * (unreachable, down: a drop the core's timers recover from).
+   */
+  send(buf: Uint8Array, len: number, ip: number, port: number): number {
+    if (ip !== this.#toIp || port !== this.#toPort) {
+      encodeSockaddrIn(this.#to, ip, port);
+      this.#toIp = ip;
+      this.#toPort = port;
+    }
+    const n = this.#ws.sendto(
+      this.#sock,
+      len === buf.byteLength ? buf : buf.subarray(0, len),
+      len,
+      0,
+      this.#to,
+      SOCKADDR_IN_BYTES,
+    );
+    if (n >= 0) return n;
+    const e = this.#ws.WSAGetLastError();
+    switch (e) {
+      case WsaError.WSAEWOULDBLOCK:
+      case WsaError.WSAENOBUFS:
+      case WsaError.WSAENETUNREACH:
+      case WsaError.WSAEHOSTUNREACH:
+      case WsaError.WSAENETDOWN:
+      case WsaError.WSAEADDRNOTAVAIL:
+      case WsaError.WSAECONNRESET:
+        return -1;
+    }
+    throw new WinsockError(`sendto failed: ${wsaErrorName(e)} (${e})`, e);
+  }
+
+  /**
+   * Receives one datagram into `buf`: its length (the sender in {@link fromIp}/{@link fromPort}),
+   * {@link RECV_EMPTY} when nothing waits, {@link RECV_SKIPPED} for a datagram that could not
+   * be taken (longer than `buf`; an ICMP report of an earlier send).
+   */
+  recv(buf: Uint8Array): number {
+    this.#fromLen[0] = SOCKADDR_IN_BYTES;
+    const n = this.#ws.recvfrom(
+      this.#sock,
+      buf,
+      buf.byteLength,
+      0,
+      this.#from,
+      this.#fromLenBytes,
+    );
+    if (n >= 0) {
+      this.fromIp = this.#fromView.getUint32(4, false);
+      this.fromPort = this.#fromView.getUint16(2, false);
+      return n;
+    }
+    const e = this.#ws.WSAGetLastError();
+    if (e === WsaError.WSAEWOULDBLOCK) return RECV_EMPTY;
+    if (e === WsaError.WSAEMSGSIZE || e === WsaError.WSAECONNRESET) {
+      this.skipped++;
+      return RECV_SKIPPED;
+    }
+    throw new WinsockError(`recvfrom failed: ${wsaErrorName(e)} (${e})`, e);
+  }
+
+  /** Unties the event, closes the socket and the event, WSACleanup. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#ws.WSAEventSelect(this.#sock, this.#event, 0);
+    this.#ws.closesocket(this.#sock);
+    this.#ws.WSACloseEvent(this.#event);
+    this.#ws.WSACleanup();
+    this.#lib.close();
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The Windows data path (`src/runtime/dataplane/win_worker.ts`: Wintun + Winsock by FFI in a
+ * Worker blocked in WaitForMultipleObjects) over the fake wintun, whose library also stands in
+ * for ws2_32 and kernel32 here: first the Winsock socket and its event in a wait, then the
+ * Worker under a real `xvpn connect` carrying ping and checksummed TCP to the lab's game host.
+ * Real Windows has run none of it.
+ */
+import { assert, assertEquals, assertStringIncludes } from "./support/assert.ts";
+import { rootTest } from "./support/root.ts";
+import { buildFakeWintun } from "./support/fakewintun/build.ts";
+import { LAB, ping, tcpTransfer, withLab } from "./support/net.ts";
+import { RECV_EMPTY, WinsockUdp } from "../src/io/udp/winsock.ts";
+import { KERNEL32_SYMBOLS, WAIT_OBJECT_0, WAIT_TIMEOUT } from "../src/io/tun/wintun_abi.ts";
+import { parseIPv4 } from "../src/lib/ip.ts";
+
+rootTest(
+  "winsock (fake): bind, FIONBIO, would-block, sendto/recvfrom, the FD_READ event wakes a wait",
+  async () => {
+    const dll = await buildFakeWintun();
+    {
+      const k = Deno.dlopen(
+        dll,
+        {
+          WaitForMultipleObjects: {
+            ...KERNEL32_SYMBOLS.WaitForMultipleObjects,
+            nonblocking: false,
+          },
+          CreateEventW: KERNEL32_SYMBOLS.CreateEventW,
+          SetEvent: KERNEL32_SYMBOLS.SetEvent,
+          CloseHandle: KERNEL32_SYMBOLS.CloseHandle,
+        } as const,
+      );
+      const a = WinsockUdp.open({ dll, host: "127.0.0.1", port: 0 });
+      const b = WinsockUdp.open({ dll, host: "127.0.0.1", port: 0 });
+      const wake = k.symbols.CreateEventW(null, 0, 0, null)!;
+      try {
+        assertEquals(a.localHost, "127.0.0.1");
+        assert(a.localPort > 0 && b.localPort > 0 && a.localPort !== b.localPort);
+        const buf = new Uint8Array(2048);
+        assertEquals(a.recv(buf), RECV_EMPTY, "nothing yet: WSAEWOULDBLOCK");
+        const handles = new BigUint64Array([
+          a.eventHandle,
+          BigInt(Deno.UnsafePointer.value(wake)),
+        ]);
+        const hp = Deno.UnsafePointer.of(handles);
+        let t0 = performance.now();
+        assertEquals(k.symbols.WaitForMultipleObjects(2, hp, 0, 60), WAIT_TIMEOUT);
+        assert(performance.now() - t0 >= 50, "an idle socket's event waits out the timeout");
+        // A datagram signals the socket's event.
+        const msg = new TextEncoder().encode("hello from b");
+        assertEquals(b.send(msg, msg.length, parseIPv4("127.0.0.1")!, a.localPort), msg.length);
+        t0 = performance.now();
+        assertEquals(k.symbols.WaitForMultipleObjects(2, hp, 0, 5_000), WAIT_OBJECT_0);
+        assert(performance.now() - t0 < 1_000);
+        a.resetEvent();
+        const n = a.recv(buf);
+        assertEquals(new TextDecoder().decode(buf.subarray(0, n)), "hello from b");
+        assertEquals([a.fromIp, a.fromPort], [parseIPv4("127.0.0.1"), b.localPort]);
+        assertEquals(a.recv(buf), RECV_EMPTY, "drained");
+        // Drained: the wait goes on to the wake event (index 1).
+        k.symbols.SetEvent(wake);
+        assertEquals(k.symbols.WaitForMultipleObjects(2, hp, 0, 5_000), WAIT_OBJECT_0 + 1);
+        assertEquals(k.symbols.WaitForMultipleObjects(2, hp, 0, 20), WAIT_TIMEOUT, "wake consumed");
+      } finally {
+        a.close();
+        b.close();
+        k.symbols.CloseHandle(wake);
+        k.close();
+      }
+    }
+  },
+);
+
+rootTest(
+  "windows data path (fake wintun + winsock): xvpn connect, ping both ways, TCP with verified bytes",
+  async () => {
+    const dll = await buildFakeWintun();
+    // data_path auto on a Wintun adapter: the Windows Worker (the server runs its own fast path).
+    await withLab({ clientEnv: { XVPN_WINTUN_DLL: dll } }, async (lab) => {
+      await lab.up();
+      await lab.waitRoute("client", LAB.game);
+      const log = lab.path("client.log");
+      assertStringIncludes(
+        await Deno.readTextFile(log),
+        "data path windows (worker: WaitForMultipleObjects",
+        "the client runs the Windows Worker",
+      );
+
+      const up = await ping(lab, "client", LAB.game, { count: 5 });
+      assertEquals(up.received, 5, `client -> game: ${up.out}`);
+      const down = await ping(lab, "game", LAB.clientTunnel, { count: 3 });
+      assertEquals(down.received, 3, `game -> client: ${down.out}`);
+      const big = await ping(lab, "client", LAB.game, { count: 3, size: 1300 });
+      assertEquals(big.received, 3, `ping -s 1300: ${big.out}`);
+
+      const bytes = 20 * 1024 * 1024;
+      const t = await tcpTransfer(lab, "client", "game", LAB.game, bytes);
+      assertEquals(t.got.bytes, bytes);
+      assertEquals(t.got.sha256, t.sent.sha256, "client -> game bytes arrived intact");
+      const back = await tcpTransfer(lab, "game", "client", LAB.clientTunnel, bytes / 2, 5202);
+      assertEquals(back.got.bytes, bytes / 2);
+      assertEquals(back.got.sha256, back.sent.sha256, "game -> client bytes arrived intact");
+      console.log(
+        `  20 MiB client -> game over the Windows data path (fake): ${
+          (bytes * 8 / t.sent.seconds / 1e6).toFixed(0)
+        } Mbit/s; back ${(bytes / 2 * 8 / back.sent.seconds / 1e6).toFixed(0)} Mbit/s`,
+      );
+      const st = await lab.stopAll();
+      assertEquals(st.client?.code, 0, `the client stops cleanly\n${await lab.logs(30)}`);
+    });
+  },
+);
