@@ -162,3 +162,32 @@ export async function withLab(opts: LabOptions, fn: (lab: Lab) => Promise<void>)
 }
 
 export { LAB, Lab };
+
+/**
+ * The tunnel carries real traffic both ways: pings client -> game (also 1300 bytes) and back,
+ * then 20 MiB client -> game and 10 MiB game -> client over TCP with the SHA-256 of both ends
+ * compared. Returns both transfers' rates (Mbit/s).
+ */
+export async function checkTunnelTraffic(lab: Lab): Promise<{ upMbps: number; downMbps: number }> {
+  const up = await ping(lab, "client", LAB.game, { count: 5 });
+  if (up.received !== 5) throw new Error(`client -> game: ${up.received}/5 replies\n${up.out}`);
+  const down = await ping(lab, "game", LAB.clientTunnel, { count: 3 });
+  if (down.received !== 3) throw new Error(`game -> client: ${down.received}/3\n${down.out}`);
+  const big = await ping(lab, "client", LAB.game, { count: 3, size: 1300 });
+  if (big.received !== 3) throw new Error(`ping -s 1300: ${big.received}/3\n${big.out}`);
+  const bytes = 20 * 1024 * 1024;
+  const t = await tcpTransfer(lab, "client", "game", LAB.game, bytes);
+  if (t.got.bytes !== bytes || t.got.sha256 !== t.sent.sha256) {
+    throw new Error(
+      `client -> game: ${t.got.bytes} bytes arrived, SHA-256 ${t.got.sha256} vs ${t.sent.sha256}`,
+    );
+  }
+  const back = await tcpTransfer(lab, "game", "client", LAB.clientTunnel, bytes / 2, 5202);
+  if (back.got.bytes !== bytes / 2 || back.got.sha256 !== back.sent.sha256) {
+    throw new Error(`game -> client: ${back.got.bytes} bytes arrived, SHA-256 mismatch or short`);
+  }
+  return {
+    upMbps: bytes * 8 / t.sent.seconds / 1e6,
+    downMbps: bytes / 2 * 8 / back.sent.seconds / 1e6,
+  };
+}

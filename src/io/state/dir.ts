@@ -36,3 +36,8 @@ export async function statePath(
   const sep = os === "windows" ? "\\" : "/";
   return `${dir}${sep}${ifname}${tag ? `.${tag}` : ""}.${suffix}`;
 }
+
+/** The directory of a state file: up to its last separator (`/`, or `\` on Windows). */
+export function parentDir(path: string): string {
+  return path.slice(0, Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"))) || "/";
+}

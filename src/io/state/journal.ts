@@ -13,6 +13,7 @@
  * @module
  */
 import type { CommandRunner } from "../command.ts";
+import { parentDir } from "./dir.ts";
 
 /** What one part of xvpn (routes, NAT, ...) must undo, in the order to run. */
 export interface JournalEntry {
@@ -57,10 +58,7 @@ export class Journal {
       await Deno.remove(this.path).catch(() => {});
       return;
     }
-    // The directory: up to the last separator (`\` as well, for %ProgramData%\xvpn).
-    const cut = Math.max(this.path.lastIndexOf("/"), this.path.lastIndexOf("\\"));
-    const dir = this.path.slice(0, cut) || "/";
-    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    await Deno.mkdir(parentDir(this.path), { recursive: true, mode: 0o700 });
     const tmp = `${this.path}.${Deno.pid}.tmp`;
     const body: JournalFile = { pid: Deno.pid, entries: this.#entries };
     await Deno.writeTextFile(tmp, JSON.stringify(body, null, 1) + "\n", { mode: 0o600 });

@@ -7,6 +7,7 @@
  * @module
  */
 import { cString, Errno, errno, libc, O_CLOEXEC, O_RDWR, strerror } from "../_libc.ts";
+import { parentDir } from "./dir.ts";
 
 const O_CREAT = 0o100;
 const LOCK_EX = 2;
@@ -37,7 +38,7 @@ export interface HeldLock {
  * the thing in the message, e.g. `TUN xvpn0`), or an Error for any other failure.
  */
 export function takeLock(path: string, what: string): HeldLock {
-  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || "/", { recursive: true, mode: 0o700 });
+  Deno.mkdirSync(parentDir(path), { recursive: true, mode: 0o700 });
   const c = libc();
   const p = cString(path);
   // The holder removes the file when it lets go (so /run does not fill with dead lock files).
@@ -50,12 +51,7 @@ export function takeLock(path: string, what: string): HeldLock {
       const e = errno();
       c.close(fd);
       if (e !== Errno.EAGAIN) throw new Error(`cannot lock ${path}: ${strerror(e)}`); // = EWOULDBLOCK
-      let pid: number | undefined;
-      try {
-        const n = Number(Deno.readTextFileSync(path).trim());
-        if (Number.isInteger(n) && n > 0) pid = n;
-      } catch { /* the pid is only for the message */ }
-      throw new LockedError(path, pid, what);
+      throw new LockedError(path, readPid(path), what);
     }
     const ino = inodeOf(`/proc/self/fd/${fd}`);
     if (ino === undefined || ino !== inodeOf(path)) {
@@ -80,6 +76,16 @@ export function takeLock(path: string, what: string): HeldLock {
   }
 }
 
+/** The pid a lock's holder wrote to `file`, if readable (it is only for the message). */
+function readPid(file: string): number | undefined {
+  try {
+    const n = Number(Deno.readTextFileSync(file).trim());
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function inodeOf(path: string): number | undefined {
   try {
     return Deno.statSync(path).ino ?? undefined;
@@ -96,8 +102,7 @@ function inodeOf(path: string): number | undefined {
  * open file fails on Windows); only the pid file is removed at release.
  */
 export function takeFileLock(path: string, what: string): HeldLock {
-  const cut = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
-  Deno.mkdirSync(path.slice(0, cut) || "/", { recursive: true, mode: 0o700 });
+  Deno.mkdirSync(parentDir(path), { recursive: true, mode: 0o700 });
   const file = Deno.openSync(path, { read: true, write: true, create: true });
   let locked: boolean;
   try {
@@ -109,12 +114,7 @@ export function takeFileLock(path: string, what: string): HeldLock {
   const pidFile = `${path}.pid`;
   if (!locked) {
     file.close();
-    let pid: number | undefined;
-    try {
-      const n = Number(Deno.readTextFileSync(pidFile).trim());
-      if (Number.isInteger(n) && n > 0) pid = n;
-    } catch { /* the pid is only for the message */ }
-    throw new LockedError(path, pid, what);
+    throw new LockedError(path, readPid(pidFile), what);
   }
   Deno.writeTextFileSync(pidFile, `${Deno.pid}\n`);
   let held = true;

@@ -44,27 +44,40 @@ Deno.test("takeLock() refuses a second holder with its pid, and frees at release
   });
 });
 
+/**
+ * A child process that takes the lock at `path` with `take` (takeLock or takeFileLock) and holds
+ * it; resolves once it holds it, with a function that kills it (SIGKILL) and waits for it.
+ */
+async function holdInChild(take: string, path: string, what: string) {
+  const code = `import { ${take} } from "${new URL("./lock.ts", import.meta.url)}";\n` +
+    `${take}(${JSON.stringify(path)}, ${JSON.stringify(what)}); console.log("held");\n` +
+    `await new Promise(() => setInterval(() => {}, 1000));`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-config", code],
+    env: { DENO_NO_PROMPT: "1" },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  assertEquals(new TextDecoder().decode((await reader.read()).value).trim(), "held");
+  return {
+    pid: child.pid,
+    async kill() {
+      child.kill("SIGKILL");
+      await child.status;
+      reader.releaseLock();
+      await child.stdout.cancel();
+    },
+  };
+}
+
 Deno.test("takeLock(): a holder killed with SIGKILL leaves no stale lock", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/xvpn0.lock`;
-    const code = `import { takeLock } from "${new URL("./lock.ts", import.meta.url)}";\n` +
-      `takeLock(${JSON.stringify(path)}, "TUN xvpn0"); console.log("held");\n` +
-      `await new Promise(() => setInterval(() => {}, 1000));`;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["eval", "--no-config", code],
-      env: { DENO_NO_PROMPT: "1" },
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const reader = child.stdout.getReader();
-    const first = new TextDecoder().decode((await reader.read()).value);
-    assertEquals(first.trim(), "held");
+    const child = await holdInChild("takeLock", path, "TUN xvpn0");
     const e = assertThrows(() => takeLock(path, "TUN xvpn0"), LockedError) as LockedError;
     assertEquals(e.pid, child.pid);
-    child.kill("SIGKILL");
-    await child.status;
-    reader.releaseLock();
-    await child.stdout.cancel();
+    await child.kill();
     takeLock(path, "TUN xvpn0").release(); // the kernel dropped the dead process's lock
   });
 });
@@ -72,24 +85,11 @@ Deno.test("takeLock(): a holder killed with SIGKILL leaves no stale lock", async
 Deno.test("takeFileLock() (Windows): refuses a second holder with its pid; a SIGKILL frees it", async () => {
   await withDir(async (dir) => {
     const path = `${dir}\\xvpn0.lock`; // a Windows name (a plain character here)
-    const code = `import { takeFileLock } from "${new URL("./lock.ts", import.meta.url)}";\n` +
-      `takeFileLock(${JSON.stringify(path)}, "adapter xvpn0"); console.log("held");\n` +
-      `await new Promise(() => setInterval(() => {}, 1000));`;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["eval", "--no-config", code],
-      env: { DENO_NO_PROMPT: "1" },
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const reader = child.stdout.getReader();
-    assertEquals(new TextDecoder().decode((await reader.read()).value).trim(), "held");
+    const child = await holdInChild("takeFileLock", path, "adapter xvpn0");
     const e = assertThrows(() => takeFileLock(path, "adapter xvpn0"), LockedError) as LockedError;
     assertEquals(e.pid, child.pid);
     assert(e.message.includes(`adapter xvpn0 is in use by another xvpn (pid ${child.pid})`));
-    child.kill("SIGKILL");
-    await child.status;
-    reader.releaseLock();
-    await child.stdout.cancel();
+    await child.kill();
     const mine = takeFileLock(path, "adapter xvpn0"); // the system dropped the dead one's lock
     mine.release();
     takeFileLock(path, "adapter xvpn0").release(); // and a release frees it too

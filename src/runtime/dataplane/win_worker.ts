@@ -38,9 +38,9 @@ import {
 } from "../../io/tun/wintun_abi.ts";
 import { RECV_EMPTY, WinsockUdp } from "../../io/udp/winsock.ts";
 import { ClientAdapter } from "../engine.ts";
-import type { Command, FromWorker } from "./messages.ts";
 import { CTRL_COMMAND, CTRL_STOP } from "./messages.ts";
 import type { WinInit } from "./win_messages.ts";
+import { post, serveWorker } from "./worker_inbox.ts";
 
 /** kernel32 as this Worker calls it: the wait is synchronous (this thread blocks in it). */
 const K32 = {
@@ -59,34 +59,7 @@ const MAX_WAIT_MS = 60_000;
 /** Wait array indices. */
 const TUN_INDEX = 0, SOCK_INDEX = 1, WAKE_INDEX = 2;
 
-function post(msg: FromWorker): void {
-  self.postMessage(msg);
-}
-
-const commands: Command[] = [];
-let commandArrived: (() => void) | undefined;
-
-self.onmessage = (e: MessageEvent<WinInit | Command>) => {
-  const msg = e.data;
-  if (msg.type !== "init") {
-    commands.push(msg);
-    commandArrived?.();
-    return;
-  }
-  run(msg).catch((err) => post({ type: "error", message: (err as Error).message }))
-    .finally(() => self.close());
-};
-
-function nextCommand(): Promise<Command> {
-  const queued = commands.shift();
-  if (queued) return Promise.resolve(queued);
-  return new Promise((resolve) => {
-    commandArrived = () => {
-      commandArrived = undefined;
-      resolve(commands.shift()!);
-    };
-  });
-}
+const nextCommand = serveWorker<WinInit>((init) => run(init));
 
 /** The server endpoint with its IPv4 address as a number (`ip`), as sends need it. */
 function numericServer(e: Endpoint): Endpoint & { ip: number } {

@@ -22,14 +22,12 @@ import type { DropCounters } from "../../core/wire.ts";
 import type { SchedulerReport } from "../stats.ts";
 import {
   type ClientInit,
-  type Command,
   CTRL_COMMAND,
   CTRL_STOP,
-  type FromWorker,
   type PathSocket,
   type ServerInit,
-  type ToWorker,
 } from "./messages.ts";
+import { post, serveWorker } from "./worker_inbox.ts";
 
 /**
  * Bytes per packet slot: a jumbo inner packet (9000) plus our overhead, with room for MTU
@@ -62,36 +60,7 @@ const SERVER_RECEIVE_BUFFER_BYTES = 1 << 20;
 const SERVER_POOL_PACKETS = 4096;
 const CLIENT_POOL_PACKETS = 1024;
 
-function post(msg: FromWorker): void {
-  self.postMessage(msg);
-}
-
-// Commands arrive while the loop is blocked in poll(): they queue here, and the loop leaves
-// poll() (CTRL_COMMAND + the wake eventfd) to come and read them.
-const commands: Command[] = [];
-let commandArrived: (() => void) | undefined;
-
-self.onmessage = (e: MessageEvent<ToWorker>) => {
-  const msg = e.data;
-  if (msg.type !== "init") {
-    commands.push(msg);
-    commandArrived?.();
-    return;
-  }
-  run(msg).catch((err) => post({ type: "error", message: (err as Error).message }))
-    .finally(() => self.close());
-};
-
-function nextCommand(): Promise<Command> {
-  const queued = commands.shift();
-  if (queued) return Promise.resolve(queued);
-  return new Promise((resolve) => {
-    commandArrived = () => {
-      commandArrived = undefined;
-      resolve(commands.shift()!);
-    };
-  });
-}
+const nextCommand = serveWorker<ServerInit | ClientInit>((init) => run(init));
 
 async function run(init: ServerInit | ClientInit): Promise<void> {
   const aead = await loadAead("auto");
