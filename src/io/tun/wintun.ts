@@ -261,7 +261,7 @@ export class WintunTun implements TunDevice {
     }
     // As the Linux TUN does, a packet longer than the buffer is cut to it.
     const n = Math.min(this.#size[0]!, buf.byteLength);
-    Deno.UnsafePointerView.copyInto(p, n === buf.byteLength ? buf : buf.subarray(0, n));
+    this.#k.RtlMoveMemoryOut(buf, p, bigLen(n));
     this.#w.WintunReleaseReceivePacket(this.#session, p);
     return n;
   }

@@ -73,6 +73,13 @@ export const KERNEL32_SYMBOLS = {
    * packet into the send ring without making an ArrayBuffer per packet. The source is our own
    * Uint8Array, passed as `"buffer"`; the length is a BigInt (see `_bigint.ts`). */
   RtlMoveMemory: { parameters: ["pointer", "buffer", "usize"], result: "void" },
+  /** The same call the other way round: a received packet out of the ring into our buffer,
+   * exactly its length, without a subarray per packet. */
+  RtlMoveMemoryOut: {
+    name: "RtlMoveMemory",
+    parameters: ["buffer", "pointer", "usize"],
+    result: "void",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The callable wintun.dll symbols. */

@@ -103,9 +103,12 @@ Deno.test("WINTUN_SYMBOLS matches the prototypes of wintun.h, name for name and 
 Deno.test("KERNEL32_SYMBOLS matches the Win32 prototypes; only the wait is nonblocking", () => {
   const header = parsePlainH(KERNEL32_H);
   assertEquals(header.length, 6);
-  // One deliberate difference: RtlMoveMemory's Source is our own Uint8Array, so "buffer".
+  // One deliberate difference: RtlMoveMemory's Source is our own Uint8Array, so "buffer"; and
+  // RtlMoveMemoryOut is the same function with our Uint8Array as its Destination.
   const move = header.find((p) => p.name === "RtlMoveMemory")!;
+  header.push({ ...move, name: "RtlMoveMemoryOut", parameters: ["buffer", "pointer", "usize"] });
   move.parameters[1] = "buffer";
+  assertEquals(KERNEL32_SYMBOLS.RtlMoveMemoryOut.name, "RtlMoveMemory");
   assertEquals(tableOf(KERNEL32_SYMBOLS, false).sort(byName), header.sort(byName));
   const waiting = Object.entries(KERNEL32_SYMBOLS)
     .filter(([, s]) => "nonblocking" in s && s.nonblocking).map(([n]) => n);

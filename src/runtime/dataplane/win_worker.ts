@@ -50,6 +50,7 @@ const K32 = {
   },
   GetLastError: KERNEL32_SYMBOLS.GetLastError,
   RtlMoveMemory: KERNEL32_SYMBOLS.RtlMoveMemory,
+  RtlMoveMemoryOut: KERNEL32_SYMBOLS.RtlMoveMemoryOut,
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** Packets taken from each side per turn before the other gets its turn. */
@@ -166,7 +167,7 @@ async function run(init: WinInit): Promise<void> {
         throw new Error(`WintunReceivePacket failed: ${winErrorName(e)} (${e})`);
       }
       const n = sizeOut[0]!;
-      Deno.UnsafePointerView.copyInto(p, tunBuf.subarray(0, n));
+      k.RtlMoveMemoryOut(tunBuf, p, bigLen(n)); // no subarray per packet
       w.WintunReleaseReceivePacket(session, p);
       const r = core.fromTun(performance.now(), tunBuf, n, sealed);
       if (r.verdict === Verdict.Net) sendTo(sealed.buf, sealed.len, r.to!);
