@@ -10,12 +10,14 @@ if [ ! -x node_modules/.bin/deno ] || [ package-lock.json -nt node_modules/.bin/
 fi
 
 # Debian package -> a file it provides. gcc and the headers: tests/wintun_root_test.ts compiles
-# the fake wintun (tests/support/fakewintun/).
+# the fake wintun (tests/support/fakewintun/); systemd: systemd-analyze, which
+# tests/systemd_test.ts runs on systemd/*.service.
 need=""
 for pair in iproute2:/usr/sbin/ip iputils-ping:/usr/bin/ping tcpdump:/usr/bin/tcpdump \
   nftables:/usr/sbin/nft iperf3:/usr/bin/iperf3 procps:/usr/bin/pgrep \
   libsodium23:/usr/lib/x86_64-linux-gnu/libsodium.so.23 \
-  gcc:/usr/bin/gcc libc6-dev:/usr/include/stdio.h linux-libc-dev:/usr/include/linux/if_tun.h; do
+  gcc:/usr/bin/gcc libc6-dev:/usr/include/stdio.h linux-libc-dev:/usr/include/linux/if_tun.h \
+  systemd:/usr/bin/systemd-analyze; do
   pkg=${pair%%:*}
   file=${pair#*:}
   if [ ! -e "$file" ] && ! dpkg -s "$pkg" >/dev/null 2>&1; then need="$need $pkg"; fi
