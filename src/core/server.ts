@@ -882,7 +882,7 @@ export class ServerCore {
       clients,
       diagSessions,
       drops,
-      leased: clients.length,
+      leased: this.pool.size,
       poolSize: this.pool.capacity,
     };
   }

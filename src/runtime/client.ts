@@ -44,8 +44,6 @@ import type { LocalNetwork } from "../core/policy.ts";
 
 const log = logger("client");
 
-export { resolveHost };
-
 /** Why the client stopped. */
 export type ClientExit = { code: 0 } | { code: 1; reason: string };
 
