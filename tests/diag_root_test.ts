@@ -53,6 +53,8 @@ async function diagJson(lab: Lab): Promise<{ code: number; report: MtuReport; ms
   } catch {
     throw new Error(`diag --json printed no JSON (exit ${r.code}): ${r.text}\n${r.stderr}`);
   }
+  // An unmeasured run has no figures to compare: say why instead of failing on a missing field.
+  if (!report.path) throw new Error(`diag did not measure (exit ${r.code}): ${r.text}`);
   return { code: r.code, report, ms: r.ms };
 }
 

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals } from "./support/assert.ts";
 import { ClientCore } from "../src/core/client.ts";
-import { DIAG_MIN_INTERVAL_MS, ServerCore } from "../src/core/server.ts";
+import { DIAG_BURST, DIAG_MIN_INTERVAL_MS, ServerCore } from "../src/core/server.ts";
 import { MAX_DIAG_SESSIONS } from "../src/core/sessions.ts";
 import { generatePrivateKey, publicKeyOf } from "../src/core/keys.ts";
 import { parseCidr, parseIPv4 } from "../src/lib/ip.ts";
@@ -55,14 +55,21 @@ Deno.test("diag sessions: as many players as the allow-list ping at once, none e
   assertEquals(s.status(3000).diagSessions, keys.length, "every player's session kept");
 });
 
-Deno.test("diag sessions: one diagnostic handshake per key and second", () => {
+Deno.test("diag sessions: a burst of diagnostic handshakes per key, then one a second", () => {
   const key = generatePrivateKey();
   const s = server([key]);
-  assert(diagHandshake(s, key, 1000, 1));
-  assert(!diagHandshake(s, key, 1000 + DIAG_MIN_INTERVAL_MS / 2, 2), "too soon");
+  // Back-to-back runs and retransmissions pass, up to the burst (each 100 ms apart, beyond the
+  // 50 ms between any two initiations of one key).
+  const at = (i: number) => 1000 + 100 * i;
+  for (let i = 0; i < DIAG_BURST; i++) assert(diagHandshake(s, key, at(i), 1 + i), `run ${i}`);
+  assert(!diagHandshake(s, key, at(DIAG_BURST), 10), "beyond the burst");
   assertEquals(s.drops.diag_rate, 1);
-  assert(diagHandshake(s, key, 1000 + DIAG_MIN_INTERVAL_MS + 1, 3), "a second later");
-  assertEquals(s.status(5000).diagSessions, 1, "the key's newer session replaced its older");
+  // The bucket refills at one a second from the last counted handshake.
+  const t = at(DIAG_BURST - 1) + DIAG_MIN_INTERVAL_MS + 1;
+  assert(diagHandshake(s, key, t, 11), "a second later");
+  assert(!diagHandshake(s, key, t + 500, 12), "one a second");
+  assertEquals(s.drops.diag_rate, 2);
+  assertEquals(s.status(t + 1000).diagSessions, 1, "the key's newer session replaced its older");
 });
 
 Deno.test("server probes: many clients are pinged a slice at a time, idle ones each once per 10 s", () => {

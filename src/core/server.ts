@@ -77,8 +77,15 @@ export const ServerTimer = {
   Probe: 1,
 } as const;
 
-/** Diagnostic handshakes accepted per client key: one per this interval. */
+/**
+ * Diagnostic handshakes accepted per client key: a bucket of {@link DIAG_BURST}, refilled by one
+ * per this interval. A burst, not a strict one a second: back-to-back `xvpn diag` runs and a
+ * client's retransmission after a lost response (1 s later, give or take the path's jitter) must
+ * not be refused, while a loop still costs at most one Diffie-Hellman pair a second.
+ */
 export const DIAG_MIN_INTERVAL_MS = 1_000;
+/** See {@link DIAG_MIN_INTERVAL_MS}. */
+export const DIAG_BURST = 5;
 
 /** How often the server measures each client's round trip by default. */
 export const DEFAULT_SERVER_PROBE_MS = 1_000;
@@ -380,12 +387,13 @@ export class ServerCore {
 
     const diag = (init.flags & INIT_FLAG_DIAG) !== 0;
     if (diag) {
-      // One diagnostic handshake per key and second: `xvpn ping` makes one per run; a loop of
-      // them must not cost a Diffie-Hellman each time.
-      if (now - (peer.lastDiagMs ?? -Infinity) < DIAG_MIN_INTERVAL_MS) {
-        return this.#drop("diag_rate");
-      }
-      peer.lastDiagMs = now;
+      // A bucket per key (DIAG_BURST, one a second): `xvpn ping` makes one per run; a loop of
+      // them must not cost the responder's Diffie-Hellman pair each time.
+      const since = now - (peer.diagRefillMs ?? -Infinity);
+      const tokens = Math.min(DIAG_BURST, (peer.diagTokens ?? 0) + since / DIAG_MIN_INTERVAL_MS);
+      if (tokens < 1) return this.#drop("diag_rate");
+      peer.diagTokens = tokens - 1;
+      peer.diagRefillMs = now;
     }
     let session = diag ? undefined : this.#sessions.byKey(peer.keyText);
     const rekey = session !== undefined;

@@ -37,8 +37,10 @@ export interface Peer {
   /** Greatest accepted initiation timestamp (replay protection); survives sessions. */
   lastTimestamp?: Uint8Array;
   lastInitMs: number;
-  /** Monotonic ms of its last diagnostic handshake (`xvpn ping`, `xvpn diag`): rate-limited. */
-  lastDiagMs?: number;
+  /** Diagnostic handshakes (`xvpn ping`, `xvpn diag`) it may still make now: a token bucket. */
+  diagTokens?: number;
+  /** Monotonic ms at which {@link diagTokens} was last counted. */
+  diagRefillMs?: number;
 }
 
 /** One client's live session. */
