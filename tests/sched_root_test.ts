@@ -7,56 +7,9 @@
  */
 import { assert, assertEquals } from "./support/assert.ts";
 import { rootTest } from "./support/root.ts";
-import { LAB, type Lab, withLab } from "./support/net.ts";
-import { runGameClient, spawnGameEcho } from "./lab/gameflow.ts";
-
-const TBF = ["tbf", "rate", "50mbit", "burst", "64kb", "latency", "100ms"];
-
-/** Starts iperf3 and the game echo on the game host. */
-async function services(lab: Lab): Promise<void> {
-  lab.topo.spawn("game", ["iperf3", "-s", "-p", "5201"]);
-  await spawnGameEcho(lab.topo, "game", 7777);
-  await new Promise((r) => setTimeout(r, 300));
-}
-
-/** A cubic download game -> client for `seconds` (iperf3 -R), resolving to Mbit/s. */
-async function download(lab: Lab, seconds: number): Promise<number> {
-  const r = await lab.topo.exec("client", [
-    ...["iperf3", "-c", LAB.game, "-p", "5201", "-R", "-C", "cubic"],
-    ...["-t", String(seconds), "-J", "--connect-timeout", "3000"],
-  ], { allowFailure: true, timeoutMs: (seconds + 20) * 1000 });
-  const j = JSON.parse(r.stdout || "{}") as {
-    end?: { sum_received?: { bits_per_second: number } };
-  };
-  const bps = j.end?.sum_received?.bits_per_second;
-  if (bps === undefined) throw new Error(`iperf3 gave no result: ${r.stdout} ${r.stderr}`);
-  return bps / 1e6;
-}
-
-/** The figures of a "Scheduler:" log line. */
-interface SchedulerFigures {
-  interactive: number;
-  bulk: number;
-  ce: number;
-  codel: number;
-  overflow: number;
-  waited: number;
-}
-
-/** The server's (or client's) "Scheduler:" line at exit, as numbers. */
-async function schedulerLine(lab: Lab, file: string): Promise<SchedulerFigures> {
-  const log = await Deno.readTextFile(lab.path(file));
-  const line = log.split("\n").reverse().find((l) => l.includes("Scheduler:")) ?? "";
-  const n = (re: RegExp) => Number(re.exec(line)?.[1] ?? NaN);
-  return {
-    interactive: n(/sent (\d+) interactive/),
-    bulk: n(/(\d+) bulk/),
-    ce: n(/CE marked (\d+)/),
-    codel: n(/CoDel drops (\d+)/),
-    overflow: n(/overflow drops (\d+)/),
-    waited: n(/waited for the socket (\d+)/),
-  };
-}
+import { LAB, withLab } from "./support/net.ts";
+import { runGameClient } from "./lab/gameflow.ts";
+import { download, SCHED_TBF, schedulerLine, services } from "./support/sched.ts";
 
 rootTest(
   "scheduler: behind a 50 Mbit/s tbf, a game beside a cubic download loses nothing",
@@ -71,7 +24,7 @@ rootTest(
         "dev",
         t.iface("server", "router"),
         "root",
-        ...TBF,
+        ...SCHED_TBF,
       ]);
       await services(lab);
       const dl = download(lab, 24);
@@ -142,7 +95,7 @@ rootTest(
         await lab.up();
         const t = lab.topo;
         const dev = t.iface("router", "client");
-        await t.exec("router", ["tc", "qdisc", "replace", "dev", dev, "root", ...TBF]);
+        await t.exec("router", ["tc", "qdisc", "replace", "dev", dev, "root", ...SCHED_TBF]);
         await services(lab);
         const dl = download(lab, 10);
         let most = 0;

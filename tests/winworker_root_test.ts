@@ -12,6 +12,8 @@ import { checkTunnelTraffic, LAB, withLab } from "./support/net.ts";
 import { RECV_EMPTY, WinsockUdp } from "../src/io/udp/winsock.ts";
 import { KERNEL32_SYMBOLS, WAIT_OBJECT_0, WAIT_TIMEOUT } from "../src/io/tun/wintun_abi.ts";
 import { parseIPv4 } from "../src/lib/ip.ts";
+import { runGameClient } from "./lab/gameflow.ts";
+import { download, SCHED_TBF, schedulerLine, services } from "./support/sched.ts";
 
 rootTest(
   "winsock (fake): bind, FIONBIO, would-block, sendto/recvfrom, the FD_READ event wakes a wait",
@@ -96,5 +98,45 @@ rootTest(
       const st = await lab.stopAll();
       assertEquals(st.client?.code, 0, `the client stops cleanly\n${await lab.logs(30)}`);
     });
+  },
+);
+
+rootTest(
+  "windows data path (fake): behind a 50 Mbit/s tbf, a game beside a cubic upload loses nothing",
+  async () => {
+    const dll = await buildFakeWintun();
+    await withLab(
+      { router: {}, keepalive: "product", clientEnv: { XVPN_WINTUN_DLL: dll } },
+      async (lab) => {
+        await lab.up();
+        await lab.waitRoute("client", LAB.game);
+        const t = lab.topo;
+        // The bottleneck is the client's own uplink, so the Windows Worker's socket pushes back
+        // (FD_WRITE) and its flow scheduler decides what waits: the game goes first.
+        const dev = t.iface("client", "router");
+        await t.exec("client", ["tc", "qdisc", "replace", "dev", dev, "root", ...SCHED_TBF]);
+        await services(lab);
+        const up = download(lab, 24, true);
+        await new Promise((r) => setTimeout(r, 2000));
+        const game = await runGameClient(t, "client", `${LAB.game}:7777`, 20);
+        const mbps = await up;
+        const st = await lab.stopAll();
+        assertEquals(st.client?.code, 0, `the client stops cleanly\n${await lab.logs(30)}`);
+        const log = await Deno.readTextFile(lab.path("client.log"));
+        assertStringIncludes(log, "data path windows (worker: WaitForMultipleObjects");
+        const s = await schedulerLine(lab, "client.log");
+        console.log(
+          `  game ${game.received}/${game.sent}, RTT p50 ${game.p50} p99 ${game.p99} max ` +
+            `${game.max} ms; upload ${mbps.toFixed(1)} Mbit/s; client scheduler ${
+              JSON.stringify(s)
+            }`,
+        );
+        assertEquals(game.received, game.sent, "no game packet lost");
+        assertEquals(game.duplicates, 0);
+        assert(mbps > 20, `the upload ran (${mbps} Mbit/s)`);
+        assert(s.interactive > 0 && s.bulk > 0, "the client sent both classes");
+        assert(s.waited > 0, "the uplink pushed back, and the scheduler held what did not fit");
+      },
+    );
   },
 );

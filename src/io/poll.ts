@@ -13,6 +13,8 @@ export { POLLIN, POLLOUT };
 export interface Pollable {
   /** The fd to poll; -1 for a twin. */
   readonly fd: number;
+  /** On Windows, the HANDLE to wait on instead (an event), as a number. */
+  readonly handle?: bigint;
   /** A twin's readiness for reading. */
   readable?(): boolean;
   /** A twin's readiness for writing (twins are always writable unless they say otherwise). */

@@ -39,7 +39,7 @@ export type DataPathSpec =
     /** The server's address. */
     server: Endpoint;
     params: ClientParams;
-    /** The flow scheduler (fast path only). */
+    /** The flow scheduler (the fast path and the Windows Worker). */
     sched: SchedParams;
     /** Multipath: the fast path's socket per path (`paths` in the config). */
     fastPaths?: PathSocket[];
@@ -72,6 +72,7 @@ export async function startDataPath(
       bind: "0.0.0.0",
       params: spec.params,
       server: spec.server,
+      sched: spec.sched,
     }, onEvents);
   }
   if (spec.fast) {

@@ -82,6 +82,20 @@ export const KERNEL32_SYMBOLS = {
   },
 } as const satisfies Deno.ForeignLibraryInterface;
 
+/**
+ * The waits as a data-path Worker makes them: synchronous, its own thread blocks in them (a
+ * Worker does nothing else while it waits, and a helper-thread hop would cost ~35 us a turn).
+ */
+export const KERNEL32_WAIT_SYMBOLS = {
+  WaitForMultipleObjects: {
+    parameters: ["u32", "pointer", "i32", "u32"],
+    result: "u32",
+  },
+  /** DWORD WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds) — with 0, a look at one
+   * handle (consuming an auto-reset event that is set). */
+  WaitForSingleObject: { parameters: ["pointer", "u32"], result: "u32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
 /** The callable wintun.dll symbols. */
 export type Wintun = Deno.DynamicLibrary<typeof WINTUN_SYMBOLS>["symbols"];
 /** The callable kernel32 symbols. */

@@ -1,5 +1,10 @@
 import { assertEquals } from "../../../tests/support/assert.ts";
-import { KERNEL32_SYMBOLS, wideString, WINTUN_SYMBOLS } from "./wintun_abi.ts";
+import {
+  KERNEL32_SYMBOLS,
+  KERNEL32_WAIT_SYMBOLS,
+  wideString,
+  WINTUN_SYMBOLS,
+} from "./wintun_abi.ts";
 
 /**
  * The prototypes xvpn calls, copied verbatim from `api/wintun.h` of WireGuard/wintun at commit
@@ -113,6 +118,15 @@ Deno.test("KERNEL32_SYMBOLS matches the Win32 prototypes; only the wait is nonbl
   const waiting = Object.entries(KERNEL32_SYMBOLS)
     .filter(([, s]) => "nonblocking" in s && s.nonblocking).map(([n]) => n);
   assertEquals(waiting, ["WaitForMultipleObjects"]);
+});
+
+Deno.test("KERNEL32_WAIT_SYMBOLS matches the Win32 prototypes and blocks the calling thread", () => {
+  const header = parsePlainH(
+    KERNEL32_H + "DWORD WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds);\n",
+  ).filter((p) => p.name.startsWith("WaitFor"));
+  assertEquals(header.length, 2);
+  assertEquals(tableOf(KERNEL32_WAIT_SYMBOLS, false).sort(byName), header.sort(byName));
+  for (const s of Object.values(KERNEL32_WAIT_SYMBOLS)) assertEquals("nonblocking" in s, false);
 });
 
 Deno.test("wideString() encodes UTF-16LE with a NUL terminator, surrogate pairs included", () => {

@@ -3,9 +3,9 @@
  * (`runtime/dataplane/win_worker.ts`), which blocks in WaitForMultipleObjects and so cannot use
  * `Deno.listenDatagram`. Non-blocking (ioctlsocket FIONBIO): `recv` returns -1 when nothing
  * waits (WSAEWOULDBLOCK). Readability is a Winsock event: WSACreateEvent plus
- * WSAEventSelect(FD_READ), a manual-reset HANDLE the Worker puts in its wait array; the Worker
- * resets it ({@link WinsockUdp.resetEvent}) before it drains the socket to WSAEWOULDBLOCK, so a
- * datagram that arrives during the drain sets it again.
+ * WSAEventSelect(FD_READ, and FD_WRITE when asked), a manual-reset HANDLE the Worker puts in
+ * its wait array; the Worker resets it ({@link WinsockUdp.resetEvent}) before it drains the
+ * socket to WSAEWOULDBLOCK, so a datagram that arrives during the drain sets it again.
  *
  * The hot calls allocate nothing: the peer's `sockaddr_in` is encoded once per destination
  * change, and `recv` leaves the sender in {@link WinsockUdp.fromIp} / {@link fromPort}.
@@ -21,11 +21,15 @@ import {
   decodeSockaddrIn,
   encodeSockaddrIn,
   FD_READ,
+  FD_WRITE,
   FIONBIO,
   INVALID_SOCKET,
   IPPROTO_UDP,
+  SO_RCVBUF,
+  SO_SNDBUF,
   SOCK_DGRAM,
   SOCKADDR_IN_BYTES,
+  SOL_SOCKET,
   type Winsock,
   WINSOCK_SYMBOLS,
   WINSOCK_VERSION,
@@ -54,12 +58,26 @@ export interface WinsockOptions {
   host: string;
   /** Local port (0: any). */
   port: number;
+  /** Also signal the event for FD_WRITE (room again after a send that would block): the
+   * flow scheduler's backpressure. */
+  writeEvents?: boolean;
+  /** SO_SNDBUF / SO_RCVBUF to ask for (bytes), if any. */
+  sndbuf?: number;
+  rcvbuf?: number;
 }
 
-/** `recv`'s answer for a datagram that was skipped (too long, or an ICMP error report). */
+/** `recv`'s answer for an ICMP error report of an earlier send (WSAECONNRESET): no datagram. */
 export const RECV_SKIPPED = -2;
+/** `recv`'s answer for a datagram longer than the buffer (WSAEMSGSIZE): its start is in the
+ * buffer, the rest is lost, so it must be dropped. */
+export const RECV_TRUNCATED = -3;
 /** `recv`'s answer when nothing waits. */
 export const RECV_EMPTY = -1;
+/** `send`'s answer when the send buffer is full (WSAEWOULDBLOCK, WSAENOBUFS): try again once
+ * FD_WRITE is signalled. */
+export const SEND_BLOCKED = -1;
+/** `send`'s answer when the network refused the datagram (unreachable, down): it is lost. */
+export const SEND_REFUSED = -2;
 
 /** A non-blocking Winsock UDP socket with a read event; see the module docs. */
 export class WinsockUdp {
@@ -82,6 +100,8 @@ export class WinsockUdp {
   readonly #fromLen = new Int32Array(1);
   readonly #fromLenBytes = new Uint8Array(this.#fromLen.buffer);
   readonly #fromView = new DataView(this.#from.buffer);
+  /** setsockopt's int, made once. */
+  readonly #int = new Int32Array(1);
   #closed = false;
 
   private constructor(
@@ -98,7 +118,8 @@ export class WinsockUdp {
     this.localPort = local.port;
   }
 
-  /** WSAStartup, socket, FIONBIO, bind, getsockname, WSACreateEvent + WSAEventSelect(FD_READ). */
+  /** WSAStartup, socket, FIONBIO, bind, getsockname, buffer sizes, WSACreateEvent +
+   * WSAEventSelect. */
   static open(opts: WinsockOptions): WinsockUdp {
     const ip = parseIPv4(opts.host);
     if (ip === undefined) {
@@ -136,7 +157,22 @@ export class WinsockUdp {
     const event = ws.WSACreateEvent();
     if (event === null) fail("WSACreateEvent");
     undo.push(() => ws.WSACloseEvent(event));
-    if (ws.WSAEventSelect(sock, event, FD_READ) !== 0) fail("WSAEventSelect(FD_READ)");
+    for (
+      const [opt, name, bytes] of [[SO_SNDBUF, "SO_SNDBUF", opts.sndbuf], [
+        SO_RCVBUF,
+        "SO_RCVBUF",
+        opts.rcvbuf,
+      ]] as const
+    ) {
+      if (bytes === undefined) continue;
+      if (ws.setsockopt(sock, SOL_SOCKET, opt, new Int32Array([bytes]), 4) !== 0) {
+        fail(`setsockopt(${name}, ${bytes})`);
+      }
+    }
+    const mask = opts.writeEvents ? FD_READ | FD_WRITE : FD_READ;
+    if (ws.WSAEventSelect(sock, event, mask) !== 0) {
+      fail(`WSAEventSelect(${opts.writeEvents ? "FD_READ | FD_WRITE" : "FD_READ"})`);
+    }
     return new WinsockUdp(lib, sock, event!, local);
   }
 
@@ -150,10 +186,16 @@ export class WinsockUdp {
     this.#ws.WSAResetEvent(this.#event);
   }
 
+  /** Sets SO_SNDBUF; returns the size asked for, or 0 when Winsock refused it. */
+  setSendBuffer(bytes: number): number {
+    this.#int[0] = bytes;
+    return this.#ws.setsockopt(this.#sock, SOL_SOCKET, SO_SNDBUF, this.#int, 4) === 0 ? bytes : 0;
+  }
+
   /**
-   * Sends `buf[0..len)` to `ip:port`. Returns the bytes sent, or -1 when the send buffer is
-   * full (WSAEWOULDBLOCK: a drop, as on a full Linux socket) or the network refused it
-   * (unreachable, down: a drop the core's timers recover from).
+   * Sends `buf[0..len)` to `ip:port`. Returns the bytes sent, {@link SEND_BLOCKED} when the
+   * send buffer is full (WSAEWOULDBLOCK, WSAENOBUFS), or {@link SEND_REFUSED} when the network
+   * refused it (unreachable, down: a drop the core's timers recover from).
    */
   send(buf: Uint8Array, len: number, ip: number, port: number): number {
     if (ip !== this.#toIp || port !== this.#toPort) {
@@ -174,20 +216,21 @@ export class WinsockUdp {
     switch (e) {
       case WsaError.WSAEWOULDBLOCK:
       case WsaError.WSAENOBUFS:
+        return SEND_BLOCKED;
       case WsaError.WSAENETUNREACH:
       case WsaError.WSAEHOSTUNREACH:
       case WsaError.WSAENETDOWN:
       case WsaError.WSAEADDRNOTAVAIL:
       case WsaError.WSAECONNRESET:
-        return -1;
+        return SEND_REFUSED;
     }
     throw new WinsockError(`sendto failed: ${wsaErrorName(e)} (${e})`, e);
   }
 
   /**
    * Receives one datagram into `buf`: its length (the sender in {@link fromIp}/{@link fromPort}),
-   * {@link RECV_EMPTY} when nothing waits, {@link RECV_SKIPPED} for a datagram that could not
-   * be taken (longer than `buf`; an ICMP report of an earlier send).
+   * {@link RECV_EMPTY} when nothing waits, {@link RECV_TRUNCATED} for one longer than `buf`,
+   * {@link RECV_SKIPPED} for an ICMP report of an earlier send.
    */
   recv(buf: Uint8Array): number {
     this.#fromLen[0] = SOCKADDR_IN_BYTES;
@@ -208,7 +251,7 @@ export class WinsockUdp {
     if (e === WsaError.WSAEWOULDBLOCK) return RECV_EMPTY;
     if (e === WsaError.WSAEMSGSIZE || e === WsaError.WSAECONNRESET) {
       this.skipped++;
-      return RECV_SKIPPED;
+      return e === WsaError.WSAEMSGSIZE ? RECV_TRUNCATED : RECV_SKIPPED;
     }
     throw new WinsockError(`recvfrom failed: ${wsaErrorName(e)} (${e})`, e);
   }

@@ -46,6 +46,8 @@ export const WINSOCK_SYMBOLS = {
   /** int WSAEventSelect(SOCKET s, WSAEVENT hEventObject, long lNetworkEvents) — also makes
    * the socket non-blocking. */
   WSAEventSelect: { parameters: ["usize", "pointer", "i32"], result: "i32" },
+  /** int setsockopt(SOCKET s, int level, int optname, const char *optval, int optlen) */
+  setsockopt: { parameters: ["usize", "i32", "i32", "buffer", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The callable Winsock symbols. */
@@ -65,6 +67,14 @@ export const IPPROTO_UDP = 17;
 export const FIONBIO = 0x8004667e | 0;
 /** FD_READ of WSAEventSelect. */
 export const FD_READ = 0x01;
+/** FD_WRITE of WSAEventSelect: recorded once at selection, then after each send that would
+ * block, once the socket has room again. */
+export const FD_WRITE = 0x02;
+/** SOL_SOCKET on Windows (not Linux's 1). */
+export const SOL_SOCKET = 0xffff;
+/** SO_SNDBUF and SO_RCVBUF on Windows. */
+export const SO_SNDBUF = 0x1001;
+export const SO_RCVBUF = 0x1002;
 /** INVALID_SOCKET: (SOCKET)~0. */
 export const INVALID_SOCKET = 0xffffffffffffffffn;
 /** SOCKET_ERROR. */

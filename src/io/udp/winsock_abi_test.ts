@@ -44,6 +44,8 @@ Deno.test("winsock ABI: 32-bit long for ioctlsocket and WSAEventSelect, SOCKET i
   assertEquals(WINSOCK_SYMBOLS.ioctlsocket.parameters, ["usize", "i32", "buffer"]);
   assertEquals(WINSOCK_SYMBOLS.WSAEventSelect.parameters, ["usize", "pointer", "i32"]);
   assertEquals(WINSOCK_SYMBOLS.socket.result, "usize");
+  // int setsockopt(SOCKET s, int level, int optname, const char *optval, int optlen)
+  assertEquals(WINSOCK_SYMBOLS.setsockopt.parameters, ["usize", "i32", "i32", "buffer", "i32"]);
   assertEquals(wsaErrorName(10035), "WSAEWOULDBLOCK");
   assertEquals(wsaErrorName(1), "error 1");
 });

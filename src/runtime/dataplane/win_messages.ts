@@ -8,6 +8,7 @@
  */
 import type { Endpoint } from "../../lib/endpoint.ts";
 import type { ClientParams } from "../../core/client.ts";
+import type { SchedParams } from "./loop.ts";
 
 /**
  * Where the Worker's Wintun session comes from.
@@ -40,4 +41,6 @@ export interface WinInit {
   bind: string;
   params: ClientParams;
   server: Endpoint;
+  /** The flow scheduler's settings, as the Linux Worker gets them. */
+  sched: SchedParams;
 }

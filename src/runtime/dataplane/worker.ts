@@ -6,9 +6,6 @@
  */
 /// <reference lib="deno.worker" />
 import { PacketBuf } from "../../core/packet.ts";
-import { parseIPv4 } from "../../lib/ip.ts";
-import { formatIPv6, parseIPv6 } from "../../lib/ip6.ts";
-import type { Endpoint } from "../../lib/endpoint.ts";
 import { loadAead } from "../../crypto/aead.ts";
 import { bestX25519 } from "../../crypto/x25519.ts";
 import { libc } from "../../io/_libc.ts";
@@ -18,23 +15,16 @@ import { LinuxUdpSocket } from "../../io/udp/linux.ts";
 import { ClientAdapter, type CoreAdapter, type CoreEvent, ServerAdapter } from "../engine.ts";
 import { DataPlaneLoop, DEFAULT_SNDBUF_BYTES, type UdpSlots } from "./loop.ts";
 import { warmUp } from "./warmup.ts";
-import type { DropCounters } from "../../core/wire.ts";
-import type { SchedulerReport } from "../stats.ts";
 import {
-  type ClientInit,
-  CTRL_COMMAND,
-  CTRL_STOP,
-  type PathSocket,
-  type ServerInit,
-} from "./messages.ts";
+  CLIENT_POOL_PACKETS,
+  driveLoop,
+  numericServer,
+  RECEIVE_BUFFER_BYTES,
+  SLOT_BYTES,
+} from "./drive.ts";
+import type { ClientInit, PathSocket, ServerInit } from "./messages.ts";
 import { post, serveWorker } from "./worker_inbox.ts";
 
-/**
- * Bytes per packet slot: a jumbo inner packet (9000) plus our overhead, with room for MTU
- * probes up to 9216. Larger datagrams are truncated by the kernel and dropped (too_big); 64
- * slots each way of 64 KiB would cost 8 MB of RSS for packets that never come.
- */
-const SLOT_BYTES = 9216 + 64;
 /**
  * Socket buffers: a few batches, not a queue. Whatever waits in them waits in front of a game
  * packet. Measured with the tunnel benchmark (one TCP flow saturating the tunnel, pings beside
@@ -43,22 +33,14 @@ const SLOT_BYTES = 9216 + 64;
  */
 const SOCKET_BUFFER_BYTES = DEFAULT_SNDBUF_BYTES;
 /**
- * The receive buffer is larger: with the flow scheduler, bulk that arrives faster than this
- * process can open it is shed by us once the queue is half full, so the kernel never drops a
- * game packet at random; the room above that absorbs bursts. (The kernel doubles it as well.)
- */
-const RECEIVE_BUFFER_BYTES = 256 << 10;
-/**
  * A server's receive buffer is shared by every client: 4x, so that a stall of the loop (a
  * scheduling hiccup on a shared vCPU, a major GC) with 1000 clients' game packets arriving does
  * not overflow it; bulk is still shed at a client's depth (`SHED_BASE_BYTES` in loop.ts).
  */
 const SERVER_RECEIVE_BUFFER_BYTES = 1 << 20;
 /** The flow scheduler's pool (packets queued over every session): the memory bound. A server
- * holds at most 4096 MTU-sized packets (about 6 MB at MTU 1420); a client 1024 of up to 9 KiB,
- * since its MTU arrives after the Worker starts (pages are only touched when used). */
+ * holds at most 4096 MTU-sized packets (about 6 MB at MTU 1420); a client CLIENT_POOL_PACKETS. */
 const SERVER_POOL_PACKETS = 4096;
-const CLIENT_POOL_PACKETS = 1024;
 
 const nextCommand = serveWorker<ServerInit | ClientInit>((init) => run(init));
 
@@ -162,83 +144,24 @@ async function run(init: ServerInit | ClientInit): Promise<void> {
       ? [udp, ...more.map((m) => m.udp)].map((u) => ({ hostname: u.localHost, port: u.localPort }))
       : undefined,
   });
-  const control = new Int32Array(init.control);
   try {
-    for (;;) {
-      loop.run();
-      if (Atomics.load(control, CTRL_STOP) !== 0 || isClosed()) break;
-      // Left poll() for a command.
-      Atomics.store(control, CTRL_COMMAND, 0);
-      const cmd = await nextCommand();
-      const now = performance.now();
-      switch (cmd.type) {
-        case "rebind":
-          if (more.length) {
-            reopenPaths();
-            core.nudge?.(now);
-            break;
-          }
-          // A fresh socket: new source port, fresh NAT mapping, fresh route lookup.
-          udp.close();
-          udp = openUdp(0);
-          loop.setUdp(udp);
-          core.nudge?.(now);
-          break;
-        case "server":
-          core.setServer?.(numericServer(cmd.server));
-          break;
-        case "nudge":
-          core.nudge?.(now);
-          break;
-        case "release": {
-          const pkt = core.release?.(cmd.id, cmd.forget);
-          if (pkt) loop.writeTun(pkt);
-          break;
-        }
-        case "status":
-          post({
-            type: "status",
-            id: cmd.id,
-            status: { core: core.status(now), scheduler: schedulerReport(loop) },
-          });
-          break;
-      }
-    }
-    if (isClosed()) post({ type: "ended" });
-    else loop.stop();
-  } finally {
-    post({
-      type: "stopped",
-      drops: loop.dropsWithScheduler() as DropCounters,
-      scheduler: schedulerReport(loop),
+    await driveLoop({
+      loop,
+      core,
+      control: new Int32Array(init.control),
+      nextCommand,
+      isClosed,
+      rebind: () => {
+        if (more.length) return reopenPaths();
+        // A fresh socket: new source port, fresh NAT mapping, fresh route lookup.
+        udp.close();
+        udp = openUdp(0);
+        loop.setUdp(udp);
+      },
+      toServer: (e) => numericServer(e),
     });
+  } finally {
     for (const s of socks) s.udp.close();
     tun.close();
   }
-}
-
-/** What the loop's flow scheduler did so far. */
-function schedulerReport(loop: DataPlaneLoop): SchedulerReport {
-  const st = loop.stats;
-  return {
-    interactive: st.interactive,
-    bulk: st.bulk,
-    ce_marked: st.ce_marked,
-    codel: st.codel,
-    overflow: st.overflow,
-    shed: st.shed,
-    backpressure: st.backpressure,
-  };
-}
-
-/**
- * The server's endpoint with its address in numbers (IPv4 `ip`, or IPv6 `ip6`), as the loop's
- * send path reads it, so nothing is parsed per packet. Throws for text that is no address.
- */
-function numericServer(e: Endpoint): Endpoint {
-  const ip = parseIPv4(e.hostname);
-  if (ip !== undefined) return { ...e, ip } as Endpoint;
-  const ip6 = parseIPv6(e.hostname);
-  if (!ip6) throw new Error(`Server address ${e.hostname} is not an IPv4 or IPv6 address`);
-  return { ...e, hostname: formatIPv6(ip6), ip: 0, ip6 } as Endpoint;
 }

@@ -1,8 +1,9 @@
 /*
  * A fake wintun.dll for Linux, so that xvpn's Windows TUN code (src/io/tun/wintun.ts) runs
  * unchanged in a root test: it exports the wintun.h functions xvpn calls, plus stand-ins for
- * the kernel32 calls it makes (WaitForMultipleObjects, CreateEventW, SetEvent, ResetEvent,
- * CloseHandle, GetLastError, RtlMoveMemory), over a Linux TUN device and eventfds.
+ * the kernel32 calls it makes (WaitForMultipleObjects, WaitForSingleObject, CreateEventW,
+ * SetEvent, ResetEvent, CloseHandle, GetLastError, RtlMoveMemory), and the Winsock calls of
+ * the data-path Worker, over a Linux TUN device, POSIX sockets and eventfds.
  *
  * Calling convention: wintun.h declares everything WINAPI (__stdcall), which only differs from
  * the default on 32-bit x86; x86-64 Windows has one convention, and so does System V x86-64
@@ -122,6 +123,9 @@ struct event {
     int tunfd;  /* read event of a session, or a WSAEventSelect(FD_READ) event: also signalled
                  * while this fd (the TUN's, the socket's) is readable; else -1 */
     int owned;  /* CloseHandle may free it (the read event belongs to its session) */
+    int writefd; /* a WSAEventSelect(FD_WRITE) event: the socket, else -1 */
+    int write_armed; /* FD_WRITE is due once the socket is writable (set by WSAEventSelect and
+                      * by a send that would block; cleared by the wait that reports it) */
 };
 
 static struct event *as_event(HANDLE h) {
@@ -136,6 +140,8 @@ static int event_init(struct event *e, int manual, int initial, int tunfd, int o
     e->manual = manual;
     e->tunfd = tunfd;
     e->owned = owned;
+    e->writefd = -1;
+    e->write_armed = 0;
     return 0;
 }
 
@@ -213,17 +219,26 @@ API DWORD WaitForMultipleObjects(DWORD n, const HANDLE *handles, BOOL all, DWORD
         return WAIT_FAILED;
     }
     struct event *ev[MAXIMUM_WAIT_OBJECTS];
-    struct pollfd fds[2 * MAXIMUM_WAIT_OBJECTS];
-    int first[MAXIMUM_WAIT_OBJECTS]; /* index of each handle's first pollfd */
+    struct pollfd fds[3 * MAXIMUM_WAIT_OBJECTS];
+    /* Per handle: its eventfd's pollfd, its readable fd's (-1: none), its FD_WRITE socket's. */
+    int efd_at[MAXIMUM_WAIT_OBJECTS], rfd_at[MAXIMUM_WAIT_OBJECTS], wfd_at[MAXIMUM_WAIT_OBJECTS];
     nfds_t nfds = 0;
     for (DWORD i = 0; i < n; i++) {
         if (!(ev[i] = as_event(handles[i]))) {
             last_error = ERROR_INVALID_HANDLE;
             return WAIT_FAILED;
         }
-        first[i] = (int)nfds;
+        efd_at[i] = (int)nfds;
         fds[nfds++] = (struct pollfd){.fd = ev[i]->efd, .events = POLLIN};
-        if (ev[i]->tunfd >= 0) fds[nfds++] = (struct pollfd){.fd = ev[i]->tunfd, .events = POLLIN};
+        rfd_at[i] = wfd_at[i] = -1;
+        if (ev[i]->tunfd >= 0) {
+            rfd_at[i] = (int)nfds;
+            fds[nfds++] = (struct pollfd){.fd = ev[i]->tunfd, .events = POLLIN};
+        }
+        if (ev[i]->writefd >= 0 && __atomic_load_n(&ev[i]->write_armed, __ATOMIC_SEQ_CST)) {
+            wfd_at[i] = (int)nfds;
+            fds[nfds++] = (struct pollfd){.fd = ev[i]->writefd, .events = POLLOUT};
+        }
     }
     const int64_t deadline = ms == INFINITE ? -1 : now_ms() + ms;
     for (;;) {
@@ -240,10 +255,14 @@ API DWORD WaitForMultipleObjects(DWORD n, const HANDLE *handles, BOOL all, DWORD
         }
         if (r == 0) return WAIT_TIMEOUT;
         for (DWORD i = 0; i < n; i++) {
-            const short ready = POLLIN | POLLERR | POLLHUP | POLLNVAL;
-            struct pollfd *set = &fds[first[i]];
-            if (ev[i]->tunfd >= 0 && (set[1].revents & ready)) return WAIT_OBJECT_0 + i;
-            if (!(set[0].revents & ready)) continue;
+            const short ready = POLLIN | POLLOUT | POLLERR | POLLHUP | POLLNVAL;
+            if (rfd_at[i] >= 0 && (fds[rfd_at[i]].revents & ready)) return WAIT_OBJECT_0 + i;
+            if (wfd_at[i] >= 0 && (fds[wfd_at[i]].revents & ready)) {
+                /* FD_WRITE is recorded once per would-block send, as Winsock does. */
+                __atomic_store_n(&ev[i]->write_armed, 0, __ATOMIC_SEQ_CST);
+                return WAIT_OBJECT_0 + i;
+            }
+            if (!(fds[efd_at[i]].revents & ready)) continue;
             if (ev[i]->manual) return WAIT_OBJECT_0 + i;
             uint64_t v;
             if (read(ev[i]->efd, &v, sizeof v) == sizeof v) return WAIT_OBJECT_0 + i;
@@ -252,6 +271,9 @@ API DWORD WaitForMultipleObjects(DWORD n, const HANDLE *handles, BOOL all, DWORD
         if (deadline >= 0 && now_ms() >= deadline) return WAIT_TIMEOUT;
     }
 }
+
+/* DWORD WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds) */
+API DWORD WaitForSingleObject(HANDLE h, DWORD ms) { return WaitForMultipleObjects(1, &h, 0, ms); }
 
 /* ---- adapters -------------------------------------------------------------------------- */
 
@@ -531,7 +553,10 @@ API void WintunSendPacket(void *h, const BYTE *packet) {
  *   readable (level-triggered). Real Winsock records FD_READ into a manual-reset event that
  *   stays set until WSAResetEvent, re-armed by every recvfrom; a caller that resets the event
  *   and then reads until WSAEWOULDBLOCK, as xvpn does, sees the same thing from both. As on
- *   Windows, WSAEventSelect also makes the socket non-blocking.
+ *   Windows, WSAEventSelect also makes the socket non-blocking. FD_WRITE is modelled as
+ *   Winsock records it: once when selected, then once after each send that would block, as
+ *   soon as the socket has room again (edge-triggered; the flow scheduler's backpressure).
+ * - setsockopt: SO_SNDBUF and SO_RCVBUF of SOL_SOCKET only.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -542,6 +567,7 @@ typedef uintptr_t SOCKET;
 #define SOCKET_ERROR (-1)
 #define WS_FIONBIO ((int32_t)0x8004667eu)
 #define WS_FD_READ 0x01
+#define WS_FD_WRITE 0x02
 #define WSAEINTR 10004
 #define WSAEBADF 10009
 #define WSAEACCES 10013
@@ -622,6 +648,16 @@ static int started(void) {
     return 0;
 }
 
+/* The FD_WRITE event of each socket (by fd), for sendto to arm. */
+#define MAX_SELECT_FD 4096
+static struct event *write_events[MAX_SELECT_FD];
+
+static void arm_write(int fd) {
+    if (fd < 0 || fd >= MAX_SELECT_FD) return;
+    struct event *e = __atomic_load_n(&write_events[fd], __ATOMIC_SEQ_CST);
+    if (e) __atomic_store_n(&e->write_armed, 1, __ATOMIC_SEQ_CST);
+}
+
 /* SOCKET socket(int af, int type, int protocol) */
 API SOCKET ws_socket(int af, int type, int protocol) __asm__("socket");
 API SOCKET ws_socket(int af, int type, int protocol) {
@@ -682,7 +718,9 @@ API int ws_sendto(SOCKET s, const char *buf, int len, int flags, const void *to,
     if (fd < 0) return SOCKET_ERROR;
     if (flags) return (wsa_error = WSAEINVAL), SOCKET_ERROR;
     long n = syscall(SYS_sendto, fd, buf, (size_t)len, 0, to, (socklen_t)tolen);
-    return n < 0 ? sock_fail() : (int)n;
+    if (n >= 0) return (int)n;
+    if (errno == EAGAIN || errno == ENOBUFS) arm_write(fd);
+    return sock_fail();
 }
 
 /* int recvfrom(SOCKET s, char *buf, int len, int flags, struct sockaddr *from, int *fromlen)
@@ -707,6 +745,7 @@ API int ws_recvfrom(SOCKET s, char *buf, int len, int flags, void *from, int *fr
 API int closesocket(SOCKET s) {
     int fd = sock_fd(s);
     if (fd < 0) return SOCKET_ERROR;
+    if (fd < MAX_SELECT_FD) __atomic_store_n(&write_events[fd], NULL, __ATOMIC_SEQ_CST);
     return close(fd) < 0 ? sock_fail() : 0;
 }
 
@@ -731,16 +770,40 @@ API BOOL WSAResetEvent(HANDLE h) {
     return 0;
 }
 
-/* int WSAEventSelect(SOCKET s, WSAEVENT hEventObject, long lNetworkEvents) — FD_READ only;
- * 0 events unties the socket. */
+/* int WSAEventSelect(SOCKET s, WSAEVENT hEventObject, long lNetworkEvents) — FD_READ and
+ * FD_WRITE; 0 events unties the socket. FD_WRITE is signalled once at once (the socket can
+ * send), then again only after a send failed with WSAEWOULDBLOCK and the socket has room. */
 API int WSAEventSelect(SOCKET s, HANDLE h, int32_t events) {
     int fd = sock_fd(s);
     if (fd < 0) return SOCKET_ERROR;
     struct event *e = as_event(h);
     if (!e || !e->owned) return (wsa_error = 6), SOCKET_ERROR;
-    if (events & ~WS_FD_READ) return (wsa_error = WSAEINVAL), SOCKET_ERROR;
-    e->tunfd = events ? fd : -1;
+    if (events & ~(WS_FD_READ | WS_FD_WRITE)) return (wsa_error = WSAEINVAL), SOCKET_ERROR;
+    if ((events & WS_FD_WRITE) && fd >= MAX_SELECT_FD) return (wsa_error = WSAEINVAL), SOCKET_ERROR;
+    e->tunfd = (events & WS_FD_READ) ? fd : -1;
+    e->writefd = (events & WS_FD_WRITE) ? fd : -1;
+    __atomic_store_n(&e->write_armed, (events & WS_FD_WRITE) ? 1 : 0, __ATOMIC_SEQ_CST);
+    if (fd < MAX_SELECT_FD) {
+        __atomic_store_n(&write_events[fd], (events & WS_FD_WRITE) ? e : NULL, __ATOMIC_SEQ_CST);
+    }
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return sock_fail();
     return 0;
+}
+
+/* int setsockopt(SOCKET s, int level, int optname, const char *optval, int optlen) — the
+ * buffer sizes only, in Windows' numbering (SOL_SOCKET 0xffff, SO_SNDBUF 0x1001, SO_RCVBUF
+ * 0x1002). Windows takes the size as given; Linux doubles it for its bookkeeping. */
+API int ws_setsockopt(SOCKET s, int level, int name, const char *val, int len)
+    __asm__("setsockopt");
+API int ws_setsockopt(SOCKET s, int level, int name, const char *val, int len) {
+    int fd = sock_fd(s);
+    if (fd < 0) return SOCKET_ERROR;
+    if (level != 0xffff || (name != 0x1001 && name != 0x1002)) {
+        return (wsa_error = 10042), SOCKET_ERROR; /* WSAENOPROTOOPT */
+    }
+    int linux_name = name == 0x1001 ? SO_SNDBUF : SO_RCVBUF;
+    return syscall(SYS_setsockopt, fd, SOL_SOCKET, linux_name, val, (socklen_t)len) < 0
+               ? sock_fail()
+               : 0;
 }
