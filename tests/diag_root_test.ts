@@ -15,6 +15,7 @@ import { withLab } from "./support/net.ts";
 import type { MtuReport } from "../src/diag/mtu_report.ts";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/core/keys.ts";
 import { addLoss } from "./lab/impair.ts";
+import { buildFakeWintun } from "./support/fakewintun/build.ts";
 
 /** The router's link to the server: the bottleneck of every test. */
 const BOTTLENECK = 1400;
@@ -35,18 +36,28 @@ async function startServer(lab: Lab): Promise<void> {
 async function diag(
   lab: Lab,
   extra: string[] = [],
+  env?: Record<string, string>,
 ): Promise<{ code: number; text: string; stderr: string; ms: number }> {
   const t0 = performance.now();
+  // Extra variables through env(1): the namespace's exec takes an argv only.
+  const vars = Object.entries(env ?? {}).map(([k, v]) => `${k}=${v}`);
   const r = await lab.topo.exec(
     "client",
-    [...selfCommand(), "diag", "mtu", "--config", lab.path("client.yaml"), ...extra],
+    [
+      ...(vars.length ? ["env", ...vars] : []),
+      ...selfCommand(),
+      ...["diag", "mtu", "--config", lab.path("client.yaml"), ...extra],
+    ],
     { allowFailure: true, timeoutMs: 60_000 },
   );
   return { code: r.code, text: r.stdout, stderr: r.stderr, ms: Math.round(performance.now() - t0) };
 }
 
-async function diagJson(lab: Lab): Promise<{ code: number; report: MtuReport; ms: number }> {
-  const r = await diag(lab, ["--json"]);
+async function diagJson(
+  lab: Lab,
+  env?: Record<string, string>,
+): Promise<{ code: number; report: MtuReport; ms: number }> {
+  const r = await diag(lab, ["--json"], env);
   let report: MtuReport;
   try {
     report = JSON.parse(r.text);
@@ -164,6 +175,42 @@ rootTest("diag mtu (c): with 5% random loss on the router still finds 1400", asy
     console.log(`  [c] probes lost and retried over all runs: ${retried}`);
   });
 });
+
+rootTest(
+  "diag mtu (windows, fake winsock): finds 1400 with the ICMP on recv or only via IP_MTU; a black hole",
+  async () => {
+    // XVPN_WINTUN_DLL: the Windows diagnosis (WinsockPmtuSocket) over the fake's Winsock.
+    const dll = await buildFakeWintun();
+    const win = { XVPN_WINTUN_DLL: dll };
+    const hidden = { ...win, FAKE_WINSOCK_HIDE_ICMP: "1" };
+    const flush = (lab: Lab) => lab.topo.exec("client", ["ip", "route", "flush", "cache"]);
+    await withRouterLab({ mtu: "auto" }, async (lab) => {
+      await startServer(lab);
+      // The ICMP is not reported on the socket (as Windows may not): only the drop of IP_MTU
+      // tells; then reported on recv; then hidden again with the PMTU cached from before.
+      for (const [name, env] of [["hidden", hidden], ["recv", win], ["cached", hidden]] as const) {
+        if (name === "hidden") await flush(lab);
+        const r = await diagJson(lab, env);
+        figures(`win-${name}`, r);
+        assertEquals(r.code, 0, `${name}: ${JSON.stringify(r.report.verdicts)}`);
+        assertEquals(r.report.path.mtu, BOTTLENECK, name);
+        assertEquals(r.report.path.icmpReportedMtu, BOTTLENECK, name);
+        assertEquals(r.report.path.icmpSeen, true, name);
+        assertEquals(r.report.path.blackHole, false, name);
+      }
+      // A black hole: ICMP dropped on the router, nothing cached.
+      await lab.topo.exec("router", ["nft", "-f", "-"], { stdin: DROP_ICMP });
+      await flush(lab);
+      const r = await diagJson(lab, hidden);
+      figures("win-blackhole", r);
+      assertEquals(r.code, 1, "a black hole is a problem");
+      assertEquals(r.report.path.mtu, BOTTLENECK);
+      assertEquals(r.report.path.blackHole, true);
+      assertEquals(r.report.path.icmpSeen, false);
+      assertStringIncludes(r.report.verdicts[0]!, "PMTU black hole");
+    });
+  },
+);
 
 /**
  * A tiny UDP "game server" and its client, for the field-notes symptom: the server answers a

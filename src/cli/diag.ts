@@ -20,6 +20,8 @@ import { decodeKey } from "../core/keys.ts";
 import { ProcessRunner } from "../io/command.ts";
 import { resolveHost } from "../io/resolve.ts";
 import { diagnoseMtu } from "../diag/mtu.ts";
+import { type DiagPlatform, linuxDiagPlatform, windowsDiagPlatform } from "../diag/platform.ts";
+import { WINTUN_DLL_ENV } from "../io/tun/wintun_dll.ts";
 import { formatReport } from "../diag/mtu_report.ts";
 import { DEFAULT_TRIES } from "../diag/search.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./report.ts";
@@ -44,15 +46,26 @@ export async function diag(args: string[]): Promise<number> {
         : `diag: unknown "${what}"; ${DIAG_USAGE}`,
     );
   }
-  if (Deno.build.os !== "linux") {
-    // Its probes set DF through Linux socket options (IP_MTU_DISCOVER, IP_MTU); Windows has
-    // IP_DONTFRAGMENT and IP_MTU under other numbers, not built yet.
+  if (Deno.build.os !== "linux" && Deno.build.os !== "windows") {
+    // Its probes set DF and read the path MTU through socket options Linux and Windows have
+    // (IP_MTU_DISCOVER, IP_MTU); macOS has IP_DONTFRAG and no IP_MTU: not built.
     throw new Error(
-      `diag mtu runs on Linux only for now (this is ${Deno.build.os}); ` +
-        `the Windows and macOS probes are not built yet`,
+      `diag mtu runs on Linux and Windows (this is ${Deno.build.os}); the macOS probes are ` +
+        `not built yet`,
     );
   }
   return await diagMtu(rest);
+}
+
+/**
+ * The system's side of the diagnosis: Windows' (Winsock, PowerShell) on Windows, and on Linux
+ * when the test hook `XVPN_WINTUN_DLL` names the fake wintun library, which stands in for
+ * ws2_32 too (its PowerShell questions then find no `powershell` and go unanswered).
+ */
+function platformOf(runner: ProcessRunner): DiagPlatform {
+  if (Deno.build.os === "windows") return windowsDiagPlatform(runner);
+  const fake = Deno.env.get(WINTUN_DLL_ENV);
+  return fake ? windowsDiagPlatform(runner, fake) : linuxDiagPlatform(runner);
 }
 
 interface Target {
@@ -158,7 +171,7 @@ async function diagMtu(args: string[]): Promise<number> {
       tunName: t.tunName,
       tries,
       timeoutMs,
-      runner: new ProcessRunner(),
+      platform: platformOf(new ProcessRunner()),
       noTunnelCheck: v["no-tunnel-check"] === true,
     });
   } catch (err) {

@@ -8,12 +8,14 @@
 import { formatIPv4, networkOf } from "../lib/ip.ts";
 import { payloadOfPathMtu } from "../core/mtu.ts";
 import { type Endpoint, formatEndpoint } from "../lib/endpoint.ts";
-import type { CommandRunner } from "../io/command.ts";
-import { linkAddress, linkMtu, routeTo } from "./links.ts";
+import type { DiagPlatform } from "./platform.ts";
 import { buildReport, type MtuFindings, type MtuReport } from "./mtu_report.ts";
 import { searchPathMtu } from "./search.ts";
 import { DEFAULT_PROBE_TIMEOUT_MS, DiagSession, UnmeasurableError } from "./session.ts";
-import { pingCheck, plannedChecks } from "./tunnel.ts";
+import { plannedChecks } from "./tunnel.ts";
+
+/** The search's ceiling when the device's MTU is unknown (see diagnoseMtu). */
+const ETHERNET_MTU = 1500;
 
 /** What {@link diagnoseMtu} needs. */
 export interface DiagnoseMtuOptions {
@@ -29,8 +31,8 @@ export interface DiagnoseMtuOptions {
   tries: number;
   /** Wait for each probe's answer, ms (default 400). */
   timeoutMs?: number;
-  /** Runs `ip` and `ping`. */
-  runner: CommandRunner;
+  /** The system's socket, devices and pings (`platform.ts`: Linux or Windows). */
+  platform: DiagPlatform;
   /** Skip the pings through a running tunnel. */
   noTunnelCheck?: boolean;
 }
@@ -41,19 +43,23 @@ export interface DiagnoseMtuOptions {
  */
 export async function diagnoseMtu(o: DiagnoseMtuOptions): Promise<MtuReport> {
   const timeoutMs = o.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
-  const route = await routeTo(o.runner, o.server.hostname);
-  const deviceMtu = route ? await linkMtu(o.runner, route.dev) : undefined;
+  const route = await o.platform.routeDevice(o.server.hostname);
+  const deviceMtu = route?.mtu;
   const session = await DiagSession.open({
     server: o.server,
     privateKey: o.privateKey,
     serverPublicKey: o.serverPublicKey,
     probeTimeoutMs: timeoutMs,
+    openSocket: (host, port) => o.platform.openSocket(host, port),
   });
   let findings: MtuFindings;
   try {
     const kernelPmtuAtStart = session.kernelPathMtu();
     // The probe socket ignores a cached path MTU (see session.ts): only the device limits.
-    const localMtu = deviceMtu ?? kernelPmtuAtStart;
+    // When the device's MTU is unknown, the estimate at start may be one cached from an
+    // earlier run: a search capped by it would never probe above it, so start at least at
+    // Ethernet's 1500 (a send above the device's MTU fails at once, a too-big answer).
+    const localMtu = deviceMtu ?? Math.max(kernelPmtuAtStart, ETHERNET_MTU);
     const headers = session.headerBytes;
     const search = await searchPathMtu(session, {
       maxPayload: payloadOfPathMtu(localMtu, headers),
@@ -76,14 +82,14 @@ export async function diagnoseMtu(o: DiagnoseMtuOptions): Promise<MtuReport> {
       kernelPmtuAtStart,
       ipv6: headers === 48,
     };
-    if (route && deviceMtu !== undefined) findings.device = { name: route.dev, mtu: deviceMtu };
+    if (route && deviceMtu !== undefined) findings.device = { name: route.name, mtu: deviceMtu };
   } finally {
     session.close();
   }
 
-  const tunMtu = await linkMtu(o.runner, o.tunName);
-  if (tunMtu !== undefined) {
-    const addr = await linkAddress(o.runner, o.tunName);
+  const tun = await o.platform.tunLink(o.tunName);
+  if (tun !== undefined) {
+    const tunMtu = tun.mtu, addr = tun.address;
     findings.clientTun = { name: o.tunName, mtu: tunMtu };
     if (addr) {
       findings.clientTun.address = `${formatIPv4(addr.addr)}/${addr.prefix}`;
@@ -91,7 +97,9 @@ export async function diagnoseMtu(o: DiagnoseMtuOptions): Promise<MtuReport> {
         // The server's tunnel address is the first host of the pool the client's address is in.
         const target = formatIPv4((networkOf(addr) + 1) >>> 0);
         const checks = [];
-        for (const c of plannedChecks(tunMtu)) checks.push(await pingCheck(o.runner, target, c));
+        for (const c of plannedChecks(tunMtu)) {
+          checks.push(await o.platform.pingCheck(target, c));
+        }
         findings.tunnel = { target, checks };
       }
     }

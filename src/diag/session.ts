@@ -11,8 +11,8 @@ import { PacketBuf } from "../core/packet.ts";
 import { type Endpoint, formatEndpoint } from "../lib/endpoint.ts";
 import { loadAead } from "../crypto/aead.ts";
 import { bestX25519 } from "../crypto/x25519.ts";
-import { Errno, errnoName, strerror } from "../io/_libc.ts";
-import { PmtuSocket } from "../io/udp/pmtu.ts";
+import { Errno, errnoName } from "../io/_libc.ts";
+import { PmtuSocket, type ProbeSocket } from "../io/udp/pmtu.ts";
 import { pathMtuOfPayload } from "../core/mtu.ts";
 import type { ProbeOutcome, Prober } from "./search.ts";
 
@@ -36,6 +36,9 @@ export interface DiagSessionOptions {
   handshakeTimeoutMs?: number;
   /** Wait this long for each probe's answer (default 400 ms). */
   probeTimeoutMs?: number;
+  /** Opens the probe socket, connected to the server (default: Linux's {@link PmtuSocket} in
+   * PROBE mode; on Windows, the Winsock one). */
+  openSocket?: (host: string, port: number) => ProbeSocket;
 }
 
 /** Default wait for one probe's answer. */
@@ -48,7 +51,7 @@ const RX_BYTES = 65536;
 /** A connected diagnostic session; see the module docs. Close it when done. */
 export class DiagSession implements Prober {
   readonly #core: ClientCore;
-  readonly #sock: PmtuSocket;
+  readonly #sock: ProbeSocket;
   readonly #server: Endpoint;
   readonly #probeTimeoutMs: number;
   readonly #rx = new Uint8Array(RX_BYTES);
@@ -64,7 +67,7 @@ export class DiagSession implements Prober {
     return this.#sock.headerBytes;
   }
 
-  private constructor(core: ClientCore, sock: PmtuSocket, opts: DiagSessionOptions) {
+  private constructor(core: ClientCore, sock: ProbeSocket, opts: DiagSessionOptions) {
     this.#core = core;
     this.#sock = sock;
     this.#server = opts.server;
@@ -77,12 +80,14 @@ export class DiagSession implements Prober {
    */
   static async open(opts: DiagSessionOptions): Promise<DiagSession> {
     const where = formatEndpoint(opts.server);
-    let sock: PmtuSocket;
+    let sock: ProbeSocket;
     try {
       // PROBE, not DO: DF is set all the same, but a path MTU the kernel cached from an earlier
       // ICMP (they live 10 minutes) does not stop a probe from going out, so every run measures
       // the path afresh. An ICMP "fragmentation needed" is still reported on the socket.
-      sock = PmtuSocket.open(opts.server.hostname, opts.server.port, "probe");
+      const open = opts.openSocket ??
+        ((host: string, port: number) => PmtuSocket.open(host, port, "probe"));
+      sock = open(opts.server.hostname, opts.server.port);
     } catch (err) {
       throw new UnmeasurableError(
         `cannot open a UDP socket to ${where}: ${(err as Error).message}`,
@@ -218,7 +223,7 @@ export class DiagSession implements Prober {
       throw new UnmeasurableError(`${where} is unreachable (${errnoName(e)} ${when})`);
     }
     throw new UnmeasurableError(
-      `UDP to ${where} failed ${when}: ${errnoName(e)} (${strerror(e)})`,
+      `UDP to ${where} failed ${when}: ${this.#sock.describe(e)}`,
     );
   }
 }

@@ -61,10 +61,30 @@ export type ReceiveResult =
   | { kind: "timeout" };
 
 /** How long {@link PmtuSocket.receive} sleeps between polls of the non-blocking socket. */
-const POLL_SLEEP_MS = 2;
+export const POLL_SLEEP_MS = 2;
+
+/**
+ * What the MTU diagnosis needs of its probe socket: {@link PmtuSocket} on Linux,
+ * `WinsockPmtuSocket` on Windows. Error codes are Linux errno values on both (the Windows
+ * socket translates its WSA codes), so that the diagnosis reads them one way.
+ */
+export interface ProbeSocket {
+  /** IP + UDP header bytes: path MTU = largest payload + this. */
+  readonly headerBytes: number;
+  /** Sends one datagram with DF set: 0, or the errno (EMSGSIZE, ECONNREFUSED, EAGAIN, ...). */
+  send(data: Uint8Array): number;
+  /** Waits up to `timeoutMs` for a datagram (or an error reported on the socket). */
+  receive(buf: Uint8Array, timeoutMs: number): Promise<ReceiveResult>;
+  /** The path MTU the system knows for the destination now. */
+  pathMtu(): number;
+  /** An errno as words, for messages. */
+  describe(errno: number): string;
+  /** Closes the socket; idempotent. */
+  close(): void;
+}
 
 /** A connected, non-blocking UDP socket (IPv4 or IPv6) with DF set on every datagram. */
-export class PmtuSocket {
+export class PmtuSocket implements ProbeSocket {
   readonly #c: Libc;
   readonly #fd: number;
   readonly #v6: boolean;
@@ -188,6 +208,10 @@ export class PmtuSocket {
     );
     if (r < 0) throw sysError("getsockopt(IP_MTU) failed", err[0]!);
     return v[0]!;
+  }
+
+  describe(errno: number): string {
+    return `${errnoName(errno)} (${strerror(errno)})`;
   }
 
   /** Closes the socket; idempotent. */

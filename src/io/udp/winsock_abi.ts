@@ -46,6 +46,14 @@ export const WINSOCK_SYMBOLS = {
   /** int WSAEventSelect(SOCKET s, WSAEVENT hEventObject, long lNetworkEvents) — also makes
    * the socket non-blocking. */
   WSAEventSelect: { parameters: ["usize", "pointer", "i32"], result: "i32" },
+  /** int connect(SOCKET s, const sockaddr *name, int namelen) */
+  connect: { parameters: ["usize", "buffer", "i32"], result: "i32" },
+  /** int send(SOCKET s, const char *buf, int len, int flags) */
+  send: { parameters: ["usize", "buffer", "i32", "i32"], result: "i32" },
+  /** int recv(SOCKET s, char *buf, int len, int flags) */
+  recv: { parameters: ["usize", "buffer", "i32", "i32"], result: "i32" },
+  /** int getsockopt(SOCKET s, int level, int optname, char *optval, int *optlen) */
+  getsockopt: { parameters: ["usize", "i32", "i32", "buffer", "buffer"], result: "i32" },
   /** int setsockopt(SOCKET s, int level, int optname, const char *optval, int optlen) */
   setsockopt: { parameters: ["usize", "i32", "i32", "buffer", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -70,6 +78,17 @@ export const FD_READ = 0x01;
 /** FD_WRITE of WSAEventSelect: recorded once at selection, then after each send that would
  * block, once the socket has room again. */
 export const FD_WRITE = 0x02;
+/** IPPROTO_IP, the level of the IPv4 options (0 on both). */
+export const IPPROTO_IP = 0;
+/** IP_MTU_DISCOVER (ws2ipdef.h, Windows 10): a PMTUD_STATE. Not Linux's 10. */
+export const IP_MTU_DISCOVER = 71;
+/** IP_MTU (ws2ipdef.h): the system's estimate of the path MTU, on a connected socket. */
+export const IP_MTU = 73;
+/** PMTUD_STATE values (ws2ipdef.h); Linux numbers them differently (DO is 2 there). */
+export const IP_PMTUDISC_DO = 1;
+export const IP_PMTUDISC_DONT = 2;
+/** DF on every datagram, sends limited by the interface MTU only (the cached path MTU ignored). */
+export const IP_PMTUDISC_PROBE = 3;
 /** SOL_SOCKET on Windows (not Linux's 1). */
 export const SOL_SOCKET = 0xffff;
 /** SO_SNDBUF and SO_RCVBUF on Windows. */

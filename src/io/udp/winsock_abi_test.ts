@@ -44,6 +44,12 @@ Deno.test("winsock ABI: 32-bit long for ioctlsocket and WSAEventSelect, SOCKET i
   assertEquals(WINSOCK_SYMBOLS.ioctlsocket.parameters, ["usize", "i32", "buffer"]);
   assertEquals(WINSOCK_SYMBOLS.WSAEventSelect.parameters, ["usize", "pointer", "i32"]);
   assertEquals(WINSOCK_SYMBOLS.socket.result, "usize");
+  // int connect(SOCKET s, const sockaddr *name, int namelen); send/recv(SOCKET, char *, int, int)
+  assertEquals(WINSOCK_SYMBOLS.connect.parameters, ["usize", "buffer", "i32"]);
+  assertEquals(WINSOCK_SYMBOLS.send.parameters, ["usize", "buffer", "i32", "i32"]);
+  assertEquals(WINSOCK_SYMBOLS.recv.parameters, ["usize", "buffer", "i32", "i32"]);
+  // int getsockopt(SOCKET s, int level, int optname, char *optval, int *optlen)
+  assertEquals(WINSOCK_SYMBOLS.getsockopt.parameters, ["usize", "i32", "i32", "buffer", "buffer"]);
   // int setsockopt(SOCKET s, int level, int optname, const char *optval, int optlen)
   assertEquals(WINSOCK_SYMBOLS.setsockopt.parameters, ["usize", "i32", "i32", "buffer", "i32"]);
   assertEquals(wsaErrorName(10035), "WSAEWOULDBLOCK");

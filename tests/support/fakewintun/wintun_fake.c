@@ -556,7 +556,8 @@ API void WintunSendPacket(void *h, const BYTE *packet) {
  *   Windows, WSAEventSelect also makes the socket non-blocking. FD_WRITE is modelled as
  *   Winsock records it: once when selected, then once after each send that would block, as
  *   soon as the socket has room again (edge-triggered; the flow scheduler's backpressure).
- * - setsockopt: SO_SNDBUF and SO_RCVBUF of SOL_SOCKET only.
+ * - setsockopt/getsockopt: SO_SNDBUF and SO_RCVBUF of SOL_SOCKET, IP_MTU_DISCOVER and IP_MTU of
+ *   IPPROTO_IP, in Windows' numbers. connect, send and recv for the probe socket of `diag mtu`.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -583,6 +584,7 @@ typedef uintptr_t SOCKET;
 #define WSAENOBUFS 10055
 #define WSAECONNREFUSED 10061
 #define WSAEHOSTUNREACH 10065
+#define WSAECONNRESET 10054
 #define WSANOTINITIALISED 10093
 
 static __thread int wsa_error;
@@ -791,19 +793,110 @@ API int WSAEventSelect(SOCKET s, HANDLE h, int32_t events) {
     return 0;
 }
 
-/* int setsockopt(SOCKET s, int level, int optname, const char *optval, int optlen) — the
- * buffer sizes only, in Windows' numbering (SOL_SOCKET 0xffff, SO_SNDBUF 0x1001, SO_RCVBUF
- * 0x1002). Windows takes the size as given; Linux doubles it for its bookkeeping. */
+/* Socket options in Windows' numbering, mapped to Linux's: SOL_SOCKET (0xffff) SO_SNDBUF
+ * (0x1001) and SO_RCVBUF (0x1002); IPPROTO_IP (0) IP_MTU_DISCOVER (71, a PMTUD_STATE: DO 1,
+ * DONT 2, PROBE 3) and IP_MTU (73, get only). Returns 0, or -1 for an option not modelled. */
+static int sockopt_map(int level, int name, int *linux_level, int *linux_name) {
+    if (level == 0xffff && (name == 0x1001 || name == 0x1002)) {
+        *linux_level = SOL_SOCKET;
+        *linux_name = name == 0x1001 ? SO_SNDBUF : SO_RCVBUF;
+        return 0;
+    }
+    if (level == 0 && (name == 71 || name == 73)) {
+        *linux_level = IPPROTO_IP;
+        *linux_name = name == 71 ? IP_MTU_DISCOVER : IP_MTU;
+        return 0;
+    }
+    return -1;
+}
+
+/* int setsockopt(SOCKET s, int level, int optname, const char *optval, int optlen) — see
+ * sockopt_map. Windows takes a buffer size as given; Linux doubles it for its bookkeeping. */
 API int ws_setsockopt(SOCKET s, int level, int name, const char *val, int len)
     __asm__("setsockopt");
 API int ws_setsockopt(SOCKET s, int level, int name, const char *val, int len) {
     int fd = sock_fd(s);
     if (fd < 0) return SOCKET_ERROR;
-    if (level != 0xffff || (name != 0x1001 && name != 0x1002)) {
+    int ll, ln;
+    if (sockopt_map(level, name, &ll, &ln) < 0 || name == 73) {
         return (wsa_error = 10042), SOCKET_ERROR; /* WSAENOPROTOOPT */
     }
-    int linux_name = name == 0x1001 ? SO_SNDBUF : SO_RCVBUF;
-    return syscall(SYS_setsockopt, fd, SOL_SOCKET, linux_name, val, (socklen_t)len) < 0
-               ? sock_fail()
-               : 0;
+    int v;
+    if (!val || len < (int)sizeof v) return (wsa_error = WSAEFAULT), SOCKET_ERROR;
+    memcpy(&v, val, sizeof v);
+    if (name == 71) {
+        static const int linux_mode[] = {IP_PMTUDISC_WANT, IP_PMTUDISC_DO, IP_PMTUDISC_DONT,
+                                         IP_PMTUDISC_PROBE};
+        if (v < 0 || v > 3) return (wsa_error = WSAEINVAL), SOCKET_ERROR;
+        v = linux_mode[v];
+    }
+    return syscall(SYS_setsockopt, fd, ll, ln, &v, (socklen_t)sizeof v) < 0 ? sock_fail() : 0;
+}
+
+/* int getsockopt(SOCKET s, int level, int optname, char *optval, int *optlen) — IP_MTU and
+ * the buffer sizes (see sockopt_map). */
+API int ws_getsockopt(SOCKET s, int level, int name, char *val, int *len) __asm__("getsockopt");
+API int ws_getsockopt(SOCKET s, int level, int name, char *val, int *len) {
+    int fd = sock_fd(s);
+    if (fd < 0) return SOCKET_ERROR;
+    int ll, ln;
+    if (sockopt_map(level, name, &ll, &ln) < 0 || name == 71) {
+        return (wsa_error = 10042), SOCKET_ERROR;
+    }
+    int v = 0;
+    socklen_t l = sizeof v;
+    if (!val || !len || *len < (int)sizeof v) return (wsa_error = WSAEFAULT), SOCKET_ERROR;
+    /* Winsock says WSAENOTCONN for IP_MTU on an unconnected socket, as Linux does. */
+    if (syscall(SYS_getsockopt, fd, ll, ln, &v, &l) < 0) {
+        if (errno == ENOTCONN) return (wsa_error = 10057), SOCKET_ERROR; /* WSAENOTCONN */
+        return sock_fail();
+    }
+    memcpy(val, &v, sizeof v);
+    *len = sizeof v;
+    return 0;
+}
+
+/* int connect(SOCKET s, const struct sockaddr *name, int namelen) — for UDP: fixes the peer */
+API int ws_connect(SOCKET s, const void *name, int len) __asm__("connect");
+API int ws_connect(SOCKET s, const void *name, int len) {
+    int fd = sock_fd(s);
+    if (fd < 0) return SOCKET_ERROR;
+    return syscall(SYS_connect, fd, name, (socklen_t)len) < 0 ? sock_fail() : 0;
+}
+
+/* int send(SOCKET s, const char *buf, int len, int flags) — on a connected socket */
+API int ws_send(SOCKET s, const char *buf, int len, int flags) __asm__("send");
+API int ws_send(SOCKET s, const char *buf, int len, int flags) {
+    int fd = sock_fd(s);
+    if (fd < 0) return SOCKET_ERROR;
+    if (flags) return (wsa_error = WSAEINVAL), SOCKET_ERROR;
+    long n = syscall(SYS_sendto, fd, buf, (size_t)len, 0, NULL, 0);
+    if (n >= 0) return (int)n;
+    if (errno == EAGAIN || errno == ENOBUFS) arm_write(fd);
+    return sock_fail();
+}
+
+/* int recv(SOCKET s, char *buf, int len, int flags) — on a connected socket. An ICMP error the
+ * kernel queued on the socket comes out here: "port unreachable" as WSAECONNRESET (Windows'
+ * SIO_UDP_CONNRESET behaviour), "fragmentation needed" as WSAEMSGSIZE, unless
+ * FAKE_WINSOCK_HIDE_ICMP=1 (read at each call): then such errors are swallowed, and only
+ * IP_MTU tells, for callers that must not rely on the error being reported. */
+API int ws_recv(SOCKET s, char *buf, int len, int flags) __asm__("recv");
+API int ws_recv(SOCKET s, char *buf, int len, int flags) {
+    int fd = sock_fd(s);
+    if (fd < 0) return SOCKET_ERROR;
+    if (flags) return (wsa_error = WSAEINVAL), SOCKET_ERROR;
+    for (;;) {
+        long n = syscall(SYS_recvfrom, fd, buf, (size_t)len, MSG_TRUNC, NULL, NULL);
+        if (n >= 0) {
+            if (n > len) return (wsa_error = WSAEMSGSIZE), SOCKET_ERROR;
+            return (int)n;
+        }
+        if (errno == ECONNREFUSED) return (wsa_error = WSAECONNRESET), SOCKET_ERROR;
+        if (errno == EMSGSIZE) {
+            const char *hide = getenv("FAKE_WINSOCK_HIDE_ICMP");
+            if (hide && hide[0] == '1') continue; /* the error is consumed: read on */
+        }
+        return sock_fail();
+    }
 }
