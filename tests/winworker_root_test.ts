@@ -8,7 +8,8 @@
 import { assert, assertEquals, assertStringIncludes } from "./support/assert.ts";
 import { rootTest } from "./support/root.ts";
 import { buildFakeWintun } from "./support/fakewintun/build.ts";
-import { checkTunnelTraffic, LAB, withLab } from "./support/net.ts";
+import { checkTunnelTraffic, LAB, ping, withLab } from "./support/net.ts";
+import { selfCommand } from "../src/demo/lab.ts";
 import { RECV_EMPTY, WinsockUdp } from "../src/io/udp/winsock.ts";
 import { KERNEL32_SYMBOLS, WAIT_OBJECT_0, WAIT_TIMEOUT } from "../src/io/tun/wintun_abi.ts";
 import { parseIPv4 } from "../src/lib/ip.ts";
@@ -94,6 +95,27 @@ rootTest(
           rate.upMbps.toFixed(0)
         } Mbit/s; ` +
           `back ${rate.downMbps.toFixed(0)} Mbit/s`,
+      );
+      // A rebind (what a network change or `control reconnect` does): a fresh Winsock socket
+      // in the running loop; the server sees the new source port and traffic flows on.
+      const doc = async (host: string) =>
+        JSON.parse(
+          (await lab.topo.exec(host, [...selfCommand(), "status", "--json"])).stdout,
+        ) as { clients?: { endpoint?: string }[]; scheduler?: { interactive?: number } };
+      const before = (await doc("server")).clients?.[0]?.endpoint;
+      assert(before, "the server lists the client");
+      await lab.topo.exec("client", [...selfCommand(), "control", "reconnect"]);
+      let after: string | undefined = before;
+      for (let i = 0; i < 50 && after === before; i++) {
+        await ping(lab, "client", LAB.game, { count: 1 });
+        after = (await doc("server")).clients?.[0]?.endpoint;
+      }
+      assert(after !== before, `a new source port after the rebind (${before} -> ${after})`);
+      assertEquals((await ping(lab, "client", LAB.game, { count: 3 })).received, 3);
+      const sched = (await doc("client")).scheduler;
+      assert(
+        sched && Number(sched.interactive) > 0,
+        "status shows the Windows scheduler's figures",
       );
       const st = await lab.stopAll();
       assertEquals(st.client?.code, 0, `the client stops cleanly\n${await lab.logs(30)}`);
