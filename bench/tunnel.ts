@@ -9,7 +9,10 @@
  * 4. RTT while a TCP stream saturates the tunnel;
  * 5. CPU seconds per GB moved and peak RSS of the tunnel processes.
  *
- * Usage (root): `deno run -A bench/tunnel.ts [--only none,xvpn,wireguard,openvpn]
+ * xvpn also runs with its client on the Windows data path over the fake wintun (`xvpn-win`):
+ * not a Windows figure, the cost of that code against the Linux Worker on the same machine.
+ *
+ * Usage (root): `deno run -A bench/tunnel.ts [--only none,xvpn,xvpn-win,wireguard,openvpn]
  * [--duration 10] [--quick]`. Prints a markdown table and writes
  * `bench/results/<timestamp>.json` and `bench/results/latest.json`.
  *
@@ -32,11 +35,17 @@ import { nonePeer } from "./peers/none.ts";
 import { openvpnPeer } from "./peers/openvpn.ts";
 import type { RunningTunnel, TunnelPeer } from "./peers/types.ts";
 import { wireguardPeer } from "./peers/wireguard.ts";
-import { xvpnPeer } from "./peers/xvpn.ts";
+import { xvpnPeer, xvpnWindowsFakePeer } from "./peers/xvpn.ts";
 import { markdownTable, type PeerResult, ratios } from "./report.ts";
 
 /** All peers, in table order. */
-const PEERS: readonly TunnelPeer[] = [nonePeer, xvpnPeer, wireguardPeer, openvpnPeer];
+const PEERS: readonly TunnelPeer[] = [
+  nonePeer,
+  xvpnPeer,
+  xvpnWindowsFakePeer,
+  wireguardPeer,
+  openvpnPeer,
+];
 
 /** The tunnel MTU every peer uses. */
 const MTU = 1420;
@@ -69,7 +78,7 @@ function settingsFrom(args: string[]): { settings: Settings; only: TunnelPeer[] 
   });
   if (values.help) {
     console.log(
-      "usage: deno run -A bench/tunnel.ts [--only none,xvpn,wireguard,openvpn] " +
+      "usage: deno run -A bench/tunnel.ts [--only none,xvpn,xvpn-win,wireguard,openvpn] " +
         "[--duration SECONDS] [--quick]",
     );
     Deno.exit(0);

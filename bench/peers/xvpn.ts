@@ -31,94 +31,125 @@ async function keypair(net: BenchNet, role: string): Promise<{ priv: string; pub
 }
 
 /** The project under test. */
-export const xvpnPeer: TunnelPeer = {
-  id: "xvpn",
-  label: "xvpn",
-  tools: [],
-  async start(net: BenchNet): Promise<RunningTunnel> {
-    const { topo, dir } = net;
-    const server = await keypair(net, "server");
-    const client = await keypair(net, "client");
-    const endpoint = `${net.serverUnderlay}:${PORT}`;
-    await Deno.writeTextFile(
-      `${dir}/server.yaml`,
-      [
-        `listen: "${endpoint}"`,
-        `private_key: "${server.priv}"`,
-        `tun: {name: ${DEV}, mtu: ${net.mtu}}`,
-        `pool: ${POOL.cidr}`,
-        `routes: [${net.targetSubnet}]`,
-        `keepalive: 10s`,
-        `nat: false`,
-        `clients: [{name: bench, public_key: "${client.pub}"}]`,
-        `log: {level: info}`,
-        ``,
-      ].join("\n"),
-    );
-    await Deno.writeTextFile(
-      `${dir}/client.yaml`,
-      [
-        `server: "${endpoint}"`,
-        `server_public_key: "${server.pub}"`,
-        `private_key: "${client.priv}"`,
-        `tun: {name: ${DEV}}`,
-        `log: {level: info}`,
-        net.xvpnClientExtra ?? "",
-        ``,
-      ].join("\n"),
-    );
-    const procs = [
-      {
-        role: "server",
-        log: `${dir}/xvpn-server.log`,
-        child: topo.spawn("server", xvpn("serve", "--config", `${dir}/server.yaml`), {
-          logFile: `${dir}/xvpn-server.log`,
-        }),
-      },
-    ];
-    procs.push({
-      role: "client",
-      log: `${dir}/xvpn-client.log`,
-      child: topo.spawn("client", xvpn("connect", "--config", `${dir}/client.yaml`), {
-        logFile: `${dir}/xvpn-client.log`,
-      }),
-    });
-    try {
-      // The address comes first and the pushed routes right after it: wait for both.
-      await waitFor(
-        `${DEV} in the client to get ${POOL.client} and the route`,
-        15_000,
-        async () => {
-          for (const p of procs) await assertRunning(p.child, `xvpn ${p.role}`, p.log);
-          const r = await topo.exec("client", ["ip", "-j", "addr", "show", "dev", DEV], {
-            allowFailure: true,
-          });
-          if (r.code !== 0 || !r.stdout.includes(`"${POOL.client}"`)) return false;
-          const route = await topo.exec("client", ["ip", "route", "get", net.targetAddr], {
-            allowFailure: true,
-          });
-          return route.code === 0 && route.stdout.includes(`dev ${DEV}`);
-        },
-      );
-    } catch (err) {
-      const logs = await Promise.all(procs.map(async (p) => `${p.role}:\n${await tail(p.log)}`));
-      throw new Error(`${(err as Error).message}\n${logs.join("\n")}`);
-    }
-    return {
-      pids: procs.map((p) => ({ role: p.role, pid: p.child.pid })),
-      clientTunAddr: POOL.client,
-      targetAddr: net.targetAddr,
-      clientDev: DEV,
-      async stop() {
-        for (const p of [...procs].reverse()) {
-          try {
-            p.child.kill("SIGTERM");
-          } catch {
-            // already gone
-          }
-          await p.child.status;
-        }
-      },
-    };
+export const xvpnPeer: TunnelPeer = xvpnPeerWith({ id: "xvpn", label: "xvpn" });
+
+/**
+ * xvpn with its client on the Windows data path (the Worker over Wintun and Winsock by FFI,
+ * with the flow scheduler) over the fake wintun library, which stands in for wintun.dll, ws2_32
+ * and kernel32 on Linux (tests/support/fakewintun/). Not a Windows figure: it shows what that
+ * code costs against the Linux Worker on the same machine.
+ */
+export const xvpnWindowsFakePeer: TunnelPeer = xvpnPeerWith({
+  id: "xvpn-win",
+  label: "xvpn Windows path (fake)",
+  clientEnv: async () => {
+    const { buildFakeWintun } = await import("../../tests/support/fakewintun/build.ts");
+    return { XVPN_WINTUN_DLL: await buildFakeWintun() };
   },
-};
+});
+
+/** An xvpn peer; `clientEnv` gives the client's extra environment. */
+function xvpnPeerWith(o: {
+  id: string;
+  label: string;
+  clientEnv?: () => Promise<Record<string, string>>;
+}): TunnelPeer {
+  return {
+    id: o.id,
+    label: o.label,
+    tools: o.clientEnv ? ["gcc"] : [],
+    start: async (net) => startXvpn(net, await o.clientEnv?.()),
+  };
+}
+
+/** Brings xvpn up (see the module docs); `clientEnv` goes to `xvpn connect`. */
+async function startXvpn(
+  net: BenchNet,
+  clientEnv?: Record<string, string>,
+): Promise<RunningTunnel> {
+  const { topo, dir } = net;
+  const server = await keypair(net, "server");
+  const client = await keypair(net, "client");
+  const endpoint = `${net.serverUnderlay}:${PORT}`;
+  await Deno.writeTextFile(
+    `${dir}/server.yaml`,
+    [
+      `listen: "${endpoint}"`,
+      `private_key: "${server.priv}"`,
+      `tun: {name: ${DEV}, mtu: ${net.mtu}}`,
+      `pool: ${POOL.cidr}`,
+      `routes: [${net.targetSubnet}]`,
+      `keepalive: 10s`,
+      `nat: false`,
+      `clients: [{name: bench, public_key: "${client.pub}"}]`,
+      `log: {level: info}`,
+      ``,
+    ].join("\n"),
+  );
+  await Deno.writeTextFile(
+    `${dir}/client.yaml`,
+    [
+      `server: "${endpoint}"`,
+      `server_public_key: "${server.pub}"`,
+      `private_key: "${client.priv}"`,
+      `tun: {name: ${DEV}}`,
+      `log: {level: info}`,
+      net.xvpnClientExtra ?? "",
+      ``,
+    ].join("\n"),
+  );
+  const procs = [
+    {
+      role: "server",
+      log: `${dir}/xvpn-server.log`,
+      child: topo.spawn("server", xvpn("serve", "--config", `${dir}/server.yaml`), {
+        logFile: `${dir}/xvpn-server.log`,
+      }),
+    },
+  ];
+  procs.push({
+    role: "client",
+    log: `${dir}/xvpn-client.log`,
+    child: topo.spawn("client", xvpn("connect", "--config", `${dir}/client.yaml`), {
+      logFile: `${dir}/xvpn-client.log`,
+      env: clientEnv,
+    }),
+  });
+  try {
+    // The address comes first and the pushed routes right after it: wait for both.
+    await waitFor(
+      `${DEV} in the client to get ${POOL.client} and the route`,
+      15_000,
+      async () => {
+        for (const p of procs) await assertRunning(p.child, `xvpn ${p.role}`, p.log);
+        const r = await topo.exec("client", ["ip", "-j", "addr", "show", "dev", DEV], {
+          allowFailure: true,
+        });
+        if (r.code !== 0 || !r.stdout.includes(`"${POOL.client}"`)) return false;
+        const route = await topo.exec("client", ["ip", "route", "get", net.targetAddr], {
+          allowFailure: true,
+        });
+        return route.code === 0 && route.stdout.includes(`dev ${DEV}`);
+      },
+    );
+  } catch (err) {
+    const logs = await Promise.all(procs.map(async (p) => `${p.role}:\n${await tail(p.log)}`));
+    throw new Error(`${(err as Error).message}\n${logs.join("\n")}`);
+  }
+  return {
+    pids: procs.map((p) => ({ role: p.role, pid: p.child.pid })),
+    clientTunAddr: POOL.client,
+    targetAddr: net.targetAddr,
+    clientDev: DEV,
+    async stop() {
+      for (const p of [...procs].reverse()) {
+        try {
+          p.child.kill("SIGTERM");
+        } catch {
+          // already gone
+        }
+        await p.child.status;
+      }
+    },
+  };
+}

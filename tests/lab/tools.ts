@@ -21,6 +21,7 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   wg: "wireguard-tools",
   openvpn: "openvpn",
   openssl: "openssl",
+  gcc: "gcc",
 };
 
 /** True when `name` is an executable file in PATH (plus the sbin directories root expects). */
