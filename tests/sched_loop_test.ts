@@ -78,6 +78,29 @@ Deno.test("loop: a socket that pushes back loses nothing: packets wait for POLLO
   assert(p.client.loop.stats.backpressure > 10, "the loop waited for POLLOUT");
 });
 
+Deno.test("loop: a rebind while datagrams wait for POLLOUT sends them on the new socket", () => {
+  const p = connected(new LoopPair());
+  const me = p.clientCore.config!.address.addr;
+  // A link that takes nothing now: everything sealed waits in the send slots.
+  p.client.udp.sendLimit = 0;
+  for (let i = 0; i < 40; i++) p.client.tun.inject(pkt(me, CDN, i, 1000));
+  for (let i = 0; i < 5; i++) p.client.loop.step(0);
+  assert(p.client.loop.blocked, "sealed datagrams wait for the socket");
+  // The network changed: a fresh socket on a new port, over the same slots.
+  const fresh = p.channel.open(
+    "192.0.2.10",
+    40001,
+    p.client.slots.rx.map((b) => b.buf),
+    p.client.slots.tx.map((b) => b.buf),
+  );
+  p.client.udp.close();
+  p.client.loop.setUdp(fresh);
+  p.run(50);
+  const got = p.server.tun.takeWritten().map(numberOf);
+  assertEquals(got, Array.from({ length: 40 }, (_, i) => i), "every one arrived, in order");
+  assertEquals(p.clientCore.drops.send_failed, 0);
+});
+
 Deno.test("loop: behind a 20 Mbit/s uplink the game goes first and loses nothing; CoDel drops bulk", () => {
   const p = connected(new LoopPair({ clientUplinkMbps: 20 }));
   const r = uplinkUnderLoad(p, 5);

@@ -1,8 +1,9 @@
 /**
  * The Windows data path's poller and batch socket over the fake kernel32 and Winsock, without
  * root: WinPoller reports every signalled handle (WaitForMultipleObjects names only the lowest),
- * consumes auto-reset events, reports what each entry asked for; WinsockBatchUdp moves batches
- * through loopback, marks a datagram too long for its slot, and its event carries FD_WRITE.
+ * consumes auto-reset events, reports what each entry asked for, and POLLOUT at once for an entry
+ * that knows it has room; WinsockBatchUdp moves batches through loopback, marks a datagram too
+ * long for its slot, and keeps the FD_WRITE a receive took out of the record.
  * Needs gcc.
  */
 import { assert, assertEquals, assertThrows } from "./support/assert.ts";
@@ -50,6 +51,21 @@ Deno.test({
       assertEquals(poller.revents(0), 0, "revents are cleared by each wait");
 
       assertThrows(() => poller.set(0, { fd: 3 }, POLLIN), TypeError, "no Windows HANDLE");
+
+      // A socket that took FD_WRITE out of its record (its event no longer set) says so:
+      // asked for POLLOUT, it is ready at once; asked for POLLIN only, it waits.
+      let room = true;
+      poller.setEvents(3, 0); // the manual-reset event above is still set: not asked about now
+      poller.set(1, { fd: -1, handle: handleOf(ev[1]!), writable: () => room }, POLLIN | POLLOUT);
+      const t1 = performance.now();
+      assertEquals(poller.wait(5000), 1);
+      assert(performance.now() - t1 < 1000, "no wait");
+      assertEquals(poller.revents(1), POLLOUT);
+      poller.setEvents(1, POLLIN);
+      assertEquals(poller.wait(30), 0, "not asked for POLLOUT: waits");
+      poller.setEvents(1, POLLIN | POLLOUT);
+      room = false;
+      assertEquals(poller.wait(30), 0, "no room: waits");
     } finally {
       poller.close();
       for (const e of [...ev, manual]) k.CloseHandle(e);
@@ -85,11 +101,17 @@ Deno.test({
     const poller = new WinPoller(1, dll);
     try {
       assert(a.localPort > 0 && a.localPort !== b.localPort);
-      assertEquals(a.recv(), 0, "nothing yet");
       poller.set(0, a, POLLIN | POLLOUT);
-      assertEquals(poller.wait(0), 1, "FD_WRITE is recorded once when selected");
-      assertEquals(poller.revents(0), POLLIN | POLLOUT);
-      assertEquals(poller.wait(30), 0, "then not again without a send that would block");
+      assertEquals(poller.wait(0), 1, "FD_WRITE is recorded once when selected: the event is set");
+      assertEquals(poller.revents(0), POLLIN | POLLOUT, "(an event says not which)");
+      // A receive takes the record (WSAEnumNetworkEvents), resetting the event without losing
+      // the FD_WRITE: the socket says it has room, and the poller reports POLLOUT alone.
+      assertEquals(a.recv(), 0, "nothing yet");
+      assertEquals(a.writable(), true);
+      assertEquals(poller.wait(0), 1);
+      assertEquals(poller.revents(0), POLLOUT);
+      poller.setEvents(0, POLLIN);
+      assertEquals(poller.wait(30), 0, "asked to read only: the event is reset, the wait runs out");
 
       // b sends a datagram that fits and one longer than a's 1500-byte slots.
       const lo = parseIPv4("127.0.0.1")!;
@@ -102,6 +124,7 @@ Deno.test({
       }
       assertEquals(b.send(2), 2);
       assertEquals(poller.wait(1000), 1, "FD_READ wakes the wait");
+      assertEquals(poller.revents(0), POLLIN);
       assertEquals(a.recv(), 2);
       assertEquals([a.rxLen[0], a.rxIp[0], a.rxPort[0]], [100, lo, b.localPort]);
       assertEquals(a.rxLen[1], -1, "too long for the slot: marked for the caller to drop");

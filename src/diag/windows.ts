@@ -78,15 +78,25 @@ export function interfaceAddressArgv(alias: string): string[] {
   );
 }
 
-/** Parses {@link interfaceAddressArgv}'s output: the first address with its prefix. */
+/** Parses {@link interfaceAddressArgv}'s output: the first address with its prefix that is
+ * not a link-local (APIPA, 169.254/16) one Windows gives an adapter while it has none. */
 export function parseInterfaceAddress(output: string): Cidr | undefined {
-  const o = firstObject(output);
-  const addr = typeof o?.IPAddress === "string" ? parseIPv4(o.IPAddress) : undefined;
-  const prefix = o?.PrefixLength;
-  if (addr === undefined || typeof prefix !== "number" || prefix < 0 || prefix > 32) {
+  const text = output.replace(/^\uFEFF/, "").trim();
+  let v: unknown;
+  try {
+    v = JSON.parse(text || "null");
+  } catch {
     return undefined;
   }
-  return { addr, prefix };
+  for (const o of (Array.isArray(v) ? v : [v]) as Record<string, unknown>[]) {
+    if (typeof o !== "object" || o === null) continue;
+    const addr = typeof o.IPAddress === "string" ? parseIPv4(o.IPAddress) : undefined;
+    const prefix = o.PrefixLength;
+    if (addr === undefined || typeof prefix !== "number" || prefix < 0 || prefix > 32) continue;
+    if (addr >>> 16 === 0xa9fe) continue; // 169.254.0.0/16
+    return { addr, prefix };
+  }
+  return undefined;
 }
 
 /** The argv of one ping check: COUNT echoes of `payload` bytes, DF as asked. */
@@ -99,7 +109,9 @@ export function pingArgv(target: string, payload: number, df: boolean): string[]
       `$b = New-Object byte[] ${n}; ` +
       `$r = @(1..${COUNT} | ForEach-Object { ` +
       `if ($_ -gt 1) { Start-Sleep -Milliseconds 200 }; ` +
-      `$p.Send(${psQuote(target)}, 1000, $b, $o).Status.ToString() }); ` +
+      // One echo that throws (no route yet) is a failed echo, not the end of the script.
+      `try { $p.Send(${psQuote(target)}, 1000, $b, $o).Status.ToString() } ` +
+      `catch { 'Exception' } }); ` +
       "ConvertTo-Json -InputObject $r",
   );
 }
@@ -166,7 +178,7 @@ export async function windowsPingCheck(
   target: string,
   check: { packet: number; df: boolean; label: string },
 ): Promise<PingCheck> {
-  const payload = check.packet - IPV4_HEADER_BYTES - ICMP_ECHO_HEADER_BYTES;
+  const payload = Math.max(0, check.packet - IPV4_HEADER_BYTES - ICMP_ECHO_HEADER_BYTES);
   const out = await ask(runner, pingArgv(target, payload, check.df));
   const got = parsePingStatuses(out ?? "");
   if (out === undefined) got.error = "the PowerShell ping did not run";

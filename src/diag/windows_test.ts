@@ -52,8 +52,8 @@ Deno.test("diag on Windows: argv lists ask PowerShell, values quoted or refused"
     "$ErrorActionPreference = 'Stop'; $p = New-Object System.Net.NetworkInformation.Ping; " +
       "$o = New-Object System.Net.NetworkInformation.PingOptions(64, $true); " +
       "$b = New-Object byte[] 1312; $r = @(1..3 | ForEach-Object { if ($_ -gt 1) " +
-      "{ Start-Sleep -Milliseconds 200 }; $p.Send('10.201.0.1', 1000, $b, $o).Status." +
-      "ToString() }); ConvertTo-Json -InputObject $r",
+      "{ Start-Sleep -Milliseconds 200 }; try { $p.Send('10.201.0.1', 1000, $b, $o).Status." +
+      "ToString() } catch { 'Exception' } }); ConvertTo-Json -InputObject $r",
   );
   assertEquals(script(pingArgv("10.201.0.1", 56, false)).includes("PingOptions(64, $false)"), true);
   assertThrows(() => interfaceAddressArgv("x'; Remove-Item C:\\"), Error, "bad Windows adapter");
@@ -79,6 +79,14 @@ Deno.test("diag on Windows: the outputs PowerShell prints are parsed, odd ones a
     { addr: parseIPv4("10.201.0.2")!, prefix: 24 },
   );
   assertEquals(parseInterfaceAddress('{ "IPAddress": "fe80::1", "PrefixLength": 64 }'), undefined);
+  assertEquals(
+    parseInterfaceAddress(
+      '[{ "IPAddress": "169.254.7.9", "PrefixLength": 16 }, ' +
+        '{ "IPAddress": "10.201.0.2", "PrefixLength": 24 }]',
+    ),
+    { addr: parseIPv4("10.201.0.2")!, prefix: 24 },
+    "an APIPA address is passed over",
+  );
   assertEquals(parsePingStatuses('[\r\n    "Success",\r\n    "Success",\r\n    "Success"\r\n]'), {
     sent: 3,
     received: 3,

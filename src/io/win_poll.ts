@@ -14,6 +14,9 @@
  *   loop's calls are all non-blocking and cope with it.
  * - Looking consumes auto-reset events (the wake, Wintun's read event): an entry reported
  *   ready must be acted on, which the loop does (it drains the wake, reads the TUN).
+ * - A socket's FD_WRITE may have been taken out of its record by a receive (so its event is no
+ *   longer set): an entry that asks for POLLOUT and whose Pollable says `writable()` is
+ *   reported writable at once.
  *
  * @module
  */
@@ -44,6 +47,8 @@ export class WinPoller implements Poller {
   readonly #entryOf: Int32Array;
   /** The packed HANDLEs as pointer objects, made once per set(), not per wait. */
   readonly #ptrs: Deno.PointerValue[] = [];
+  /** The entries themselves: one asked for POLLOUT may say it is writable already. */
+  readonly #pollables: (Pollable | undefined)[] = [];
   #count = 0;
   #failures = 0;
 
@@ -66,6 +71,7 @@ export class WinPoller implements Poller {
     if (p.handle === undefined || p.handle === 0n) {
       throw new TypeError(`poller entry ${i} has no Windows HANDLE to wait on`);
     }
+    this.#pollables[i] = p;
     this.#handle[i] = p.handle;
     this.#events[i] = events;
     this.#pack();
@@ -78,28 +84,41 @@ export class WinPoller implements Poller {
   wait(timeoutMs: number): number {
     this.#revents.fill(0);
     if (this.#count === 0) return 0;
-    const ms = timeoutMs < 0 ? INFINITE : Math.min(INFINITE - 1, Math.ceil(timeoutMs));
+    // An entry that asks for POLLOUT and knows it has room (a socket that took FD_WRITE out of
+    // its record) is ready now: look at the handles without waiting.
+    let sticky = 0;
+    for (let i = 0; i < this.#entries; i++) {
+      if ((this.#events[i]! & POLLOUT) !== 0 && this.#pollables[i]?.writable?.() === true) {
+        this.#revents[i] = POLLOUT;
+        sticky++;
+      }
+    }
+    const ms = sticky > 0 || timeoutMs === 0
+      ? 0
+      : timeoutMs < 0
+      ? INFINITE
+      : Math.min(INFINITE - 1, Math.ceil(timeoutMs));
     const r = this.#k.WaitForMultipleObjects(this.#count, this.#packedPtr, 0, ms);
     if (r === WAIT_TIMEOUT) {
       this.#failures = 0;
-      return 0;
+      return sticky;
     }
     if (r === WAIT_FAILED || r - WAIT_OBJECT_0 >= this.#count) {
       // An abandoned mutex or a closed handle: nothing is ready; the loop's timers go on.
       if (++this.#failures > MAX_WAIT_FAILURES) {
         throw new Error(`WaitForMultipleObjects keeps failing (returned ${r})`);
       }
-      return 0;
+      return sticky;
     }
     this.#failures = 0;
     const first = r - WAIT_OBJECT_0;
-    let ready = this.#mark(first);
+    this.#mark(first);
     // Only the lowest signalled handle was named: look at the others too.
     for (let j = first + 1; j < this.#count; j++) {
-      if (this.#k.WaitForSingleObject(this.#ptrs[j]!, 0) === WAIT_OBJECT_0) {
-        ready += this.#mark(j);
-      }
+      if (this.#k.WaitForSingleObject(this.#ptrs[j]!, 0) === WAIT_OBJECT_0) this.#mark(j);
     }
+    let ready = 0;
+    for (let i = 0; i < this.#entries; i++) if (this.#revents[i] !== 0) ready++;
     return ready;
   }
 
@@ -113,10 +132,9 @@ export class WinPoller implements Poller {
   }
 
   /** Packed index `j` was signalled: its entry reports what it asked for. */
-  #mark(j: number): number {
+  #mark(j: number): void {
     const i = this.#entryOf[j]!;
-    this.#revents[i] = this.#events[i]! & (POLLIN | POLLOUT);
-    return this.#revents[i] !== 0 ? 1 : 0;
+    this.#revents[i] = this.#revents[i]! | (this.#events[i]! & (POLLIN | POLLOUT));
   }
 
   #pack(): void {

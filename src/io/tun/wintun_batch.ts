@@ -89,7 +89,12 @@ export class WintunBatchTun implements BatchTun {
     this.writeBuffers = arena(o.writeBuffers);
     this.writePackets = this.writeBuffers;
     this.#wt = Deno.dlopen(o.dll, WINTUN_SYMBOLS);
-    this.#k32 = Deno.dlopen(o.kernel32, K32);
+    try {
+      this.#k32 = Deno.dlopen(o.kernel32, K32);
+    } catch (err) {
+      this.#wt.close();
+      throw err;
+    }
   }
 
   read(bufs: readonly Uint8Array[], sizes: Int32Array, max: number): number {

@@ -98,6 +98,9 @@ export interface BatchUdp {
    * buffer is full, the rest can be sent again later.
    */
   send(count: number, first?: number): number;
+  /** Datagrams {@link send} refused for good and skipped since the socket opened (no route, a
+   * firewall, too big); the loop counts them as `send_failed`. Absent: never. */
+  readonly txDropped?: number;
   /** Most datagrams one GSO send may merge (writable). */
   gsoSegments: number;
   /** Resizes the send buffer; returns the effective size (0 if it cannot). */

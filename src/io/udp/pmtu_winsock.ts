@@ -10,9 +10,9 @@
  * connected socket. Whether Windows does is not documented, but it lowers its path-MTU estimate,
  * which `IP_MTU` reads; so a wait for an answer also watches `IP_MTU`, and a drop below what it
  * was is reported as EMSGSIZE, as Linux would have. A WSAEMSGSIZE from recv() counts the same
- * way, once. And when no answer came and the estimate (cached from an earlier run, so not
- * lowered again) is below the datagram's size, the wait ends with EMSGSIZE rather than a
- * timeout.
+ * way, once. And when the second try of a size goes unanswered while the estimate (cached
+ * from an earlier run, so not lowered again) is below that size, the wait ends with EMSGSIZE
+ * rather than a timeout.
  *
  * Errors come out as Linux errno values (the diagnosis reads one set), a WSA code without a
  * counterpart as itself (10000 and up, never an errno).
@@ -72,8 +72,9 @@ export class WinsockPmtuSocket implements ProbeSocket {
   readonly #lenBytes = new Uint8Array(this.#len.buffer);
   /** The path MTU as last seen: a drop below it is an ICMP "fragmentation needed". */
   #knownMtu: number;
-  /** IP bytes of the last datagram sent. */
+  /** IP bytes of the last datagram sent, and how many waits for it ended unanswered. */
   #lastSent = 0;
+  #unanswered = 0;
   #closed = false;
 
   private constructor(lib: Deno.DynamicLibrary<typeof WINSOCK_SYMBOLS>, sock: bigint) {
@@ -116,14 +117,21 @@ export class WinsockPmtuSocket implements ProbeSocket {
     const sa = new Uint8Array(SOCKADDR_IN_BYTES);
     encodeSockaddrIn(sa, ip, port);
     if (ws.connect(sock, sa, SOCKADDR_IN_BYTES) !== 0) fail(`connect() to ${host}:${port}`);
-    return new WinsockPmtuSocket(lib, sock);
+    try {
+      return new WinsockPmtuSocket(lib, sock); // reads IP_MTU: may fail on an old Windows
+    } catch (err) {
+      for (const u of undo.reverse()) u();
+      throw err;
+    }
   }
 
   send(data: Uint8Array): number {
     this.#check("send");
     const ws = this.#lib.symbols;
     if (ws.send(this.#sock, data, data.length, 0) >= 0) {
-      this.#lastSent = data.length + HEADERS;
+      const bytes = data.length + HEADERS;
+      if (bytes !== this.#lastSent) this.#unanswered = 0;
+      this.#lastSent = bytes;
       return 0;
     }
     return this.#errno(ws.WSAGetLastError());
@@ -142,16 +150,22 @@ export class WinsockPmtuSocket implements ProbeSocket {
         return { kind: "error", errno: e };
       }
       if (e !== Errno.EAGAIN) return { kind: "error", errno: e };
-      // Nothing to read: has the system lowered its path MTU meanwhile (an ICMP came)?
+      // Nothing to read: has the system lowered its path MTU meanwhile (an ICMP came)? (It
+      // may also rise, when a cached value expires: follow it, so the next drop shows.)
       const mtu = this.pathMtu();
       if (mtu < this.#knownMtu) {
         this.#knownMtu = mtu;
         return { kind: "error", errno: Errno.EMSGSIZE };
       }
+      this.#knownMtu = mtu;
       if (performance.now() >= deadline) {
-        // No answer, and the estimate (cached from an earlier run's ICMP, which is not lowered
-        // again) says it cannot fit: as good as the error Linux would report.
-        if (mtu < this.#lastSent) return { kind: "error", errno: Errno.EMSGSIZE };
+        // No answer, and the estimate (cached from an earlier run's ICMP, so not lowered
+        // again) says it cannot fit: on the second unanswered try of the same size, as good
+        // as the error Linux would report. Once could be plain loss on a path that grew
+        // since the value was cached.
+        if (mtu < this.#lastSent && ++this.#unanswered >= 2) {
+          return { kind: "error", errno: Errno.EMSGSIZE };
+        }
         return { kind: "timeout" };
       }
       await new Promise((r) => setTimeout(r, POLL_SLEEP_MS));

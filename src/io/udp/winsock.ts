@@ -36,6 +36,7 @@ import {
   WSADATA_BYTES,
   WsaError,
   wsaErrorName,
+  WSANETWORKEVENTS_BYTES,
 } from "./winsock_abi.ts";
 
 /** A failed Winsock call, with its WSAGetLastError code. */
@@ -66,7 +67,8 @@ export interface WinsockOptions {
   rcvbuf?: number;
 }
 
-/** `recv`'s answer for an ICMP error report of an earlier send (WSAECONNRESET): no datagram. */
+/** `recv`'s answer for an ICMP error report of an earlier send (WSAECONNRESET, WSAENETRESET):
+ * no datagram. */
 export const RECV_SKIPPED = -2;
 /** `recv`'s answer for a datagram longer than the buffer (WSAEMSGSIZE): its start is in the
  * buffer, the rest is lost, so it must be dropped. */
@@ -102,6 +104,9 @@ export class WinsockUdp {
   readonly #fromView = new DataView(this.#from.buffer);
   /** setsockopt's int, made once. */
   readonly #int = new Int32Array(1);
+  /** WSANETWORKEVENTS, made once. */
+  readonly #netEvents = new Uint8Array(WSANETWORKEVENTS_BYTES);
+  readonly #netEventsView = new DataView(this.#netEvents.buffer);
   #closed = false;
 
   private constructor(
@@ -181,9 +186,23 @@ export class WinsockUdp {
     return BigInt(Deno.UnsafePointer.value(this.#event));
   }
 
-  /** Clears the read event; call before draining with {@link recv}. */
+  /** Clears the read event; call before draining with {@link recv}. With FD_WRITE selected,
+   * use {@link takeEvents} instead: a reset would also wipe an FD_WRITE that just happened. */
   resetEvent(): void {
     this.#ws.WSAResetEvent(this.#event);
+  }
+
+  /**
+   * The network events recorded since the last call (FD_READ, FD_WRITE bits), clearing the
+   * record and resetting the event in one step (WSAEnumNetworkEvents), so that no event is lost
+   * between reading and resetting. Call before draining with {@link recv}. 0 when it failed.
+   */
+  takeEvents(): number {
+    if (this.#ws.WSAEnumNetworkEvents(this.#sock, this.#event, this.#netEvents) !== 0) {
+      this.#ws.WSAResetEvent(this.#event);
+      return 0;
+    }
+    return this.#netEventsView.getInt32(0, true);
   }
 
   /** Sets SO_SNDBUF; returns the size asked for, or 0 when Winsock refused it. */
@@ -222,6 +241,12 @@ export class WinsockUdp {
       case WsaError.WSAENETDOWN:
       case WsaError.WSAEADDRNOTAVAIL:
       case WsaError.WSAECONNRESET:
+      case WsaError.WSAENETRESET:
+      case WsaError.WSAEACCES:
+      case WsaError.WSAEMSGSIZE:
+      case WsaError.WSAEINVAL:
+        // One datagram refused for good (no route, a firewall, too big, port 0): counted by
+        // the caller, never fatal for the data path.
         return SEND_REFUSED;
     }
     throw new WinsockError(`sendto failed: ${wsaErrorName(e)} (${e})`, e);
@@ -249,7 +274,11 @@ export class WinsockUdp {
     }
     const e = this.#ws.WSAGetLastError();
     if (e === WsaError.WSAEWOULDBLOCK) return RECV_EMPTY;
-    if (e === WsaError.WSAEMSGSIZE || e === WsaError.WSAECONNRESET) {
+    if (
+      e === WsaError.WSAEMSGSIZE || e === WsaError.WSAECONNRESET || e === WsaError.WSAENETRESET
+    ) {
+      // WSAECONNRESET: an ICMP port unreachable; WSAENETRESET: an ICMP TTL expired
+      // (SIO_UDP_NETRESET). Neither is a datagram, neither ends the data path.
       this.skipped++;
       return e === WsaError.WSAEMSGSIZE ? RECV_TRUNCATED : RECV_SKIPPED;
     }

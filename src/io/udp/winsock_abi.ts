@@ -43,6 +43,10 @@ export const WINSOCK_SYMBOLS = {
   WSACloseEvent: { parameters: ["pointer"], result: "i32" },
   /** BOOL WSAResetEvent(WSAEVENT hEvent) */
   WSAResetEvent: { parameters: ["pointer"], result: "i32" },
+  /** int WSAEnumNetworkEvents(SOCKET s, WSAEVENT hEventObject,
+   * LPWSANETWORKEVENTS lpNetworkEvents) — the events recorded since the last call; clears the
+   * record and resets the event in one step. */
+  WSAEnumNetworkEvents: { parameters: ["usize", "pointer", "buffer"], result: "i32" },
   /** int WSAEventSelect(SOCKET s, WSAEVENT hEventObject, long lNetworkEvents) — also makes
    * the socket non-blocking. */
   WSAEventSelect: { parameters: ["usize", "pointer", "i32"], result: "i32" },
@@ -89,6 +93,8 @@ export const IP_PMTUDISC_DO = 1;
 export const IP_PMTUDISC_DONT = 2;
 /** DF on every datagram, sends limited by the interface MTU only (the cached path MTU ignored). */
 export const IP_PMTUDISC_PROBE = 3;
+/** sizeof(WSANETWORKEVENTS): long lNetworkEvents, int iErrorCode[FD_MAX_EVENTS = 10]. */
+export const WSANETWORKEVENTS_BYTES = 44;
 /** SOL_SOCKET on Windows (not Linux's 1). */
 export const SOL_SOCKET = 0xffff;
 /** SO_SNDBUF and SO_RCVBUF on Windows. */

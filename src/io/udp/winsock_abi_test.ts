@@ -48,6 +48,8 @@ Deno.test("winsock ABI: 32-bit long for ioctlsocket and WSAEventSelect, SOCKET i
   assertEquals(WINSOCK_SYMBOLS.connect.parameters, ["usize", "buffer", "i32"]);
   assertEquals(WINSOCK_SYMBOLS.send.parameters, ["usize", "buffer", "i32", "i32"]);
   assertEquals(WINSOCK_SYMBOLS.recv.parameters, ["usize", "buffer", "i32", "i32"]);
+  // int WSAEnumNetworkEvents(SOCKET s, WSAEVENT hEventObject, LPWSANETWORKEVENTS)
+  assertEquals(WINSOCK_SYMBOLS.WSAEnumNetworkEvents.parameters, ["usize", "pointer", "buffer"]);
   // int getsockopt(SOCKET s, int level, int optname, char *optval, int *optlen)
   assertEquals(WINSOCK_SYMBOLS.getsockopt.parameters, ["usize", "i32", "i32", "buffer", "buffer"]);
   // int setsockopt(SOCKET s, int level, int optname, const char *optval, int optlen)

@@ -13,11 +13,15 @@
  *   (the CPU is rarely the bottleneck of a client);
  * - IPv4 only, one address family.
  * The send buffer is resizable (SO_SNDBUF), so the loop's link-rate sizing works as on Linux,
- * and a send that would block is backpressure: FD_WRITE on the socket's event wakes the loop.
+ * and a send that would block is backpressure: FD_WRITE on the socket's event wakes the loop
+ * (or, when a receive took it from the record first, {@link WinsockBatchUdp.writable} tells the
+ * poller). Whether Windows' sendto pushes back this way under load, rather than dropping
+ * further down, has not been seen on real Windows.
  *
  * @module
  */
 import { type BatchUdp, type LocalAddress, NO_LOCAL, type SocketMemory } from "./batch.ts";
+import { FD_WRITE } from "./winsock_abi.ts";
 import { RECV_EMPTY, RECV_SKIPPED, RECV_TRUNCATED, SEND_BLOCKED, WinsockUdp } from "./winsock.ts";
 
 /** Options of {@link WinsockBatchUdp.open}. */
@@ -56,8 +60,11 @@ export class WinsockBatchUdp implements BatchUdp {
   readonly txLocal: Uint8Array;
   readonly txTos: Uint8Array;
   readonly locals: readonly LocalAddress[] = [NO_LOCAL];
-  /** Datagrams the network refused (unreachable, down), counted and dropped. */
-  refused = 0;
+  /** Datagrams refused for good (unreachable, down, a firewall), dropped: the loop counts
+   * them as `send_failed`. */
+  txDropped = 0;
+  /** FD_WRITE was seen since the last send that would block: the socket has room. */
+  #writable = true;
   readonly #udp: WinsockUdp;
   readonly #rx: Uint8Array[];
   readonly #tx: Uint8Array[];
@@ -111,9 +118,12 @@ export class WinsockBatchUdp implements BatchUdp {
 
   recv(): number {
     const udp = this.#udp;
-    // Reset before reading: a datagram arriving meanwhile sets the event again (and Winsock
-    // re-records FD_READ after each recvfrom that leaves data behind).
-    udp.resetEvent();
+    // Take the recorded events before reading: a datagram arriving meanwhile sets the event
+    // again (Winsock re-records FD_READ after each recvfrom that leaves data behind). Taking
+    // them, not just resetting the event, keeps an FD_WRITE that came in since the last wait:
+    // the poller is told through writable() (a reset would lose it, and a loop held back by
+    // backpressure would wait for a signal that never comes).
+    if (udp.takeEvents() & FD_WRITE) this.#writable = true;
     let n = 0;
     while (n < this.#rx.length) {
       const len = udp.recv(this.#rx[n]!);
@@ -135,10 +145,18 @@ export class WinsockBatchUdp implements BatchUdp {
     const udp = this.#udp;
     for (let i = first; i < first + count; i++) {
       const r = udp.send(this.#tx[i]!, this.txLen[i]!, this.txIp[i]!, this.txPort[i]!);
-      if (r === SEND_BLOCKED) return i - first;
-      if (r < 0) this.refused++;
+      if (r === SEND_BLOCKED) {
+        this.#writable = false; // Winsock records FD_WRITE again once there is room
+        return i - first;
+      }
+      if (r < 0) this.txDropped++;
     }
     return count;
+  }
+
+  /** For the poller: an FD_WRITE came since the last send that would block (see recv). */
+  writable(): boolean {
+    return this.#writable;
   }
 
   setSendBuffer(bytes: number): number {

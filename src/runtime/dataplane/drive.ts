@@ -14,9 +14,8 @@ import type { DropCounters } from "../../core/wire.ts";
 import type { CoreAdapter } from "../engine.ts";
 import type { SchedulerReport } from "../stats.ts";
 import type { DataPlaneLoop } from "./loop.ts";
-import { type Command, CTRL_STOP } from "./messages.ts";
-import { CTRL_COMMAND } from "./messages.ts";
-import { post } from "./worker_inbox.ts";
+import { type Command, CTRL_COMMAND, CTRL_STOP, type FromWorker } from "./messages.ts";
+import { post as postToMain } from "./worker_inbox.ts";
 
 /**
  * Bytes per packet slot: a jumbo inner packet (9000) plus our overhead, with room for MTU
@@ -47,18 +46,22 @@ export interface DriveParts {
   rebind: () => void;
   /** The server endpoint as the loop's send path reads it (see {@link numericServer}). */
   toServer: (e: Endpoint) => Endpoint;
+  /** Where messages go (default: the main thread, `worker_inbox.ts`). */
+  post?: (msg: FromWorker) => void;
 }
 
 /** Runs the loop and its commands until the stop flag or the core's end; always reports. */
 export async function driveLoop(p: DriveParts): Promise<void> {
   const { loop, core, control } = p;
+  const post = p.post ?? postToMain;
   try {
     for (;;) {
       loop.run();
       if (Atomics.load(control, CTRL_STOP) !== 0 || p.isClosed()) break;
-      // Left the wait for a command.
-      Atomics.store(control, CTRL_COMMAND, 0);
+      // Left the wait for a command (CTRL_COMMAND counts those posted and not yet taken: the
+      // loop runs again only when none is left).
       const cmd = await p.nextCommand();
+      Atomics.sub(control, CTRL_COMMAND, 1);
       const now = performance.now();
       switch (cmd.type) {
         case "rebind":

@@ -237,6 +237,10 @@ export class DataPlaneLoop {
   #lastLimitedAt = -Infinity;
   /** The last pump stopped at its budget with packets left that may go now. */
   #more = false;
+  /** Per socket: its `txDropped` as already added to `send_failed`. */
+  readonly #seenTxDropped: Float64Array;
+  /** Sockets' refused datagrams counted before they were replaced (see setUdp). */
+  #retiredTxDropped = 0;
 
   constructor(p: LoopParts) {
     this.#p = p;
@@ -276,6 +280,7 @@ export class DataPlaneLoop {
     if (this.#params.shaping) this.sched.shape(0, this.#params.shaping);
     this.#ctlSlot = p.socks[0]!.tx.length - 1;
     this.#txCount = new Int32Array(p.socks.length);
+    this.#seenTxDropped = new Float64Array(p.socks.map((s) => s.udp.txDropped ?? 0));
     this.#writeSizes = new Int32Array(p.tun.writeBuffers.length);
     this.#deferred = new Int32Array(rxMost);
     p.poller.set(ENTRY_TUN, p.tun, POLLIN);
@@ -340,6 +345,23 @@ export class DataPlaneLoop {
    * The new socket must use the same slots as the old one; what waited for the old one is
    * sent on the new one. */
   setUdp(udp: BatchUdp, index = 0): void {
+    const old = this.#socks[index]!.udp;
+    // The sealed datagrams that wait (backpressure) have their lengths and addresses in the old
+    // socket's per-slot arrays: they go along, or they would leave as 0 bytes to 0.0.0.0:0.
+    if (index === 0 && udp !== old) {
+      for (let i = this.#pendFrom; i < this.#pendTo; i++) {
+        udp.txLen[i] = old.txLen[i]!;
+        udp.txIp[i] = old.txIp[i]!;
+        udp.txPort[i] = old.txPort[i]!;
+        udp.txV6[i] = old.txV6[i]!;
+        udp.txIp6.set(old.txIp6.subarray(16 * i, 16 * i + 16), 16 * i);
+        // A local address index names an entry of the old socket's table: let the route choose.
+        udp.txLocal[i] = 0;
+        udp.txTos[i] = old.txTos[i]!;
+      }
+    }
+    this.#retiredTxDropped += (old.txDropped ?? 0) - this.#seenTxDropped[index]!;
+    this.#seenTxDropped[index] = udp.txDropped ?? 0;
     this.#socks[index]!.udp = udp;
     this.#p.poller.set(
       ENTRY_SOCK + index,
@@ -397,9 +419,26 @@ export class DataPlaneLoop {
     }
     this.#pump(t); // shapers and backpressure may allow more now
     if (this.#socks.length === 1) this.#tuneSendBuffer(t);
+    this.#countRefused();
     // Packets can set timers (a send arms the client's liveness probe): ask again.
     this.#deadline = Math.min(p.core.deadline(), this.sched.deadline());
     if (t >= this.#deadline || p.core.pending) this.#timers(t);
+  }
+
+  /** Datagrams the sockets refused for good (no route, a firewall) since the last look: into
+   * `send_failed`, beside those a full multipath socket dropped. */
+  #countRefused(): void {
+    const drops = this.#p.core.drops;
+    if (this.#retiredTxDropped > 0) {
+      drops.send_failed += this.#retiredTxDropped;
+      this.#retiredTxDropped = 0;
+    }
+    for (let k = 0; k < this.#socks.length; k++) {
+      const n = this.#socks[k]!.udp.txDropped;
+      if (n === undefined || n === this.#seenTxDropped[k]) continue;
+      drops.send_failed += n - this.#seenTxDropped[k]!;
+      this.#seenTxDropped[k] = n;
+    }
   }
 
   /** Says goodbye and flushes it (after run() returned because of the stop flag). */

@@ -16,7 +16,8 @@ import type { FollowAddress } from "../../core/follow.ts";
 
 /** Index of the stop flag in the shared control words. */
 export const CTRL_STOP = 0;
-/** Index of the "a command message is on its way" flag: the Worker leaves poll() to read it. */
+/** Index of the count of command messages posted and not yet taken: while it is not 0 the
+ * Worker leaves poll() to read them. */
 export const CTRL_COMMAND = 1;
 /** Shared control words (Int32). */
 export const CTRL_WORDS = 4;

@@ -111,7 +111,9 @@ export async function hostWorker(
   const command = (cmd: Command) => {
     if (halted) return;
     worker.postMessage(cmd);
-    Atomics.store(ctrl, CTRL_COMMAND, 1);
+    // A count, not a flag: two commands posted before the Worker looks must both be taken
+    // (with a flag, the second would wait in the Worker's inbox until a third came).
+    Atomics.add(ctrl, CTRL_COMMAND, 1);
     wake.signal();
   };
   const stopOnce = async (): Promise<StopReport> => {

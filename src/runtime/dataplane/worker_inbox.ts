@@ -2,7 +2,7 @@
  * The Worker side of a data path's messages, for both Workers (`worker.ts`, `win_worker.ts`):
  * the first message is the init and starts `run`; every later one is a command, which arrives
  * while the loop is blocked in its wait and queues here until the loop leaves the wait (the
- * shared CTRL_COMMAND flag plus the wake) to take it with `nextCommand`.
+ * shared CTRL_COMMAND count plus the wake) to take it with `nextCommand`.
  *
  * @module
  */

@@ -125,7 +125,9 @@ struct event {
     int owned;  /* CloseHandle may free it (the read event belongs to its session) */
     int writefd; /* a WSAEventSelect(FD_WRITE) event: the socket, else -1 */
     int write_armed; /* FD_WRITE is due once the socket is writable (set by WSAEventSelect and
-                      * by a send that would block; cleared by the wait that reports it) */
+                      * by a send that would block; cleared once recorded) */
+    int write_recorded; /* FD_WRITE happened: in the network-event record until
+                         * WSAEnumNetworkEvents reads it (it also set the event) */
 };
 
 static struct event *as_event(HANDLE h) {
@@ -142,6 +144,7 @@ static int event_init(struct event *e, int manual, int initial, int tunfd, int o
     e->owned = owned;
     e->writefd = -1;
     e->write_armed = 0;
+    e->write_recorded = 0;
     return 0;
 }
 
@@ -207,6 +210,19 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* An armed FD_WRITE whose socket has room is recorded now: the record gets FD_WRITE and the
+ * event is set, as Winsock does the moment the socket can send again (the fake only notices
+ * when someone looks: a wait, a reset, an enumeration). */
+static void record_write(struct event *e) {
+    if (e->writefd < 0 || !__atomic_load_n(&e->write_armed, __ATOMIC_SEQ_CST)) return;
+    struct pollfd p = {.fd = e->writefd, .events = POLLOUT};
+    if (poll(&p, 1, 0) <= 0 || !(p.revents & POLLOUT)) return;
+    __atomic_store_n(&e->write_armed, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&e->write_recorded, 1, __ATOMIC_SEQ_CST);
+    uint64_t one = 1;
+    (void)!write(e->efd, &one, sizeof one);
+}
+
 /* DWORD WaitForMultipleObjects(DWORD nCount, const HANDLE *lpHandles, BOOL bWaitAll,
  * DWORD dwMilliseconds) — see the file comment for the semantics. */
 API DWORD WaitForMultipleObjects(DWORD n, const HANDLE *handles, BOOL all, DWORD ms) {
@@ -258,8 +274,9 @@ API DWORD WaitForMultipleObjects(DWORD n, const HANDLE *handles, BOOL all, DWORD
             const short ready = POLLIN | POLLOUT | POLLERR | POLLHUP | POLLNVAL;
             if (rfd_at[i] >= 0 && (fds[rfd_at[i]].revents & ready)) return WAIT_OBJECT_0 + i;
             if (wfd_at[i] >= 0 && (fds[wfd_at[i]].revents & ready)) {
-                /* FD_WRITE is recorded once per would-block send, as Winsock does. */
-                __atomic_store_n(&ev[i]->write_armed, 0, __ATOMIC_SEQ_CST);
+                /* FD_WRITE is recorded once per would-block send, into the record and the
+                 * (manual-reset) event, as Winsock does: a reset of the event loses it. */
+                record_write(ev[i]);
                 return WAIT_OBJECT_0 + i;
             }
             if (!(fds[efd_at[i]].revents & ready)) continue;
@@ -555,7 +572,9 @@ API void WintunSendPacket(void *h, const BYTE *packet) {
  *   and then reads until WSAEWOULDBLOCK, as xvpn does, sees the same thing from both. As on
  *   Windows, WSAEventSelect also makes the socket non-blocking. FD_WRITE is modelled as
  *   Winsock records it: once when selected, then once after each send that would block, as
- *   soon as the socket has room again (edge-triggered; the flow scheduler's backpressure).
+ *   soon as the socket has room again (edge-triggered; the flow scheduler's backpressure),
+ *   into the network-event record and the event: WSAResetEvent loses it for a waiter, and
+ *   WSAEnumNetworkEvents reads and clears the record and the event together.
  * - setsockopt/getsockopt: SO_SNDBUF and SO_RCVBUF of SOL_SOCKET, IP_MTU_DISCOVER and IP_MTU of
  *   IPPROTO_IP, in Windows' numbers. connect, send and recv for the probe socket of `diag mtu`.
  */
@@ -765,10 +784,36 @@ API BOOL WSACloseEvent(HANDLE h) {
     return 0;
 }
 
-/* BOOL WSAResetEvent(WSAEVENT) — the socket half is level-triggered, see above */
+/* BOOL WSAResetEvent(WSAEVENT) — the socket's FD_READ half is level-triggered (see above); an
+ * FD_WRITE already due is recorded first and then reset with the event, so it is lost for
+ * whoever waits on the event, as on Windows (the record keeps it for WSAEnumNetworkEvents). */
 API BOOL WSAResetEvent(HANDLE h) {
+    struct event *e = as_event(h);
+    if (e) record_write(e);
     if (ResetEvent(h)) return 1;
     wsa_error = 6;
+    return 0;
+}
+
+/* int WSAEnumNetworkEvents(SOCKET s, WSAEVENT hEventObject, LPWSANETWORKEVENTS lpNetworkEvents)
+ * — the events recorded since the last call (FD_READ while the socket is readable, FD_WRITE
+ * once recorded), clearing the record and resetting the event in one step. WSANETWORKEVENTS
+ * is a 32-bit lNetworkEvents and ten int error codes (44 bytes), all zero here. */
+API int WSAEnumNetworkEvents(SOCKET s, HANDLE h, void *out) {
+    int fd = sock_fd(s);
+    if (fd < 0) return SOCKET_ERROR;
+    struct event *e = as_event(h);
+    if (!e || !out) return (wsa_error = WSAEFAULT), SOCKET_ERROR;
+    record_write(e);
+    int32_t bits = 0;
+    if (__atomic_exchange_n(&e->write_recorded, 0, __ATOMIC_SEQ_CST)) bits |= WS_FD_WRITE;
+    if (e->tunfd >= 0) {
+        struct pollfd p = {.fd = e->tunfd, .events = POLLIN};
+        if (poll(&p, 1, 0) > 0 && (p.revents & POLLIN)) bits |= WS_FD_READ;
+    }
+    ResetEvent(h);
+    memset(out, 0, 44);
+    memcpy(out, &bits, sizeof bits);
     return 0;
 }
 
@@ -785,6 +830,7 @@ API int WSAEventSelect(SOCKET s, HANDLE h, int32_t events) {
     e->tunfd = (events & WS_FD_READ) ? fd : -1;
     e->writefd = (events & WS_FD_WRITE) ? fd : -1;
     __atomic_store_n(&e->write_armed, (events & WS_FD_WRITE) ? 1 : 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&e->write_recorded, 0, __ATOMIC_SEQ_CST);
     if (fd < MAX_SELECT_FD) {
         __atomic_store_n(&write_events[fd], (events & WS_FD_WRITE) ? e : NULL, __ATOMIC_SEQ_CST);
     }
@@ -824,6 +870,7 @@ API int ws_setsockopt(SOCKET s, int level, int name, const char *val, int len) {
     int v;
     if (!val || len < (int)sizeof v) return (wsa_error = WSAEFAULT), SOCKET_ERROR;
     memcpy(&v, val, sizeof v);
+    if (level == 0xffff) v /= 2; /* Linux doubles it: the effective size is what was asked */
     if (name == 71) {
         static const int linux_mode[] = {IP_PMTUDISC_WANT, IP_PMTUDISC_DO, IP_PMTUDISC_DONT,
                                          IP_PMTUDISC_PROBE};
