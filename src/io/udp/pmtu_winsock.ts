@@ -26,24 +26,17 @@ import { Errno, errnoName } from "../_libc.ts";
 import { parseIPv4 } from "../../lib/ip.ts";
 import { POLL_SLEEP_MS, type ProbeSocket, type ReceiveResult } from "./pmtu.ts";
 import {
-  AF_INET,
   encodeSockaddrIn,
-  FIONBIO,
-  INVALID_SOCKET,
   IP_MTU,
   IP_MTU_DISCOVER,
   IP_PMTUDISC_PROBE,
   IPPROTO_IP,
-  IPPROTO_UDP,
-  SOCK_DGRAM,
   SOCKADDR_IN_BYTES,
   WINSOCK_SYMBOLS,
-  WINSOCK_VERSION,
-  WSADATA_BYTES,
   WsaError,
   wsaErrorName,
 } from "./winsock_abi.ts";
-import { WinsockError } from "./winsock.ts";
+import { openWinsockSocket, WinsockError } from "./winsock.ts";
 
 /** IPv4 + UDP header bytes. */
 const HEADERS = 28;
@@ -91,25 +84,7 @@ export class WinsockPmtuSocket implements ProbeSocket {
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw new RangeError(`bad UDP port ${port}`);
     }
-    let lib: Deno.DynamicLibrary<typeof WINSOCK_SYMBOLS>;
-    try {
-      lib = Deno.dlopen(dll, WINSOCK_SYMBOLS);
-    } catch (err) {
-      throw new Error(`cannot load Winsock from ${dll}: ${(err as Error).message}`);
-    }
-    const ws = lib.symbols;
-    const undo: (() => void)[] = [() => lib.close()];
-    const fail = (call: string, code = ws.WSAGetLastError()): never => {
-      for (const u of undo.reverse()) u();
-      throw new WinsockError(`${call} failed: ${wsaErrorName(code)} (${code})`, code);
-    };
-    const started = ws.WSAStartup(WINSOCK_VERSION, new Uint8Array(WSADATA_BYTES));
-    if (started !== 0) fail("WSAStartup", started);
-    undo.push(() => ws.WSACleanup());
-    const sock = BigInt(ws.socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP));
-    if (sock === INVALID_SOCKET) fail("socket(SOCK_DGRAM)");
-    undo.push(() => ws.closesocket(sock));
-    if (ws.ioctlsocket(sock, FIONBIO, new Uint32Array([1])) !== 0) fail("ioctlsocket(FIONBIO)");
+    const { lib, ws, sock, undo, fail } = openWinsockSocket(dll, "cannot open the probe socket");
     const mode = new Int32Array([IP_PMTUDISC_PROBE]);
     if (ws.setsockopt(sock, IPPROTO_IP, IP_MTU_DISCOVER, mode, 4) !== 0) {
       fail("setsockopt(IP_MTU_DISCOVER) (Windows 10 or later is needed)");

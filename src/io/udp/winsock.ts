@@ -39,6 +39,45 @@ import {
   WSANETWORKEVENTS_BYTES,
 } from "./winsock_abi.ts";
 
+/** A non-blocking UDP socket being set up: its library, the socket, what to undo on failure. */
+export interface WinsockSetup {
+  lib: Deno.DynamicLibrary<typeof WINSOCK_SYMBOLS>;
+  ws: Winsock;
+  sock: bigint;
+  /** Steps to undo, in the order done (the socket, WSAStartup, the library). */
+  undo: (() => void)[];
+  /** Undoes everything, then throws a {@link WinsockError} for `call` (default: the last error). */
+  fail(call: string, code?: number): never;
+}
+
+/**
+ * The steps every Winsock socket of ours starts with: load `dll`, WSAStartup, an IPv4 UDP
+ * socket, non-blocking (FIONBIO). `what` starts each error message. The caller goes on with
+ * `fail` for its own steps, and on success owns `lib` and `sock` (and one WSAStartup).
+ */
+export function openWinsockSocket(dll: string, what: string): WinsockSetup {
+  let lib: Deno.DynamicLibrary<typeof WINSOCK_SYMBOLS>;
+  try {
+    lib = Deno.dlopen(dll, WINSOCK_SYMBOLS);
+  } catch (err) {
+    throw new Error(`cannot load Winsock from ${dll}: ${(err as Error).message}`);
+  }
+  const ws = lib.symbols;
+  const undo: (() => void)[] = [() => lib.close()];
+  const fail = (call: string, code = ws.WSAGetLastError()): never => {
+    for (const u of undo.reverse()) u();
+    throw new WinsockError(`${what}: ${call} failed: ${wsaErrorName(code)} (${code})`, code);
+  };
+  const started = ws.WSAStartup(WINSOCK_VERSION, new Uint8Array(WSADATA_BYTES));
+  if (started !== 0) fail("WSAStartup", started);
+  undo.push(() => ws.WSACleanup());
+  const sock = BigInt(ws.socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP));
+  if (sock === INVALID_SOCKET) fail("socket");
+  undo.push(() => ws.closesocket(sock));
+  if (ws.ioctlsocket(sock, FIONBIO, new Uint32Array([1])) !== 0) fail("ioctlsocket(FIONBIO)");
+  return { lib, ws, sock, undo, fail };
+}
+
 /** A failed Winsock call, with its WSAGetLastError code. */
 export class WinsockError extends Error {
   readonly code: number;
@@ -130,29 +169,10 @@ export class WinsockUdp {
     if (ip === undefined) {
       throw new Error(`the Windows data path binds IPv4 only, not ${opts.host}`);
     }
-    const path = opts.dll ?? "ws2_32.dll";
-    let lib: Deno.DynamicLibrary<typeof WINSOCK_SYMBOLS>;
-    try {
-      lib = Deno.dlopen(path, WINSOCK_SYMBOLS);
-    } catch (err) {
-      throw new Error(`cannot load Winsock from ${path}: ${(err as Error).message}`);
-    }
-    const ws = lib.symbols;
-    const undo: (() => void)[] = [() => lib.close()];
-    const fail = (call: string, code = ws.WSAGetLastError()): never => {
-      for (const u of undo.reverse()) u();
-      throw new WinsockError(
-        `cannot open the UDP socket: ${call} failed: ${wsaErrorName(code)} (${code})`,
-        code,
-      );
-    };
-    const started = ws.WSAStartup(WINSOCK_VERSION, new Uint8Array(WSADATA_BYTES));
-    if (started !== 0) fail("WSAStartup", started);
-    undo.push(() => ws.WSACleanup());
-    const sock = BigInt(ws.socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP));
-    if (sock === INVALID_SOCKET) fail("socket");
-    undo.push(() => ws.closesocket(sock));
-    if (ws.ioctlsocket(sock, FIONBIO, new Uint32Array([1])) !== 0) fail("ioctlsocket(FIONBIO)");
+    const { lib, ws, sock, undo, fail } = openWinsockSocket(
+      opts.dll ?? "ws2_32.dll",
+      "cannot open the UDP socket",
+    );
     const addr = new Uint8Array(SOCKADDR_IN_BYTES);
     encodeSockaddrIn(addr, ip, opts.port);
     if (ws.bind(sock, addr, SOCKADDR_IN_BYTES) !== 0) fail(`bind(${opts.host}:${opts.port})`);
