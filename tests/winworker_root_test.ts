@@ -96,6 +96,17 @@ rootTest(
         } Mbit/s; ` +
           `back ${rate.downMbps.toFixed(0)} Mbit/s`,
       );
+      // The adapter's queue towards the Worker is Wintun's ring (the fake sizes the TUN's queue
+      // from it, and xvpn leaves it so), not Linux's 64-packet client queue: the upload above,
+      // as fast as the CPUs go, never overflowed it (an overflow drops at random, a game
+      // packet as readily as bulk).
+      const link = await lab.topo.exec("client", ["ip", "-s", "-j", "link", "show", "xvpn0"]);
+      const [dev] = JSON.parse(link.stdout) as {
+        txqlen?: number;
+        stats64?: { tx?: { dropped?: number } };
+      }[];
+      assert((dev?.txqlen ?? 0) > 1000, `the ring's room, not 64 (${dev?.txqlen})`);
+      assertEquals(dev?.stats64?.tx?.dropped, 0, "nothing dropped before the Worker read it");
       // A rebind (what a network change or `control reconnect` does): a fresh Winsock socket
       // in the running loop; the server sees the new source port and traffic flows on.
       const doc = async (host: string) =>

@@ -205,6 +205,9 @@ export async function runClient(
           ...(bypass.length > 1 ? { bypass } : {}),
           address: c.address,
           mtu: c.mtu,
+          // A Wintun adapter's queue is its 8 MiB ring, not a Linux queue length (on Windows
+          // there is none to set; on Linux it is the fake's stand-in, left as the ring sets it).
+          ...(wintun ? { txqueuelen: 0 } : {}),
           routes,
           ...(endpointIp !== undefined
             ? { endpoint: { ip: endpointIp } }

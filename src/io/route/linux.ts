@@ -64,8 +64,8 @@ export function planLinuxSteps(s: LinkState): RouteStep[] {
         ...dev,
         "mtu",
         String(s.mtu),
-        "txqueuelen",
-        String(s.txqueuelen ?? TUN_TXQUEUELEN),
+        // 0: the device's own queue stands (a Wintun adapter's ring, which the fake models).
+        ...(s.txqueuelen === 0 ? [] : ["txqueuelen", String(s.txqueuelen ?? TUN_TXQUEUELEN)]),
       ],
     },
     {

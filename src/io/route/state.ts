@@ -28,7 +28,8 @@ export interface LinkState {
   address: Cidr;
   /** Link MTU in bytes. */
   mtu: number;
-  /** The TUN's transmit queue, packets (Linux; default the client's short 64). */
+  /** The TUN's transmit queue, packets (Linux; default the client's short 64; 0 leaves the
+   * device's own, as for a Wintun adapter, whose ring bounds it). */
   txqueuelen?: number;
   /** Destinations routed into the tunnel; 0.0.0.0/0 makes it a full tunnel. */
   routes: Cidr[];

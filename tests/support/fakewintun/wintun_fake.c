@@ -20,8 +20,10 @@
  *   buffer from a per-session free list (ERROR_NO_MORE_ITEMS on EAGAIN, ERROR_HANDLE_EOF when
  *   the device is gone, e.g. after `ip link del`); WintunReleaseReceivePacket gives it back.
  *   WintunAllocateSendPacket hands out a buffer and WintunSendPacket writes it to the TUN.
- *   Ring space is not modelled, except that FAKE_WINTUN_SEND_LIMIT=N (read at session start)
- *   makes allocations after the N-th report ERROR_BUFFER_OVERFLOW, a full send ring.
+ *   The receive ring's room is the TUN's queue towards us (txqueuelen), set from the ring's
+ *   capacity at session start; the send ring is not modelled, except that
+ *   FAKE_WINTUN_SEND_LIMIT=N (read at session start) makes allocations after the N-th report
+ *   ERROR_BUFFER_OVERFLOW, a full send ring.
  * - An event HANDLE is a small struct holding an eventfd (bManualReset and bInitialState as
  *   Windows has them; named events are not supported). The session's read event is signalled
  *   while the TUN fd is readable (level-triggered: the real one is an auto-reset event set
@@ -46,6 +48,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -444,6 +448,22 @@ static struct session *as_session(void *h) {
     return s && s->magic == SESSION_MAGIC ? s : NULL;
 }
 
+/* The ring's room, in packets, as the device's queue towards us (txqueuelen, which is where a
+ * Linux TUN drops what its reader has not taken): Wintun's ring of `capacity` bytes holds about
+ * capacity / (1420 + its 4-byte header, 4-aligned) full-size packets before the driver drops,
+ * where a TUN's default queue holds 500 (or 1000). Best effort: a failure keeps the default. */
+static void set_ring_packets(const char name[IFNAMSIZ], DWORD capacity) {
+    /* By syscall: this library exports its own `socket` (the Winsock stand-in). */
+    int fd = (int)syscall(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, name, IFNAMSIZ);
+    ifr.ifr_qlen = (int)(capacity / 1424);
+    (void)ioctl(fd, SIOCSIFTXQLEN, &ifr);
+    close(fd);
+}
+
 /* WINTUN_SESSION_HANDLE WintunStartSession(WINTUN_ADAPTER_HANDLE, DWORD Capacity) */
 API void *WintunStartSession(void *h, DWORD capacity) {
     struct adapter *a = h;
@@ -460,6 +480,7 @@ API void *WintunStartSession(void *h, DWORD capacity) {
         free(s);
         return fail(code);
     }
+    set_ring_packets(a->dev->name, capacity);
     pthread_mutex_init(&s->lock, NULL);
     const char *limit = getenv("FAKE_WINTUN_SEND_LIMIT");
     s->send_limit = limit && *limit ? strtol(limit, NULL, 10) : -1;
