@@ -9,13 +9,19 @@
  *   (`tbf rate 50mbit burst 64kb latency 100ms`), the queue a VPN node's uplink builds;
  * - **tbf remote**: the same bottleneck one hop further, on a router before the client (the
  *   player's ISP), without shaping;
+ * - **tbf up**: the same bottleneck on the client's own uplink, with a cubic upload instead
+ *   (the client's scheduler decides what waits: on Linux and on the Windows path alike);
  * - **tbf remote, shaped** (xvpn only): the same, with the client's `shaping: down` just under
  *   the bottleneck, so that the queue lives in xvpn's scheduler instead of the router.
+ *
+ * Peers: no tunnel, xvpn, xvpn with its client on the Windows data path over the fake wintun
+ * (`xvpn-win`: that code's behaviour, not a Windows figure), wireguard-go, OpenVPN.
  *
  *   client ── router ── server ── target (game echo, iperf3)
  *
  * Per setup: game loss, RTT p50/p99/max, the download's rate. Usage (root):
- * `deno run -A bench/game.ts [--only none,xvpn,wireguard,openvpn] [--setups cpu,first,remote,shaped]
+ * `deno run -A bench/game.ts [--only none,xvpn,xvpn-win,wireguard,openvpn]
+ * [--setups cpu,first,remote,up,shaped]
  * [--seconds 60]`. Prints a
  * markdown table, writes `bench/results/game-<time>.json` and `game-latest.json`.
  *
@@ -31,11 +37,17 @@ import { BENCH_PREFIX } from "./net.ts";
 import { nonePeer } from "./peers/none.ts";
 import { openvpnPeer } from "./peers/openvpn.ts";
 import { wireguardPeer } from "./peers/wireguard.ts";
-import { xvpnPeer } from "./peers/xvpn.ts";
+import { xvpnPeer, xvpnWindowsFakePeer } from "./peers/xvpn.ts";
 import type { BenchNet, RunningTunnel, TunnelPeer } from "./peers/types.ts";
 import { fmt } from "./report.ts";
 
-const PEERS: readonly TunnelPeer[] = [nonePeer, xvpnPeer, wireguardPeer, openvpnPeer];
+const PEERS: readonly TunnelPeer[] = [
+  nonePeer,
+  xvpnPeer,
+  xvpnWindowsFakePeer,
+  wireguardPeer,
+  openvpnPeer,
+];
 const MTU = 1420;
 const GAME_PORT = 7777;
 /** The bottleneck of the tbf setups, as the issue's reproduction had it. */
@@ -54,6 +66,8 @@ interface Setup {
   tbf?: { host: string; to: string };
   /** Only for xvpn, with its shaping. */
   shaped?: boolean;
+  /** The bulk transfer goes up (client -> target) instead of down. */
+  upload?: boolean;
 }
 
 const SETUPS: Setup[] = [
@@ -67,6 +81,12 @@ const SETUPS: Setup[] = [
     id: "remote",
     title: "tbf 50 Mbit/s one hop further (router)",
     tbf: { host: "router", to: "client" },
+  },
+  {
+    id: "up",
+    title: "tbf 50 Mbit/s on the client's uplink, cubic upload",
+    tbf: { host: "client", to: "router" },
+    upload: true,
   },
   {
     id: "shaped",
@@ -135,9 +155,21 @@ async function tbf(net: BenchNet, s: Setup, on: boolean): Promise<void> {
   await net.topo.exec(s.tbf.host, argv, { allowFailure: !on });
 }
 
-/** The game for `seconds` while a cubic download (target -> client) fills the path. */
-async function loaded(net: BenchNet, tun: RunningTunnel, seconds: number): Promise<LoadedResult> {
-  const download = tcpThroughput(net.topo, "client", tun.targetAddr, seconds + 3, true, "cubic");
+/** The game for `seconds` while a cubic download (target -> client), or upload, fills the path. */
+async function loaded(
+  net: BenchNet,
+  tun: RunningTunnel,
+  seconds: number,
+  upload = false,
+): Promise<LoadedResult> {
+  const download = tcpThroughput(
+    net.topo,
+    "client",
+    tun.targetAddr,
+    seconds + 3,
+    !upload,
+    "cubic",
+  );
   await new Promise((r) => setTimeout(r, 1500)); // the download fills the queues first
   const game = await runGameClient(net.topo, "client", `${tun.targetAddr}:${GAME_PORT}`, seconds);
   const d = await download;
@@ -179,10 +211,10 @@ async function benchPeer(peer: TunnelPeer, seconds: number): Promise<PeerGame> {
         r.idle = await runGameClient(net.topo, "client", `${tun.targetAddr}:${GAME_PORT}`, 10);
       }
       for (const s of SETUPS.filter((s) => (s.shaped ?? false) === shaped)) {
-        log(`${peer.label}: ${s.title}, game + cubic download, ${seconds} s`);
+        log(`${peer.label}: ${s.title}, game + cubic transfer, ${seconds} s`);
         try {
           await tbf(net, s, true);
-          r.loaded[s.id] = await loaded(net, tun, seconds);
+          r.loaded[s.id] = await loaded(net, tun, seconds, s.upload);
           log(`${peer.label}: ${s.id}: ${JSON.stringify(r.loaded[s.id])}`);
         } catch (err) {
           r.errors.push(`${s.id}: ${(err as Error).message.split("\n")[0]}`);
@@ -237,7 +269,7 @@ function table(results: PeerGame[]): string {
       } |`,
     );
     lines.push(
-      `| ${s.title} | download, Mbit/s | ${
+      `| ${s.title} | ${s.upload ? "upload" : "download"}, Mbit/s | ${
         results.map((r) => get(r) ? fmt(get(r)!.downloadMbps) : "—").join(" | ")
       } |`,
     );
