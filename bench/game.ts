@@ -19,7 +19,9 @@
  *
  *   client ── router ── server ── target (game echo, iperf3)
  *
- * Per setup: game loss, RTT p50/p99/max, the download's rate. Usage (root):
+ * Per setup: game loss, RTT p50/p99/max, the download's rate, and the drop counters that grew
+ * during the run (bench/drops.ts), listed under the table for a run that lost a game packet.
+ * Usage (root):
  * `deno run -A bench/game.ts [--only none,xvpn,xvpn-win,wireguard,openvpn]
  * [--setups cpu,first,remote,up,shaped]
  * [--seconds 60]`. Prints a
@@ -40,6 +42,7 @@ import { wireguardPeer } from "./peers/wireguard.ts";
 import { xvpnPeer, xvpnWindowsFakePeer } from "./peers/xvpn.ts";
 import type { BenchNet, RunningTunnel, TunnelPeer } from "./peers/types.ts";
 import { fmt } from "./report.ts";
+import { type DropCounters, dropsBetween, readDrops } from "./drops.ts";
 
 const PEERS: readonly TunnelPeer[] = [
   nonePeer,
@@ -100,6 +103,8 @@ const SETUPS: Setup[] = [
 interface LoadedResult {
   game: GameResult;
   downloadMbps: number;
+  /** The drop counters that grew during the run (see drops.ts), to place a lost game packet. */
+  drops: DropCounters;
 }
 
 /** Everything measured for one peer. */
@@ -161,7 +166,10 @@ async function loaded(
   tun: RunningTunnel,
   seconds: number,
   upload = false,
+  xvpnHosts: readonly string[] = [],
 ): Promise<LoadedResult> {
+  const hosts = ["client", "router", "server", "target"];
+  const before = await readDrops(net.topo, hosts, xvpnHosts);
   const download = tcpThroughput(
     net.topo,
     "client",
@@ -173,7 +181,8 @@ async function loaded(
   await new Promise((r) => setTimeout(r, 1500)); // the download fills the queues first
   const game = await runGameClient(net.topo, "client", `${tun.targetAddr}:${GAME_PORT}`, seconds);
   const d = await download;
-  return { game, downloadMbps: d.mbps };
+  const drops = dropsBetween(before, await readDrops(net.topo, hosts, xvpnHosts));
+  return { game, downloadMbps: d.mbps, drops };
 }
 
 async function startChecked(peer: TunnelPeer, net: BenchNet): Promise<RunningTunnel> {
@@ -214,7 +223,8 @@ async function benchPeer(peer: TunnelPeer, seconds: number): Promise<PeerGame> {
         log(`${peer.label}: ${s.title}, game + cubic transfer, ${seconds} s`);
         try {
           await tbf(net, s, true);
-          r.loaded[s.id] = await loaded(net, tun, seconds, s.upload);
+          const xvpnHosts = peer.id.startsWith("xvpn") ? ["client", "server"] : [];
+          r.loaded[s.id] = await loaded(net, tun, seconds, s.upload, xvpnHosts);
           log(`${peer.label}: ${s.id}: ${JSON.stringify(r.loaded[s.id])}`);
         } catch (err) {
           r.errors.push(`${s.id}: ${(err as Error).message.split("\n")[0]}`);
@@ -274,10 +284,25 @@ function table(results: PeerGame[]): string {
       } |`,
     );
   }
-  const notes = results.flatMap((r) => [
-    ...(r.available ? [] : [`- ${r.label}: not available: ${(r.reason ?? "").split("\n")[0]}`]),
-    ...r.errors.map((e) => `- ${r.label}: ${e}`),
-  ]);
+  // Where loss happened, for every run that lost a game packet (the counters count bulk too).
+  const placed = results.flatMap((r) =>
+    SETUPS.flatMap((s) => {
+      const l = r.loaded[s.id];
+      if (!l || l.game.received >= l.game.sent) return [];
+      const where = Object.entries(l.drops ?? {}).map(([k, v]) => `${k} +${v}`).join(", ");
+      return [
+        `- ${r.label}, ${s.id}: ${l.game.sent - l.game.received} game packets lost; drops ` +
+        `during the run: ${where || "none counted"}`,
+      ];
+    })
+  );
+  const notes = [
+    ...results.flatMap((r) => [
+      ...(r.available ? [] : [`- ${r.label}: not available: ${(r.reason ?? "").split("\n")[0]}`]),
+      ...r.errors.map((e) => `- ${r.label}: ${e}`),
+    ]),
+    ...placed,
+  ];
   return [...lines, ...(notes.length ? ["", ...notes] : [])].join("\n");
 }
 

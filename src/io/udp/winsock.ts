@@ -23,6 +23,7 @@ import {
   FD_READ,
   FD_WRITE,
   FIONBIO,
+  FIONREAD,
   INVALID_SOCKET,
   IPPROTO_UDP,
   SO_RCVBUF,
@@ -141,8 +142,9 @@ export class WinsockUdp {
   readonly #fromLen = new Int32Array(1);
   readonly #fromLenBytes = new Uint8Array(this.#fromLen.buffer);
   readonly #fromView = new DataView(this.#from.buffer);
-  /** setsockopt's int, made once. */
+  /** setsockopt's int and ioctlsocket's u_long, made once. */
   readonly #int = new Int32Array(1);
+  readonly #u32 = new Uint32Array(1);
   /** WSANETWORKEVENTS, made once. */
   readonly #netEvents = new Uint8Array(WSANETWORKEVENTS_BYTES);
   readonly #netEventsView = new DataView(this.#netEvents.buffer);
@@ -223,6 +225,11 @@ export class WinsockUdp {
       return 0;
     }
     return this.#netEventsView.getInt32(0, true);
+  }
+
+  /** Bytes waiting in the receive buffer (ioctlsocket FIONREAD), or -1 when it cannot say. */
+  pendingBytes(): number {
+    return this.#ws.ioctlsocket(this.#sock, FIONREAD, this.#u32) === 0 ? this.#u32[0]! : -1;
   }
 
   /** Sets SO_SNDBUF; returns the size asked for, or 0 when Winsock refused it. */

@@ -77,6 +77,9 @@ export const SOCK_DGRAM = 2;
 export const IPPROTO_UDP = 17;
 /** FIONBIO: _IOW('f', 126, u_long), as a (negative) 32-bit `long`. */
 export const FIONBIO = 0x8004667e | 0;
+/** FIONREAD: _IOR('f', 127, u_long). On a datagram socket Windows reports every byte waiting in
+ * the receive buffer (not the first datagram's, as Linux does). */
+export const FIONREAD = 0x4004667f;
 /** FD_READ of WSAEventSelect. */
 export const FD_READ = 0x01;
 /** FD_WRITE of WSAEventSelect: recorded once at selection, then after each send that would

@@ -9,8 +9,8 @@
  * - no GSO and no IP_PKTINFO (a client sends from whatever its route says);
  * - no TOS either way (no DSCP on the outer header, no ECN copied out: Windows sets those
  *   through its QoS API, not per datagram); `rxTos` stays 0;
- * - no SO_MEMINFO: {@link memory} says it cannot, so bulk is never shed on the receive side
- *   (the CPU is rarely the bottleneck of a client);
+ * - no SO_MEMINFO: {@link memory} reads the receive queue's depth with FIONREAD instead (on
+ *   Windows, every byte waiting), so bulk is shed before the buffer overflows, as on Linux;
  * - IPv4 only, one address family.
  * The send buffer is resizable (SO_SNDBUF), so the loop's link-rate sizing works as on Linux,
  * and a send that would block is backpressure: FD_WRITE on the socket's event wakes the loop
@@ -68,9 +68,12 @@ export class WinsockBatchUdp implements BatchUdp {
   readonly #udp: WinsockUdp;
   readonly #rx: Uint8Array[];
   readonly #tx: Uint8Array[];
+  /** SO_RCVBUF as asked (Windows takes it as given), 0: unknown. */
+  readonly #rcvbuf: number;
 
-  private constructor(udp: WinsockUdp, rx: Uint8Array[], tx: Uint8Array[]) {
+  private constructor(udp: WinsockUdp, rx: Uint8Array[], tx: Uint8Array[], rcvbuf: number) {
     this.#udp = udp;
+    this.#rcvbuf = rcvbuf;
     this.#rx = rx;
     this.#tx = tx;
     const r = rx.length, t = tx.length;
@@ -100,7 +103,7 @@ export class WinsockBatchUdp implements BatchUdp {
       sndbuf: o.sndbuf,
       rcvbuf: o.rcvbuf,
     });
-    return new WinsockBatchUdp(udp, o.rxSlots, o.txSlots);
+    return new WinsockBatchUdp(udp, o.rxSlots, o.txSlots, o.rcvbuf ?? 0);
   }
 
   /** The socket's event, for the poller. */
@@ -163,8 +166,18 @@ export class WinsockBatchUdp implements BatchUdp {
     return this.#udp.setSendBuffer(bytes);
   }
 
-  memory(_out: SocketMemory): boolean {
-    return false;
+  /** The receive queue's depth against the buffer asked for (FIONREAD: Windows gives every
+   * byte waiting), so the loop sheds bulk before the buffer overflows at random; the rest of
+   * SO_MEMINFO has no Winsock counterpart and reads 0. */
+  memory(out: SocketMemory): boolean {
+    const q = this.#udp.pendingBytes();
+    if (q < 0 || this.#rcvbuf <= 0) return false;
+    out.rxQueued = q;
+    out.rxLimit = this.#rcvbuf;
+    out.txQueued = 0;
+    out.txLimit = 0;
+    out.rxDrops = 0;
+    return true;
   }
 
   close(): void {

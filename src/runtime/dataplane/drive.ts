@@ -25,11 +25,13 @@ import { post as postToMain } from "./worker_inbox.ts";
 export const SLOT_BYTES = 9216 + 64;
 /**
  * A client's receive buffer: with the flow scheduler, bulk that arrives faster than this
- * process can open it is shed by us once the queue is half full (Linux, where the queue's depth
- * can be read), so the kernel never drops a game packet at random; the room above that absorbs
- * bursts. (Linux doubles it.)
+ * process can open it is shed by us once the queue passes a fixed depth (`SHED_BASE_BYTES` in
+ * loop.ts), so the kernel never drops a game packet at random; the room above that absorbs a
+ * stall of the loop. 256 KiB was too little: a CPU-bound download (bench/game.ts, 1.1 Gbit/s)
+ * still overflowed it 109 times in 20 s while the loop was held up (shed 13159), and once a game
+ * packet was among them. (Linux doubles it; Windows takes it as given.)
  */
-export const RECEIVE_BUFFER_BYTES = 256 << 10;
+export const RECEIVE_BUFFER_BYTES = 1 << 20;
 /** The flow scheduler's pool on a client: 1024 packets of up to 9 KiB, since its MTU arrives
  * after the Worker starts (pages are only touched when used). */
 export const CLIENT_POOL_PACKETS = 1024;

@@ -585,7 +585,7 @@ API void WintunSendPacket(void *h, const BYTE *packet) {
  * on both (u16 family, u16 port big-endian, u32 address, 8 zero bytes), AF_INET is 2 on both,
  * so addresses pass through untouched.
  * - WSAStartup/WSACleanup only count; WSAStartup fills wVersion/wHighVersion of the WSADATA.
- * - ioctlsocket(FIONBIO) sets O_NONBLOCK; no other command.
+ * - ioctlsocket(FIONBIO) sets O_NONBLOCK; FIONREAD gives the bytes waiting (see there).
  * - WSACreateEvent is CreateEventW(manual reset, not signalled). WSAEventSelect(s, ev, FD_READ)
  *   ties the event to the socket's fd: the event is then signalled while the socket is
  *   readable (level-triggered). Real Winsock records FD_READ into a manual-reset event that
@@ -607,6 +607,7 @@ typedef uintptr_t SOCKET;
 #define INVALID_SOCKET ((SOCKET)~(uintptr_t)0)
 #define SOCKET_ERROR (-1)
 #define WS_FIONBIO ((int32_t)0x8004667eu)
+#define WS_FIONREAD ((int32_t)0x4004667fu)
 #define WS_FD_READ 0x01
 #define WS_FD_WRITE 0x02
 #define WSAEINTR 10004
@@ -744,6 +745,18 @@ API int ws_getsockname(SOCKET s, void *name, int *len) {
 API int ioctlsocket(SOCKET s, int32_t cmd, uint32_t *argp) {
     int fd = sock_fd(s);
     if (fd < 0) return SOCKET_ERROR;
+    if (cmd == WS_FIONREAD && argp) {
+        /* Windows: every byte waiting in a datagram socket's buffer (Linux's FIONREAD gives the
+         * first datagram only). The nearest Linux figure is the receive queue's memory
+         * (SO_MEMINFO's rmem_alloc: the datagrams' truesize, about 1.5x their bytes). */
+        uint32_t mem[9] = {0};
+        socklen_t l = sizeof mem;
+        if (syscall(SYS_getsockopt, fd, SOL_SOCKET, 55 /* SO_MEMINFO */, mem, &l) < 0) {
+            return sock_fail();
+        }
+        *argp = mem[0];
+        return 0;
+    }
     if (cmd != WS_FIONBIO || !argp) return (wsa_error = WSAEINVAL), SOCKET_ERROR;
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0) return sock_fail();
