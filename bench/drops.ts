@@ -2,8 +2,10 @@
  * Where packets were dropped during a benchmark phase, to place a lost game packet: per
  * namespace, the kernel's UDP buffer errors (`/proc/net/snmp`) and every device's dropped
  * counters (`ip -s -j link`: a TUN's `tx` drops are its queue towards the tunnel process
- * overflowing), and, for xvpn, its own drop counters by reason (`xvpn status --json`). The
- * counters count bulk and game packets alike: they say where loss happened, not whose.
+ * overflowing), every qdisc's drops (`tc -s -j qdisc`: a tbf bottleneck's full queue), and,
+ * for xvpn, its own drop counters by reason (`xvpn status --json`). The counters count bulk and
+ * game packets alike: they say where loss happened, not whose. `udp_SndbufErrors` counts sends
+ * that would block: backpressure, which xvpn's scheduler answers by holding, not a drop.
  *
  * @module
  */
@@ -39,6 +41,15 @@ export async function readDrops(
       if (!l.ifname || l.ifname === "lo") continue;
       out[`${host}:${l.ifname}:rx_dropped`] = l.stats64?.rx?.dropped ?? 0;
       out[`${host}:${l.ifname}:tx_dropped`] = l.stats64?.tx?.dropped ?? 0;
+    }
+    // A qdisc's own drops (the tbf bottleneck's full queue) are not in the device's counters.
+    const qdiscs = JSON.parse(
+      (await topo.exec(host, ["tc", "-s", "-j", "qdisc", "show"], { allowFailure: true }))
+        .stdout || "[]",
+    ) as { kind?: string; dev?: string; drops?: number }[];
+    for (const q of qdiscs) {
+      if (!q.dev || q.dev === "lo" || !q.drops) continue;
+      out[`${host}:${q.dev}:${q.kind}_drops`] = q.drops;
     }
   }
   for (const host of xvpnHosts) {
