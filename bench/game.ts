@@ -36,21 +36,11 @@ import { installTools } from "../tests/lab/tools.ts";
 import { type GameResult, runGameClient, spawnGameEcho } from "../tests/lab/gameflow.ts";
 import { startIperfServer, tcpThroughput } from "./measure.ts";
 import { BENCH_PREFIX } from "./net.ts";
-import { nonePeer } from "./peers/none.ts";
-import { openvpnPeer } from "./peers/openvpn.ts";
-import { wireguardPeer } from "./peers/wireguard.ts";
-import { xvpnPeer, xvpnWindowsFakePeer } from "./peers/xvpn.ts";
+import { ALL_PEERS } from "./peers/all.ts";
 import type { BenchNet, RunningTunnel, TunnelPeer } from "./peers/types.ts";
 import { fmt } from "./report.ts";
 import { type DropCounters, dropsBetween, readDrops } from "./drops.ts";
 
-const PEERS: readonly TunnelPeer[] = [
-  nonePeer,
-  xvpnPeer,
-  xvpnWindowsFakePeer,
-  wireguardPeer,
-  openvpnPeer,
-];
 const MTU = 1420;
 const GAME_PORT = 7777;
 /** The bottleneck of the tbf setups, as the reproduction had it. */
@@ -331,7 +321,7 @@ async function main(args: string[]): Promise<number> {
     }
   }
   const ids = values.only?.split(",").map((s) => s.trim());
-  const peers = ids ? PEERS.filter((p) => ids.includes(p.id)) : [...PEERS];
+  const peers = ids ? ALL_PEERS.filter((p) => ids.includes(p.id)) : [...ALL_PEERS];
   const started = new Date();
   await sweepStale(BENCH_PREFIX);
   await installTools(["ip", "ping", "iperf3", "tc", ...peers.flatMap((p) => p.tools)]);

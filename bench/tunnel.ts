@@ -31,21 +31,9 @@ import {
   udpSmallPackets,
 } from "./measure.ts";
 import { BENCH_PREFIX, createBenchNet } from "./net.ts";
-import { nonePeer } from "./peers/none.ts";
-import { openvpnPeer } from "./peers/openvpn.ts";
+import { ALL_PEERS } from "./peers/all.ts";
 import type { RunningTunnel, TunnelPeer } from "./peers/types.ts";
-import { wireguardPeer } from "./peers/wireguard.ts";
-import { xvpnPeer, xvpnWindowsFakePeer } from "./peers/xvpn.ts";
 import { markdownTable, type PeerResult, ratios } from "./report.ts";
-
-/** All peers, in table order. */
-const PEERS: readonly TunnelPeer[] = [
-  nonePeer,
-  xvpnPeer,
-  xvpnWindowsFakePeer,
-  wireguardPeer,
-  openvpnPeer,
-];
 
 /** The tunnel MTU every peer uses. */
 const MTU = 1420;
@@ -87,13 +75,13 @@ function settingsFrom(args: string[]): { settings: Settings; only: TunnelPeer[] 
   const durationSec = Number(values.duration ?? (quick ? 2 : 10));
   if (!(durationSec >= 1 && durationSec <= 60)) throw new Error("--duration wants 1..60 seconds");
   const ids = values.only?.split(",").map((s) => s.trim()).filter(Boolean);
-  const unknown = ids?.filter((id) => !PEERS.some((p) => p.id === id)) ?? [];
+  const unknown = ids?.filter((id) => !ALL_PEERS.some((p) => p.id === id)) ?? [];
   if (unknown.length) {
-    throw new Error(`--only: unknown ${unknown.join(", ")}; know ${PEERS.map((p) => p.id)}`);
+    throw new Error(`--only: unknown ${unknown.join(", ")}; know ${ALL_PEERS.map((p) => p.id)}`);
   }
   return {
     settings: { durationSec, pings: quick ? 200 : 1000, pingIntervalMs: 10, mtu: MTU, quick },
-    only: ids ? PEERS.filter((p) => ids.includes(p.id)) : [...PEERS],
+    only: ids ? ALL_PEERS.filter((p) => ids.includes(p.id)) : [...ALL_PEERS],
   };
 }
 

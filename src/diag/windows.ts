@@ -17,7 +17,13 @@
 import { type Cidr, parseIPv4 } from "../lib/ip.ts";
 import { IPV4_HEADER_BYTES } from "../core/mtu.ts";
 import type { CommandRunner } from "../io/command.ts";
-import { checkWindowsIfname, powershell, psQuote } from "../io/route/windows_args.ts";
+import {
+  checkWindowsIfname,
+  powershell,
+  psJsonList,
+  psJsonRows,
+  psQuote,
+} from "../io/route/windows_args.ts";
 import { findNetRouteArgv, parseFindNetRoute } from "../io/route/windows_lookup.ts";
 import type { PingCheck } from "./tunnel.ts";
 
@@ -39,16 +45,7 @@ async function ask(runner: CommandRunner, argv: string[]): Promise<string | unde
 
 /** The first JSON object PowerShell printed (it prints an array for several), or undefined. */
 function firstObject(output: string): Record<string, unknown> | undefined {
-  const text = output.replace(/^\uFEFF/, "").trim();
-  if (text === "") return undefined;
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  const first = Array.isArray(v) ? v[0] : v;
-  return typeof first === "object" && first !== null ? first as Record<string, unknown> : undefined;
+  return psJsonRows(output)?.[0];
 }
 
 /** The argv reading the IPv4 MTU of an interface, by index or by alias. */
@@ -81,15 +78,7 @@ export function interfaceAddressArgv(alias: string): string[] {
 /** Parses {@link interfaceAddressArgv}'s output: the first address with its prefix that is
  * not a link-local (APIPA, 169.254/16) one Windows gives an adapter while it has none. */
 export function parseInterfaceAddress(output: string): Cidr | undefined {
-  const text = output.replace(/^\uFEFF/, "").trim();
-  let v: unknown;
-  try {
-    v = JSON.parse(text || "null");
-  } catch {
-    return undefined;
-  }
-  for (const o of (Array.isArray(v) ? v : [v]) as Record<string, unknown>[]) {
-    if (typeof o !== "object" || o === null) continue;
+  for (const o of psJsonRows(output) ?? []) {
     const addr = typeof o.IPAddress === "string" ? parseIPv4(o.IPAddress) : undefined;
     const prefix = o.PrefixLength;
     if (addr === undefined || typeof prefix !== "number" || prefix < 0 || prefix > 32) continue;
@@ -120,15 +109,7 @@ export function pingArgv(target: string, payload: number, df: boolean): string[]
 export function parsePingStatuses(
   output: string,
 ): { sent: number; received: number; ok: boolean; error?: string } {
-  let statuses: unknown;
-  try {
-    statuses = JSON.parse(output.replace(/^\uFEFF/, "").trim() || "[]");
-  } catch {
-    statuses = [];
-  }
-  const list = (Array.isArray(statuses) ? statuses : [statuses]).filter((s) =>
-    typeof s === "string"
-  ) as string[];
+  const list = (psJsonList(output) ?? []).filter((s): s is string => typeof s === "string");
   const received = list.filter((s) => s === "Success").length;
   const failed = list.find((s) => s !== "Success");
   const out: { sent: number; received: number; ok: boolean; error?: string } = {

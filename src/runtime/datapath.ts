@@ -65,7 +65,7 @@ export async function startDataPath(
     const lent = tun.lend();
     const { dll, kernel32 } = tun.libraries;
     return await startWindowsWorker({
-      tun: { kind: "borrow", name: tun.name, dll, ...lent },
+      tun: { name: tun.name, dll, ...lent },
       kernel32,
       // The fake wintun stands in for ws2_32 too (tests/support/fakewintun/).
       winsock: Deno.build.os === "windows" ? "ws2_32.dll" : dll,

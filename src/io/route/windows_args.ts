@@ -70,3 +70,27 @@ export function powershell(script: string): string[] {
     `$ErrorActionPreference = 'Stop'; ${script}`,
   ];
 }
+
+/**
+ * PowerShell's `ConvertTo-Json` output as a list: the elements of an array, or the one value it
+ * prints for a single object; `[]` for no output, undefined when it is not JSON. A byte order
+ * mark in front and CRLF line ends are allowed (Windows PowerShell writes both).
+ */
+export function psJsonList(output: string): unknown[] | undefined {
+  const text = output.replace(/^\uFEFF/, "").trim();
+  if (text === "") return [];
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return Array.isArray(v) ? v : [v];
+}
+
+/** The objects of {@link psJsonList} (rows of a `Select-Object`), other values left out. */
+export function psJsonRows(output: string): Record<string, unknown>[] | undefined {
+  return psJsonList(output)?.filter((r): r is Record<string, unknown> =>
+    typeof r === "object" && r !== null
+  );
+}

@@ -8,6 +8,7 @@
  */
 import { type Cidr, parseCidr, parseIPv4 } from "../../lib/ip.ts";
 import { type Cidr6, parseCidr6 } from "../../lib/ip6.ts";
+import { psJsonRows } from "./windows_args.ts";
 
 /** The argv listing one family's active routes as JSON. */
 export function windowsRoutesArgv(family: "IPv4" | "IPv6"): string[] {
@@ -27,16 +28,10 @@ interface Row {
   InterfaceAlias?: unknown;
 }
 
-/** ConvertTo-Json gives an object for one route and an array for several. */
+/** ConvertTo-Json gives an object for one route and an array for several; nothing usable is
+ * no routes. */
 function rows(json: string): Row[] {
-  let v: unknown;
-  try {
-    v = JSON.parse(json);
-  } catch {
-    return [];
-  }
-  if (Array.isArray(v)) return v.filter((r) => typeof r === "object" && r !== null) as Row[];
-  return typeof v === "object" && v !== null ? [v as Row] : [];
+  return (psJsonRows(json) ?? []) as Row[];
 }
 
 /** Connected IPv4 subnets and default gateways from `Get-NetRoute` (the tunnel `skip` left

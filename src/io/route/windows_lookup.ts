@@ -18,7 +18,7 @@
 import { formatIPv4, parseIPv4 } from "../../lib/ip.ts";
 import { formatIPv6, parseIPv6 } from "../../lib/ip6.ts";
 import type { OriginalRoute } from "./applier.ts";
-import { powershell, psQuote } from "./windows_args.ts";
+import { powershell, psJsonRows, psQuote } from "./windows_args.ts";
 
 /** What Find-NetRoute says about one destination. */
 export interface FoundRoute {
@@ -58,18 +58,10 @@ interface Row {
  * the source address.
  */
 export function parseFindNetRoute(output: string): FoundRoute | undefined {
-  // PowerShell may start its output with a byte order mark, and ends lines with CRLF.
   const text = output.replace(/^\uFEFF/, "").trim();
-  if (text === "") return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new Error(`unexpected output from Find-NetRoute: ${text.slice(0, 200)}`);
-  }
-  const rows = (Array.isArray(parsed) ? parsed : [parsed]).filter(
-    (r): r is Row => typeof r === "object" && r !== null,
-  );
+  const rows = psJsonRows(output) as Row[] | undefined;
+  if (!rows) throw new Error(`unexpected output from Find-NetRoute: ${text.slice(0, 200)}`);
+  if (rows.length === 0 && text === "") return undefined;
   const route = rows.find((r) => typeof r.NextHop === "string");
   const addr = rows.find((r) => typeof r.IPAddress === "string");
   const chosen = route ?? addr;

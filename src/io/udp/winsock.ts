@@ -249,9 +249,13 @@ export class WinsockUdp {
       this.#toIp = ip;
       this.#toPort = port;
     }
+    if (!(len >= 0 && len <= buf.byteLength)) {
+      throw new RangeError(`send length ${len} outside a buffer of ${buf.byteLength} bytes`);
+    }
+    // The whole buffer goes as the pointer and `len` says how much of it: no view per packet.
     const n = this.#ws.sendto(
       this.#sock,
-      len === buf.byteLength ? buf : buf.subarray(0, len),
+      buf,
       len,
       0,
       this.#to,

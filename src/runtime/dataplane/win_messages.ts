@@ -11,19 +11,19 @@ import type { ClientParams } from "../../core/client.ts";
 import type { SchedParams } from "./loop.ts";
 
 /**
- * Where the Worker's Wintun session comes from.
- * - `open`: the Worker creates the adapter itself (openWintun) and owns it, ending the session
- *   and removing the adapter when it stops.
- * - `borrow`: the main thread created the adapter (it configures addresses, routes and DNS on
- *   it and keeps it across node moves); the Worker gets the session and read-event HANDLE
- *   values and drives the same session through its own dlopen of the same wintun.dll (one
- *   library image per process, so the handles are valid in every thread). The main thread
- *   must not read or write that session while the Worker runs, and ends it after the Worker
- *   has stopped.
+ * The Worker's Wintun session, lent by the main thread: it created the adapter (it configures
+ * addresses, routes and DNS on it and keeps it across node moves); the Worker gets the session
+ * and read-event HANDLE values and drives the same session through its own dlopen of the same
+ * wintun.dll (one library image per process, so the handles are valid in every thread). The
+ * main thread must not read or write that session while the Worker runs, and ends it after the
+ * Worker has stopped.
  */
-export type WinTunSource =
-  | { kind: "open"; name: string; dll: string; kernel32?: string }
-  | { kind: "borrow"; name: string; dll: string; session: bigint; readEvent: bigint };
+export interface WinTunSource {
+  name: string;
+  dll: string;
+  session: bigint;
+  readEvent: bigint;
+}
 
 /** Starts the Windows client Worker. */
 export interface WinInit {

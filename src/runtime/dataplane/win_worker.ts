@@ -21,14 +21,6 @@
 import { PacketBuf } from "../../core/packet.ts";
 import { loadAead } from "../../crypto/aead.ts";
 import { bestX25519 } from "../../crypto/x25519.ts";
-import { requestedGuid } from "../../io/tun/wintun.ts";
-import {
-  KERNEL32_SYMBOLS,
-  wideString,
-  winErrorName,
-  WINTUN_RING_CAPACITY,
-  WINTUN_SYMBOLS,
-} from "../../io/tun/wintun_abi.ts";
 import { WintunBatchTun } from "../../io/tun/wintun_batch.ts";
 import { WinsockBatchUdp } from "../../io/udp/winsock_batch.ts";
 import { WinPoller } from "../../io/win_poll.ts";
@@ -49,45 +41,6 @@ import { post, serveWorker } from "./worker_inbox.ts";
 const BATCH = 64;
 
 const nextCommand = serveWorker<WinInit>((init) => run(init));
-
-/** The session: created here, or borrowed from the main thread (win_messages.ts says when). */
-function session(init: WinInit): { session: bigint; readEvent: bigint; close(): void } {
-  if (init.tun.kind === "borrow") {
-    return { session: init.tun.session, readEvent: init.tun.readEvent, close: () => {} };
-  }
-  const wtLib = Deno.dlopen(init.tun.dll, WINTUN_SYMBOLS);
-  const k32Lib = Deno.dlopen(init.kernel32, { GetLastError: KERNEL32_SYMBOLS.GetLastError });
-  const w = wtLib.symbols, k = k32Lib.symbols;
-  const fail = (what: string): never => {
-    const e = k.GetLastError();
-    wtLib.close();
-    k32Lib.close();
-    throw new Error(`${what}: ${winErrorName(e)} (${e})`);
-  };
-  const name16 = wideString(init.tun.name), type16 = wideString("xvpn");
-  const guid = requestedGuid(init.tun.name);
-  const a = w.WintunCreateAdapter(
-    Deno.UnsafePointer.of(name16),
-    Deno.UnsafePointer.of(type16),
-    Deno.UnsafePointer.of(guid),
-  );
-  if (a === null) fail(`cannot create Wintun adapter "${init.tun.name}"`);
-  const s = w.WintunStartSession(a, WINTUN_RING_CAPACITY);
-  if (s === null) {
-    w.WintunCloseAdapter(a);
-    fail("WintunStartSession failed");
-  }
-  return {
-    session: BigInt(Deno.UnsafePointer.value(s)),
-    readEvent: BigInt(Deno.UnsafePointer.value(w.WintunGetReadWaitEvent(s))),
-    close: () => {
-      w.WintunEndSession(s);
-      w.WintunCloseAdapter(a);
-      wtLib.close();
-      k32Lib.close();
-    },
-  };
-}
 
 async function run(init: WinInit): Promise<void> {
   const aead = await loadAead("auto");
@@ -112,7 +65,6 @@ async function run(init: WinInit): Promise<void> {
       sndbuf: DEFAULT_SNDBUF_BYTES,
       rcvbuf: RECEIVE_BUFFER_BYTES,
     });
-  const ses = session(init);
   let udp: WinsockBatchUdp | undefined;
   let tun: WintunBatchTun | undefined;
   let poller: WinPoller | undefined;
@@ -122,8 +74,9 @@ async function run(init: WinInit): Promise<void> {
       name: init.tun.name,
       dll: init.tun.dll,
       kernel32: init.kernel32,
-      session: ses.session,
-      readEvent: ses.readEvent,
+      // The main thread's session (win_messages.ts): it ends the session after we stopped.
+      session: init.tun.session,
+      readEvent: init.tun.readEvent,
       readBuffers: CLIENT_POOL_PACKETS,
       writeBuffers: BATCH,
       packetBytes: SLOT_BYTES,
@@ -171,6 +124,5 @@ async function run(init: WinInit): Promise<void> {
     udp?.close();
     tun?.close();
     poller?.close();
-    ses.close();
   }
 }
